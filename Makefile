@@ -1,0 +1,61 @@
+# The two commands a new machine needs: `make run` and `make test`. Each builds its own venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SANDBOX_PORT ?= 8089
+
+export AUTOCALL_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+export AUTOCALL_REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test lint unit faults bench bench-smoke chart-check schemas image clean
+
+$(BIN)/autocall-bridge: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+## make run: the service with the example templates against the built-in sandbox provider
+run: $(BIN)/autocall-bridge
+	@scripts/ensure-services
+	@$(BIN)/autocall-bridge sandbox --port $(SANDBOX_PORT) & sandbox=$$!; \
+	trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
+	AUTOCALL_TEMPLATES=examples/templates.yaml \
+	AUTOCALL_API_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) \
+	AUTOCALL_API_KEY=sandbox-key \
+	$(BIN)/autocall-bridge run
+
+## make test: lint, type check, unit and integration tests (real RabbitMQ, Redis and sandbox)
+test: lint
+	@scripts/ensure-services
+	$(BIN)/pytest -q -m "not faults"
+
+lint: $(BIN)/autocall-bridge
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+	$(BIN)/mypy
+
+## make faults: the fault suite (kill -9, broker restart, provider outage, ...)
+faults: $(BIN)/autocall-bridge
+	@scripts/ensure-services
+	$(BIN)/pytest -q -m faults -p no:randomly
+
+bench: $(BIN)/autocall-bridge
+	@scripts/ensure-services
+	$(BIN)/python -m bench
+
+bench-smoke: $(BIN)/autocall-bridge
+	@scripts/ensure-services
+	$(BIN)/python -m bench --smoke
+
+chart-check:
+	.ci/chart-check
+
+schemas: $(BIN)/autocall-bridge
+	$(BIN)/autocall-bridge schemas schemas
+
+image:
+	../shared/tools/image-check .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

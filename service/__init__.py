@@ -1,0 +1,1 @@
+"""autocall-bridge: e-commerce events in, OMICall automated voice calls out."""

@@ -1,0 +1,266 @@
+"""decide(templates, event, now): what to do with an event. Pure: no I/O, no clock of its own."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from .errors import AutocallError, Expired, InvalidPhone, QuotaExceeded, TemplateError
+from .events import Event
+from .filters import LOCAL_TZ, PHONE_FORMAT_VAR, mask, mask_digits, normalise_phone
+from .templates import CallWindow, Template, Templates
+
+SESSION_LIMIT = 300  # TTS characters per call (the provider's rule)
+MAX_KEY_LENGTH = 200
+PHONE_PATH = "/api/auto_call/execute_by_phone"
+EXTENSION_PATH = "/api/auto_call/execute_by_extension"
+_OPTIONAL = ("num_retry", "num_per_call", "distance_per_call", "distance_retry")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request to the provider: everything in the JSON body."""
+
+    path: str
+    json: dict[str, Any]
+
+    @property
+    def endpoint(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call the provider with `request`, once per `idempotency_key`."""
+
+    event: Event
+    template: Template
+    request: Request
+    idempotency_key: str
+    tts_chars: int
+    phone: str | None  # masked
+
+    @property
+    def holds(self) -> bool:
+        """Whether exhausting the balance or the day's budget holds events instead of failing."""
+        return self.template.options.on_exhausted == "hold"
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """No call: no template's `event` matched, or no `when` held."""
+
+    event: Event
+    reason: Literal["no_template", "condition_false"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """No call: the event cannot be called."""
+
+    event: Event
+    error: AutocallError
+    template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Not now: outside the template's call window."""
+
+    event: Event
+    template: Template
+    until: datetime
+    window: CallWindow
+    reason: str = "call_window"
+
+
+Decision = Call | Skip | Fail | Defer
+
+
+def decide(templates: Templates, event: Event, now: datetime) -> Decision:
+    """The decision for `event` at `now`, in the order of CONTRACT.md §4."""
+    matching = [template for template in templates if template.matches(event.type)]
+    if not matching:
+        return Skip(event, "no_template")
+    context = _context(event, now)
+    template: Template | None = None
+    try:
+        template = _first_true(matching, context)
+        if template is None:
+            return Skip(event, "condition_false")
+        return _plan(template, event, context, now)
+    except AutocallError as exc:
+        return Fail(event, exc, template.name if template else None)
+
+
+def as_json(decision: Decision) -> dict[str, Any]:
+    """The decision as `render` prints it (CONTRACT.md §6)."""
+    event = decision.event.identity
+    if isinstance(decision, Call):
+        request = {"method": "POST", "path": decision.request.path, "json": decision.request.json}
+        return {
+            "decision": "call",
+            "template": decision.template.name,
+            "event": event,
+            "request": request,
+            "tts_chars": decision.tts_chars,
+            "idempotency_key": decision.idempotency_key,
+        }
+    if isinstance(decision, Skip):
+        return {"decision": "skip", "reason": decision.reason, "event": event}
+    if isinstance(decision, Fail):
+        error = {"code": decision.error.code, "message": decision.error.message}
+        return {"decision": "fail", "template": decision.template, "error": error, "event": event}
+    return {
+        "decision": "defer",
+        "template": decision.template.name,
+        "until": decision.until.isoformat(),
+        "reason": decision.reason,
+        "event": event,
+    }
+
+
+def _first_true(templates: list[Template], context: dict[str, Any]) -> Template | None:
+    for template in templates:
+        if template.when is None:
+            return template
+        try:
+            if template.when(**context):
+                return template
+        except Exception as exc:  # a template is the operator's code: its failures are its own
+            raise TemplateError(f"{template.name}: when: {_describe(exc)}") from exc
+    return None
+
+
+def _plan(template: Template, event: Event, context: dict[str, Any], now: datetime) -> Decision:
+    options = template.options
+    if options.expires_after is not None and event.time is not None:
+        age = now - event.time
+        if age > timedelta(seconds=options.expires_after):
+            raise Expired(
+                f"the event is {_hours(age)} old; the template allows "
+                f"{_hours(options.expires_after)}"
+            )
+    context = {**context, PHONE_FORMAT_VAR: options.phone_format or "national"}
+    says = {
+        i: _say(template, i, context) for i, step in enumerate(template.spec.script) if step.say
+    }
+    phone = _phone(template, context)
+    tts_chars = sum(len(text) for text in says.values())
+    if tts_chars > SESSION_LIMIT:
+        raise QuotaExceeded(
+            f"the script has {tts_chars} TTS characters; a call allows {SESSION_LIMIT}",
+            code="limit_word_session",
+        )
+    if options.call_window and not options.call_window.opens(now.astimezone(LOCAL_TZ).time()):
+        until = _next_opening(options.call_window, now)
+        return Defer(event, template, until, options.call_window)
+    request = _request(template, context, says, phone)
+    key = _key(template, event, context)
+    return Call(event, template, request, key, tts_chars, mask(phone) if phone else None)
+
+
+def _request(
+    template: Template, context: dict[str, Any], says: dict[int, str], phone: str | None
+) -> Request:
+    options = template.options
+    dialplans, variables = _script(template, says)
+    if phone is None:
+        extension = _render(template, "extension", context).strip()
+        if not extension:
+            raise TemplateError("extension: renders empty")
+        body = {"cid": options.cid, "template_dialplans": dialplans, "variables": variables}
+        return Request(EXTENSION_PATH, body | {"extensions": [extension]})
+    json: dict[str, Any] = {}
+    if "campaign" in template.fields:
+        json["name"] = " ".join(_render(template, "campaign", context).split())
+    for name in ("voice", "speed", "cid"):
+        if (value := getattr(options, name)) is not None:
+            json[name] = value
+    json |= {"template_dialplans": dialplans, "variables": variables, "phone_number_list": [phone]}
+    json |= {name: value for name in _OPTIONAL if (value := getattr(options, name)) is not None}
+    return Request(PHONE_PATH, json)
+
+
+def _script(template: Template, says: dict[int, str]) -> tuple[list[dict[str, str]], list[str]]:
+    """`template_dialplans` and `variables`, in order; a say that renders empty is dropped."""
+    dialplans: list[dict[str, str]] = []
+    variables: list[str] = []
+    for index, step in enumerate(template.spec.script):
+        if step.recording:
+            dialplans.append({"target_type": "Recording", "target": step.recording})
+        elif step.ivr_menu:
+            dialplans.append({"target_type": "Ivr_menu", "target": step.ivr_menu})
+        elif text := says.get(index):
+            dialplans.append({"target_type": "Text_variable"})
+            variables.append(text)
+    if not dialplans:
+        raise TemplateError("script: every step renders empty")
+    return dialplans, variables
+
+
+def _say(template: Template, index: int, context: dict[str, Any]) -> str:
+    text = _render(template, f"script[{index}].say", context)
+    return unicodedata.normalize("NFC", " ".join(text.split()))
+
+
+def _phone(template: Template, context: dict[str, Any]) -> str | None:
+    if "phone" not in template.fields:
+        return None
+    raw = _render(template, "phone", context)
+    return normalise_phone(raw, template.options.phone_format or "national")
+
+
+def _key(template: Template, event: Event, context: dict[str, Any]) -> str:
+    if "idempotency_key" not in template.fields:
+        return event.id
+    key = _render(template, "idempotency_key", context).strip()
+    if not key:
+        raise TemplateError("idempotency_key: renders empty")
+    if len(key) > MAX_KEY_LENGTH:  # hostile data must not make unbounded store keys
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def _render(template: Template, field: str, context: dict[str, Any]) -> str:
+    try:
+        return template.fields[field].render(context)
+    except InvalidPhone:
+        raise
+    except Exception as exc:  # a template is the operator's code: its failures are its own
+        raise TemplateError(f"{field}: {_describe(exc)}") from exc
+
+
+def _context(event: Event, now: datetime) -> dict[str, Any]:
+    return {
+        "data": event.data,
+        "event": {
+            "id": event.id,
+            "type": event.type,
+            "source": event.source,
+            "time": event.time,
+            "headers": event.headers,
+        },
+        "now": now.astimezone(LOCAL_TZ),
+    }
+
+
+def _next_opening(window: CallWindow, now: datetime) -> datetime:
+    local = now.astimezone(LOCAL_TZ)
+    opening = local.replace(
+        hour=window.start.hour, minute=window.start.minute, second=0, microsecond=0
+    )
+    return opening if opening > local else opening + timedelta(days=1)
+
+
+def _describe(exc: Exception) -> str:
+    message = exc.message if isinstance(exc, AutocallError) else str(exc)
+    return mask_digits(message or type(exc).__name__)[:300]
+
+
+def _hours(value: timedelta | float) -> str:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"

@@ -1,0 +1,159 @@
+"""Settings: environment variables prefixed `AUTOCALL_`, read once at start-up and passed down."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import ConfigError
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """'250ms', '30s', '5m', '6h', '7d' or a number of seconds -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match[1]) * _UNITS[match[2] or "s"]
+    else:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 6h, 7d)")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+def _split(value: Any) -> Any:
+    return [part for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (CONTRACT.md §2)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOCALL_", extra="ignore", frozen=True)
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@localhost:5672/")
+    templates: Path = Path("templates.yaml")
+    api_base_url: str = "https://public-v1-stg.omicall.com"
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    http_port: int = Field(8080, ge=0, le=65535)
+    store_url: SecretStr = SecretStr("memory://")
+    input_exchange: str = Field("autocall.events", min_length=1, max_length=200)
+    queue: str = Field("autocall.events", min_length=1, max_length=200)
+    outcome_exchange: str = Field("autocall.outcomes", min_length=1, max_length=200)
+    tts_daily_limit: int = Field(3000, ge=0)
+
+    prefetch: int = Field(64, ge=1, le=65535)
+    concurrency: int = Field(64, ge=1)
+    api_timeout: Duration = 15.0
+    api_connect_timeout: Duration = 5.0
+    retry_delays: Annotated[list[Duration], NoDecode, BeforeValidator(_split)] = [
+        5.0,
+        30.0,
+        120.0,
+        600.0,
+        1800.0,
+    ]
+    idempotency_ttl: Duration = 7 * 86400.0
+    hold_probe_interval: Duration = 60.0
+    shutdown_grace: Duration = 25.0
+    delivery_limit: int = Field(10, ge=2, le=1000)
+    max_event_bytes: int = Field(1024 * 1024, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    watchdog_timeout: Duration = 120.0
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://… (rediss:// for TLS)")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be an http(s) URL without query string, e.g. https://host")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        for name in ("api_key", "api_token"):
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None or getattr(self, name) is not None:
+                continue
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{name}_file: cannot read {path}: {exc.strerror}") from None
+            object.__setattr__(self, name, SecretStr(secret))
+        return self
+
+    def require_credentials(self) -> None:
+        """The provider needs exactly one of the key and the fixed token."""
+        key, token = self.api_key, self.api_token
+        if key is None and token is None:
+            raise ConfigError(
+                ["AUTOCALL_API_KEY: required (or AUTOCALL_API_TOKEN, or their _FILE variants)"]
+            )
+        if key is not None and token is not None:
+            raise ConfigError(["AUTOCALL_API_TOKEN: set either the API key or the token, not both"])
+        if not (key or token or SecretStr("")).get_secret_value():
+            raise ConfigError(["AUTOCALL_API_KEY: is empty"])
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values no log line may show."""
+        values = [self.api_key, self.api_token]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    @property
+    def max_attempts(self) -> int:
+        """Provider attempts per event: the first and one per retry delay."""
+        return len(self.retry_delays) + 1
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a ConfigError naming each bad variable otherwise."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+
+
+def _describe(error: Any) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if field == "settings" and ": " in message:  # raised by a model validator: "field: problem"
+        field, message = message.split(": ", 1)
+    name = field.split(".")[0]
+    return f"AUTOCALL_{name.upper()}: {message}"
