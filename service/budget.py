@@ -1,0 +1,70 @@
+"""The day's TTS budget (Asia/Ho_Chi_Minh), shared through the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from .errors import QuotaExceeded
+from .filters import LOCAL_TZ
+from .metrics import Metrics
+from .store import Store
+
+
+def local_day(now: datetime) -> str:
+    return now.astimezone(LOCAL_TZ).date().isoformat()
+
+
+def next_midnight(now: datetime) -> datetime:
+    """The next local midnight, when the day's budget starts again."""
+    local = now.astimezone(LOCAL_TZ)
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), LOCAL_TZ)
+
+
+class Budget:
+    """Reserves a call's TTS characters before it is made; refunds them if no call was made."""
+
+    def __init__(
+        self,
+        store: Store,
+        limit: int,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._limit = limit
+        self._metrics = metrics
+        self._clock = clock
+        self._seen: tuple[str, int] = ("", 0)  # (day, characters used) as last read
+        metrics.tts_daily_limit.set(limit)
+        metrics.tts_used_today.set_function(self._used_today)
+
+    async def reserve(self, chars: int) -> str:
+        """Take `chars` from today's budget; QuotaExceeded('limit_word') when they do not fit."""
+        day = local_day(self._clock())
+        if chars == 0:
+            return day
+        reserved, used = await self._store.add_tts(day, chars, self._limit)
+        self._seen = (day, used)
+        if not reserved:
+            raise QuotaExceeded(
+                f"today's TTS budget: {used} of {self._limit} characters used, "
+                f"this call needs {chars}",
+                code="limit_word",
+            )
+        return day
+
+    async def refund(self, day: str, chars: int) -> None:
+        if chars:
+            await self._store.refund_tts(day, chars)
+            if self._seen[0] == day:
+                self._seen = (day, max(0, self._seen[1] - chars))
+
+    async def refresh(self) -> None:
+        """Read today's count from the store (other replicas spend it too)."""
+        day = local_day(self._clock())
+        self._seen = (day, await self._store.tts_used(day))
+
+    def _used_today(self) -> float:
+        day, used = self._seen
+        return float(used) if day == local_day(self._clock()) else 0.0

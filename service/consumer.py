@@ -1,0 +1,395 @@
+"""The data path: consume → decode → route → render → call → publish → ack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from .budget import Budget
+from .errors import EXHAUSTION_CODES, AutocallError, DeliveryLimit, OutcomeUnknown, StoreUnavailable
+from .events import Message, decode, identity_of
+from .hold import Hold, ProbeResult
+from .metrics import Metrics
+from .outcomes import ATTEMPT_HEADER, Outcome, Publisher, attempts_of, outcome_json, routing_key_of
+from .provider import Provider
+from .render import Call, Defer, Fail, Skip, decide
+from .settings import Settings
+from .store import Claim, State, Store
+from .templates import Templates
+from .topology import Topology
+
+log = logging.getLogger("autocall")
+RETRIES_HEADER = "x-autocall-retries"
+BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Publish the outcome (and dead-letter a failure), then ack."""
+
+    outcome: Outcome
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Delay:
+    """Park a copy in a delay queue (a retry tier or a call window), then ack."""
+
+    queue: str
+    delay_ms: int
+    headers: dict[str, Any] = field(default_factory=dict)
+    retry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Put a copy back on the queue and hold consuming, then ack."""
+
+    reason: str
+
+
+Action = Publish | Delay | Held
+
+
+class Consumer:
+    """Consumes the queue; each message's outcome is confirmed by the broker before its ack."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        templates: Templates,
+        topology: Topology,
+        store: Store,
+        provider: Provider,
+        publisher: Publisher,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.templates = templates
+        self.names = topology.names
+        self.queue = topology.queue
+        self.store = store
+        self.provider = provider
+        self.publisher = publisher
+        self.metrics = metrics
+        self.clock = clock
+        self.budget = Budget(store, settings.tts_daily_limit, metrics, clock)
+        self.hold = Hold(self, settings.hold_probe_interval, metrics, clock)
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tag: str | None = None
+        self._stopping = False
+
+    def __repr__(self) -> str:
+        return f"Consumer(queue={self.names.queue!r}, inflight={len(self._tasks)})"
+
+    @property
+    def consuming(self) -> bool:
+        """Whether our consumer is registered (or deliberately on hold)."""
+        return self._tag is not None or self.hold.active
+
+    async def start(self) -> None:
+        await self.budget.refresh()
+        await self.resume()
+
+    async def resume(self) -> None:
+        if self._tag is None and not self._stopping:
+            self._tag = await self.queue.consume(self.handle)
+
+    async def pause(self) -> None:
+        tag, self._tag = self._tag, None
+        if tag is not None:
+            with contextlib.suppress(Exception):  # a closed channel has no consumer to cancel
+                await self.queue.cancel(tag)
+
+    async def stop(self, grace: float) -> None:
+        """Stop consuming; let in-flight events finish for `grace` seconds, then cancel the rest
+        (an event cancelled before its call is released and redelivered; after it, it is not)."""
+        self._stopping = True
+        await self.hold.stop()
+        await self.pause()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def handle(self, message: AbstractIncomingMessage) -> Action | None:
+        """One delivery, start to finish."""
+        async with self._slots:
+            if self._stopping:
+                await self._return(message)
+                return None
+            if self.hold.active and not self.hold.probing(message):
+                await self._put_back(message)
+                return None
+            async with self._inflight():
+                started = time.perf_counter()
+                action = await self.process(message)
+                await self.settle(message, action, started)
+                return action
+
+    async def probe(self, message: AbstractIncomingMessage) -> ProbeResult:
+        """Process one event while on hold: did its call get accepted?"""
+        action = await self.handle(message)
+        if isinstance(action, Held):
+            return "held"
+        accepted = isinstance(action, Publish) and action.outcome.status == "accepted"
+        return "accepted" if accepted else "other"
+
+    async def process(self, message: AbstractIncomingMessage) -> Action:
+        """What to do with a message; every failure becomes a `failed` outcome here."""
+        self.metrics.events_received.inc()
+        raw = _message(message)
+        now = self.clock()
+        try:
+            self._check_deliveries(message)
+            event = decode(raw, self.settings.max_event_bytes)
+        except AutocallError as exc:
+            return Publish(Outcome.failed(identity_of(raw), exc, now))
+        decision = decide(self.templates, event, now)
+        if isinstance(decision, Skip):
+            return Publish(Outcome.skipped(event.identity, decision.reason, now))
+        if isinstance(decision, Fail):
+            failed = Outcome.failed(event.identity, decision.error, now, template=decision.template)
+            return Publish(failed)
+        if isinstance(decision, Defer):
+            wait = (decision.until - now).total_seconds()
+            return Delay(self.names.window(decision.window), max(1, int(wait * 1000)))
+        try:
+            return await self.call(decision, message)
+        except StoreUnavailable as exc:
+            return self._retry_or_fail(decision, exc, message, attempts_of(message))
+
+    async def call(self, call: Call, message: AbstractIncomingMessage) -> Action:
+        """Claim the idempotency key, spend the budget, call once."""
+        claim = await self.store.claim(call.idempotency_key, call.event.id)
+        if claim.state is State.BUSY and claim.event_id == call.event.id:
+            claim = await self._wait_for(call)
+        if claim.state is not State.NEW:
+            return await self._claimed(call, claim)
+        attempts = attempts_of(message)
+        sent = False
+        try:
+            day = await self.budget.reserve(call.tts_chars)
+            try:
+                sent = True
+                accepted = await self.provider.execute(call.request)
+            except AutocallError as exc:
+                if not isinstance(exc, OutcomeUnknown):
+                    await self.budget.refund(day, call.tts_chars)
+                raise
+        except OutcomeUnknown as exc:
+            now = self.clock()
+            unknown = Outcome.failed(
+                call.event.identity, exc, now, call=call, attempts=attempts + 1
+            )
+            return await self._complete(unknown)
+        except AutocallError as exc:
+            await self.store.release(call.idempotency_key)
+            return self._after_failure(call, exc, message, attempts + int(sent))
+        except BaseException:
+            if not sent:  # cancelled before the request left: a redelivery may call
+                with contextlib.suppress(Exception):
+                    await self.store.release(call.idempotency_key)
+            raise
+        outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
+        return await self._complete(outcome)
+
+    async def settle(
+        self, message: AbstractIncomingMessage, action: Action, started: float
+    ) -> None:
+        """The one place that acks: after the broker confirmed what the action publishes."""
+        try:
+            await self._publish(message, action)
+        except Exception as exc:
+            # Not acked: it comes back, and the store keeps a redelivery from calling twice.
+            log.error("cannot publish (%s); the event will be redelivered", _why(exc))
+            await asyncio.sleep(1)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            return
+        try:
+            await message.ack()
+        except Exception as exc:
+            log.warning("cannot ack (%s); a redelivery will replay the outcome", _why(exc))
+        self._log(message, action, started)
+
+    async def _publish(self, message: AbstractIncomingMessage, action: Action) -> None:
+        if isinstance(action, Delay):
+            await self.publisher.copy(message, action.queue, action.headers, action.delay_ms)
+            if action.retry:
+                self.metrics.retries.inc()
+            return
+        if isinstance(action, Held):
+            await self.publisher.copy(message, self.names.queue, {})
+            await self.hold.start(action.reason)
+            return
+        outcome = action.outcome
+        body = action.body or outcome.body()
+        event_id = str(outcome.event["id"])
+        publishing = [self.publisher.outcome(body, outcome.status, event_id)]
+        if outcome.error is not None:
+            publishing.append(
+                self.publisher.dead_letter(message, self.names.dead, outcome.error, event_id)
+            )
+        await asyncio.gather(*publishing)
+        self.metrics.outcomes.labels(outcome.status, outcome.template or "").inc()
+        if outcome.error is not None:
+            self.metrics.dead_letter(outcome.error["code"])
+        self.metrics.settled()
+
+    def _after_failure(
+        self, call: Call, exc: AutocallError, message: AbstractIncomingMessage, attempts: int
+    ) -> Action:
+        self.metrics.failure(exc)
+        if exc.code in EXHAUSTION_CODES and call.holds:
+            return Held(exc.code)
+        if exc.retryable:
+            return self._retry_or_fail(call, exc, message, attempts)
+        return Publish(
+            Outcome.failed(call.event.identity, exc, self.clock(), call=call, attempts=attempts)
+        )
+
+    def _retry_or_fail(
+        self, call: Call, exc: AutocallError, message: AbstractIncomingMessage, attempts: int
+    ) -> Action:
+        retries = (message.headers or {}).get(RETRIES_HEADER, 0)
+        retries = retries if isinstance(retries, int) else 0
+        delays = self.settings.retry_delays
+        if retries >= len(delays):
+            outcome = Outcome.failed(call.event.identity, exc, self.clock(), call=call,
+                                     attempts=attempts)  # fmt: skip
+            return Publish(outcome)
+        jitter = random.uniform(0.8, 1.2)  # spreads a burst of retries over the tier's window
+        headers = {RETRIES_HEADER: retries + 1, ATTEMPT_HEADER: attempts}
+        delay_ms = max(1, int(delays[retries] * jitter * 1000))
+        return Delay(self.names.retries[retries], delay_ms, headers, retry=True)
+
+    async def _claimed(self, call: Call, claim: Claim) -> Action:
+        now = self.clock()
+        if claim.event_id != call.event.id:
+            return Publish(Outcome.skipped(call.event.identity, "duplicate", now, call=call))
+        if claim.state is State.DONE and claim.outcome is not None:
+            stored = outcome_json(claim.outcome)
+            return Publish(_replayed(stored), claim.outcome)
+        unknown = OutcomeUnknown(
+            "an earlier delivery of this event was calling when its process stopped; "
+            "the call may have been made, so it is not made again"
+        )
+        return await self._complete(Outcome.failed(call.event.identity, unknown, now, call=call))
+
+    async def _complete(self, outcome: Outcome) -> Publish:
+        """Mark the key done with this outcome, so a redelivery replays it instead of calling."""
+        body = outcome.body()
+        key = outcome.idempotency_key or ""
+        try:
+            await self.store.complete(key, str(outcome.event["id"]), body)
+        except StoreUnavailable as exc:
+            # The call is made either way: report it. The claim stays, so no one calls again.
+            log.warning("cannot mark %s done: %s", outcome.event["id"], exc.message)
+        return Publish(outcome, body)
+
+    async def _wait_for(self, call: Call) -> Claim:
+        """The same event is being processed by another delivery (after a broker reconnect):
+        wait until that one finishes rather than report it twice or call again."""
+        deadline = (
+            time.monotonic() + self.settings.api_timeout * 2 + self.settings.api_connect_timeout
+        )
+        claim = Claim(State.BUSY, call.event.id)
+        while claim.state is State.BUSY and time.monotonic() < deadline:
+            await asyncio.sleep(BUSY_WAIT)
+            claim = await self.store.claim(call.idempotency_key, call.event.id)
+        return claim
+
+    def _check_deliveries(self, message: AbstractIncomingMessage) -> None:
+        count = (message.headers or {}).get("x-delivery-count", 0)
+        if isinstance(count, int) and count >= self.settings.delivery_limit:
+            raise DeliveryLimit(
+                f"delivered {count + 1} times without finishing; processing it keeps failing"
+            )
+
+    async def _return(self, message: AbstractIncomingMessage) -> None:
+        """Shutting down: the delivery goes back to the queue."""
+        with contextlib.suppress(Exception):
+            await message.nack(requeue=True)
+
+    async def _put_back(self, message: AbstractIncomingMessage) -> None:
+        """On hold: a copy goes to the back of the queue, so long holds do not count as failed
+        deliveries (a requeue would, towards the delivery limit)."""
+        try:
+            await self.publisher.copy(message, self.names.queue, {})
+            await message.ack()
+        except Exception:
+            await self._return(message)
+
+    @contextlib.asynccontextmanager
+    async def _inflight(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._idle.clear()
+        self.metrics.inflight.inc()
+        try:
+            yield
+        finally:
+            self._tasks.discard(task)
+            self.metrics.inflight.dec()
+            if not self._tasks:
+                self._idle.set()
+
+    def _log(self, message: AbstractIncomingMessage, action: Action, started: float) -> None:
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        if isinstance(action, Publish):
+            outcome = action.outcome
+            log.info(
+                "event %s",
+                outcome.status,
+                extra={
+                    "event_id": outcome.event.get("id"),
+                    "event_type": outcome.event.get("type"),
+                    "template": outcome.template,
+                    "status": outcome.status,
+                    "code": outcome.code or outcome.reason,
+                    "attempts": outcome.attempts,
+                    "phone": outcome.phone,
+                    "duration_ms": duration_ms,
+                },
+            )
+        else:
+            kind = "held" if isinstance(action, Held) else "delayed"
+            log.info("event %s", kind, extra={"message_id": message.message_id,
+                                              "duration_ms": duration_ms})  # fmt: skip
+
+
+def _message(message: AbstractIncomingMessage) -> Message:
+    return Message(
+        body=message.body,
+        routing_key=routing_key_of(message),
+        content_type=message.content_type,
+        type=message.type,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        headers=message.headers or {},
+    )
+
+
+def _replayed(stored: dict[str, Any]) -> Outcome:
+    return Outcome(**stored)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]

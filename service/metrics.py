@@ -1,0 +1,140 @@
+"""The Prometheus metrics of CONTRACT.md §8, in one registry per service instance."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from .errors import BALANCE_CODE, PROVIDER_CODES, QUOTA_CODES, AutocallError
+
+disable_created_metrics()  # the *_created series only add noise to every scrape
+STATUSES = ("accepted", "failed", "skipped")
+ENDPOINTS = ("execute_by_phone", "execute_by_extension", "auth")
+RESULTS = (
+    "ok",
+    "provider_error",
+    "unauthorized",
+    "http_5xx",
+    "http_other",
+    "timeout",
+    "connection_error",
+)
+PAUSE_REASONS = ("balance_is_not_enough", "limit_word")
+SERVICE_CODES = (
+    "invalid_event",
+    "delivery_limit",
+    "template_error",
+    "invalid_phone",
+    "expired",
+    "unauthorized",
+    "provider_unavailable",
+    "store_unavailable",
+    "outcome_unknown",
+)
+
+
+class Metrics:
+    """Every metric the service exports; labelled series start at 0 so dashboards see them."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_received = Counter(
+            "autocall_events_received", "Events taken from the queue", registry=r
+        )
+        self.outcomes = Counter(
+            "autocall_outcomes", "Outcome events published", ["status", "template"], registry=r
+        )
+        self.provider_errors = Counter(
+            "autocall_provider_errors",
+            "Failure answers of the provider (status_code other than 9999), by code",
+            ["code"],
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "autocall_api_requests",
+            "Requests to the provider, by endpoint and result",
+            ["endpoint", "result"],
+            registry=r,
+        )
+        self.quota_failures = Counter(
+            "autocall_quota_failures",
+            "Quota failures, answered by the provider or caught before calling",
+            ["code"],
+            registry=r,
+        )
+        self.balance_failures = Counter(
+            "autocall_balance_failures", "balance_is_not_enough answers", registry=r
+        )
+        self.api_duration = Histogram(
+            "autocall_api_request_duration_seconds",
+            "Provider request latency",
+            ["endpoint"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.tts_used_today = Gauge(
+            "autocall_tts_chars_used_today",
+            "TTS characters used this local day (Asia/Ho_Chi_Minh), as last seen in the store",
+            registry=r,
+        )
+        self.tts_daily_limit = Gauge(
+            "autocall_tts_daily_limit_chars", "The daily TTS character limit", registry=r
+        )
+        self.retries = Counter("autocall_retries", "Events sent to a retry delay", registry=r)
+        self.dead_lettered = Counter(
+            "autocall_dead_lettered",
+            "Events kept on the dead-letter queue, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.inflight = Gauge("autocall_inflight_events", "Events being processed", registry=r)
+        self.paused = Gauge(
+            "autocall_consumer_paused", "1 while consuming is on hold", ["reason"], registry=r
+        )
+        self.last_processed = Gauge(
+            "autocall_last_processed_timestamp_seconds",
+            "When the last event was settled (Unix time)",
+            registry=r,
+        )
+        self._initialise()
+
+    def _initialise(self) -> None:
+        for code in (*sorted(PROVIDER_CODES), "other"):
+            self.provider_errors.labels(code)
+        for code in sorted(QUOTA_CODES):
+            self.quota_failures.labels(code)
+        for endpoint in ENDPOINTS:
+            self.api_duration.labels(endpoint)
+            for result in RESULTS:
+                self.api_requests.labels(endpoint, result)
+        for reason in PAUSE_REASONS:
+            self.paused.labels(reason).set(0)
+        for code in (*sorted(PROVIDER_CODES), *SERVICE_CODES, "other"):
+            self.dead_lettered.labels(code)
+
+    def templates(self, names: list[str]) -> None:
+        """Start every template's outcome series at 0."""
+        for name in [*names, ""]:
+            for status in STATUSES:
+                self.outcomes.labels(status, name)
+
+    def provider_answer(self, code: str) -> None:
+        """A failure answer from the provider."""
+        self.provider_errors.labels(code if code in PROVIDER_CODES else "other").inc()
+
+    def failure(self, error: AutocallError) -> None:
+        """Quota and balance failures, whoever caught them."""
+        if error.code in QUOTA_CODES:
+            self.quota_failures.labels(error.code).inc()
+        elif error.code == BALANCE_CODE:
+            self.balance_failures.inc()
+
+    def dead_letter(self, code: str) -> None:
+        known = code in PROVIDER_CODES or code in SERVICE_CODES
+        self.dead_lettered.labels(code if known else "other").inc()
+
+    def settled(self, clock: Callable[[], float] = time.time) -> None:
+        self.last_processed.set(clock())

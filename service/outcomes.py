@@ -1,0 +1,199 @@
+"""Outcome events, and every publish the service makes: outcomes, dead letters, delays."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+
+from .errors import AutocallError
+from .filters import LOCAL_TZ, mask_digits
+from .render import Call
+
+Status = Literal["accepted", "failed", "skipped"]
+ROUTING_KEY_HEADER = "x-autocall-routing-key"
+ATTEMPT_HEADER = "x-autocall-attempt"
+_DROPPED_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange",
+                    "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange",
+                    "x-last-death-queue", "x-last-death-reason")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The outcome event of one consumed event (CONTRACT.md §7)."""
+
+    status: Status
+    event: dict[str, Any]
+    template: str | None
+    idempotency_key: str | None
+    autocall_id: str | None
+    attempts: int
+    phone: str | None
+    error: dict[str, Any] | None
+    reason: str | None
+    occurred_at: str
+
+    @classmethod
+    def accepted(cls, call: Call, autocall_id: str, attempts: int, now: datetime) -> Outcome:
+        return cls(
+            "accepted",
+            call.event.identity,
+            call.template.name,
+            call.idempotency_key,
+            autocall_id,
+            attempts,
+            call.phone,
+            None,
+            None,
+            _local(now),
+        )
+
+    @classmethod
+    def failed(
+        cls,
+        event: dict[str, Any],
+        error: AutocallError,
+        now: datetime,
+        *,
+        call: Call | None = None,
+        template: str | None = None,
+        attempts: int = 0,
+    ) -> Outcome:
+        detail = {
+            "code": error.code,
+            "message": mask_digits(error.message)[:500],
+            "retryable": error.retryable,
+        }
+        return cls(
+            "failed",
+            event,
+            call.template.name if call else template,
+            call.idempotency_key if call else None,
+            None,
+            attempts,
+            call.phone if call else None,
+            detail,
+            None,
+            _local(now),
+        )
+
+    @classmethod
+    def skipped(
+        cls,
+        event: dict[str, Any],
+        reason: str,
+        now: datetime,
+        *,
+        call: Call | None = None,
+    ) -> Outcome:
+        return cls(
+            "skipped",
+            event,
+            call.template.name if call else None,
+            call.idempotency_key if call else None,
+            None,
+            0,
+            call.phone if call else None,
+            None,
+            reason,
+            _local(now),
+        )
+
+    @property
+    def code(self) -> str | None:
+        return self.error["code"] if self.error else None
+
+    def body(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+
+def _local(now: datetime) -> str:
+    return now.astimezone(LOCAL_TZ).isoformat(timespec="seconds")
+
+
+class Publisher:
+    """Publishes on a channel in confirm mode: each call returns once the broker has the message."""
+
+    def __init__(self, channel: AbstractChannel, outcome_exchange: AbstractExchange) -> None:
+        self._channel = channel
+        self._outcomes = outcome_exchange
+
+    async def outcome(self, body: bytes, status: str, event_id: str) -> None:
+        """An outcome event: routing key and type `autocall.<status>`."""
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            correlation_id=event_id,
+            type=f"autocall.{status}",
+        )
+        await self._outcomes.publish(message, routing_key=f"autocall.{status}")
+
+    async def copy(
+        self,
+        original: AbstractIncomingMessage,
+        queue: str,
+        headers: dict[str, Any],
+        expiration_ms: int | None = None,
+    ) -> None:
+        """The original message, unchanged but for `headers`, into `queue`."""
+        merged = {
+            key: value
+            for key, value in (original.headers or {}).items()
+            if key not in _DROPPED_HEADERS
+        }
+        merged.setdefault(ROUTING_KEY_HEADER, original.routing_key or "")
+        merged.update(headers)
+        message = aio_pika.Message(
+            original.body,
+            headers=merged,
+            content_type=original.content_type,
+            content_encoding=original.content_encoding,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            priority=original.priority,
+            correlation_id=original.correlation_id,
+            reply_to=original.reply_to,
+            expiration=expiration_ms / 1000 if expiration_ms is not None else None,
+            message_id=original.message_id,
+            timestamp=original.timestamp,
+            type=original.type,
+            user_id=None,
+            app_id=original.app_id,
+        )
+        await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+
+    async def dead_letter(
+        self, original: AbstractIncomingMessage, queue: str, error: dict[str, Any], event_id: str
+    ) -> None:
+        """The original message on the dead-letter queue, with why it failed in its headers."""
+        headers = {
+            "x-autocall-reason": error["code"],
+            "x-autocall-error": error["message"],
+            "x-autocall-event-id": event_id,
+            "x-autocall-exchange": original.exchange or "",
+        }
+        await self.copy(original, queue, headers)
+
+
+def routing_key_of(message: AbstractIncomingMessage) -> str:
+    """The routing key the event was first published with (delays and dead letters keep it)."""
+    original = (message.headers or {}).get(ROUTING_KEY_HEADER)
+    if isinstance(original, bytes):
+        original = original.decode("utf-8", "replace")
+    return original if isinstance(original, str) else message.routing_key or ""
+
+
+def attempts_of(message: AbstractIncomingMessage) -> int:
+    """Provider attempts already made for this event (0 on its first delivery)."""
+    value = (message.headers or {}).get(ATTEMPT_HEADER)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def outcome_json(body: bytes) -> dict[str, Any]:
+    """An outcome body read back (replays of stored outcomes)."""
+    document: dict[str, Any] = orjson.loads(body)
+    return document

@@ -1,0 +1,247 @@
+"""The provider's client: token cache, one request per call, library errors mapped at this edge."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .errors import (
+    PROVIDER_CODES,
+    AutocallError,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnavailable,
+    Unauthorized,
+)
+from .filters import mask_digits
+from .metrics import Metrics
+from .render import Request
+
+SUCCESS = 9999
+TOKEN_LIFETIME = 24 * 3600.0
+TOKEN_MARGIN = 300.0  # fetch a new token this long before the old one expires
+_CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider took the call."""
+
+    autocall_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    expires: float
+
+
+class Provider:
+    """OMICall's auto-call API over one shared aiohttp session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        metrics: Metrics,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        timeout: float = 15.0,
+        connect_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if (api_key is None) == (token is None):
+            raise ValueError("give exactly one of api_key and token")
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._metrics = metrics
+        self._api_key = api_key
+        self._fixed_token = token
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+        self._clock = clock
+        self._timeout = aiohttp.ClientTimeout(
+            total=connect_timeout + 2 * timeout,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=timeout,
+        )
+
+    def __repr__(self) -> str:
+        auth = "api_key" if self._api_key else "token"
+        return f"Provider({self._base_url!r}, auth={auth})"
+
+    async def execute(self, request: Request) -> Accepted:
+        """Place the call once; a 401 gets a new token and one more try."""
+        token = await self._bearer()
+        answer = await self._post(request, token)
+        if answer.status == 401 and self._api_key is not None:
+            self._forget(token)
+            answer = await self._post(request, await self._bearer())
+        if answer.status == 401:
+            self._metrics.api_requests.labels(request.endpoint, "unauthorized").inc()
+            raise Unauthorized("the provider refused the token (HTTP 401)")
+        return self._accepted(request.endpoint, answer)
+
+    async def _post(self, request: Request, token: str) -> _Answer:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = orjson.dumps(request.json)
+        return await self._send("POST", request.endpoint, request.path, headers, body=body)
+
+    async def _send(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        headers: dict[str, str],
+        *,
+        body: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> _Answer:
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                method,
+                self._base_url + path,
+                data=body,
+                params=params,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                return _Answer(response.status, await response.read())
+        except Exception as exc:
+            error = self._failure(endpoint, exc)
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            self._metrics.api_duration.labels(endpoint).observe(time.perf_counter() - started)
+
+    def _failure(self, endpoint: str, exc: Exception) -> AutocallError | None:
+        """Before the request left: retryable. After: the call may exist, so it is never resent."""
+        kind = _classify(exc)
+        if kind is None:
+            return None
+        result, unsent, message = kind
+        self._metrics.api_requests.labels(endpoint, result).inc()
+        if unsent or endpoint == "auth":  # a token request has no effect: safe to repeat
+            return ProviderUnavailable(message)
+        return OutcomeUnknown(f"the request was sent, then {message}")
+
+    def _accepted(self, endpoint: str, answer: _Answer) -> Accepted:
+        if answer.status == 429 or answer.status >= 500:
+            result = "http_5xx" if answer.status >= 500 else "http_other"
+            self._metrics.api_requests.labels(endpoint, result).inc()
+            raise ProviderUnavailable(f"HTTP {answer.status}: {_trim(answer.body, 120)}")
+        document = _json(answer.body)
+        if isinstance(document, dict) and document.get("status_code") == SUCCESS:
+            self._metrics.api_requests.labels(endpoint, "ok").inc()
+            payload = document.get("payload")
+            autocall_id = payload.get("autocall_id") if isinstance(payload, dict) else None
+            return Accepted("" if autocall_id is None else str(autocall_id))
+        result = "http_other" if answer.status >= 400 and document is None else "provider_error"
+        self._metrics.api_requests.labels(endpoint, result).inc()
+        code = error_code(document) or "provider_error"
+        self._metrics.provider_answer(code)
+        raise ProviderError.of(code, _trim(answer.body, 500) or f"HTTP {answer.status}")
+
+    async def _bearer(self) -> str:
+        if self._fixed_token is not None:
+            return self._fixed_token
+        token = self._token
+        if token is not None and token.expires > self._clock():
+            return token.value
+        async with self._token_lock:  # one token request, however many calls are waiting
+            token = self._token
+            if token is None or token.expires <= self._clock():
+                token = self._token = await self._fetch_token()
+            return token.value
+
+    def _forget(self, value: str) -> None:
+        if self._token is not None and self._token.value == value:
+            self._token = None
+
+    async def _fetch_token(self) -> _Token:
+        assert self._api_key is not None
+        answer = await self._send("GET", "auth", "/api/auth", {}, params={"apiKey": self._api_key})
+        if answer.status in (401, 403):
+            self._metrics.api_requests.labels("auth", "unauthorized").inc()
+            raise Unauthorized(f"the provider refused the API key (HTTP {answer.status})")
+        if answer.status == 429 or answer.status >= 500:
+            result = "http_5xx" if answer.status >= 500 else "http_other"
+            self._metrics.api_requests.labels("auth", result).inc()
+            raise ProviderUnavailable(f"token request: HTTP {answer.status}")
+        document = _json(answer.body)
+        payload = document.get("payload") if isinstance(document, dict) else None
+        value = payload.get("access_token") if isinstance(payload, dict) else None
+        if not isinstance(value, str) or not value:
+            self._metrics.api_requests.labels("auth", "provider_error").inc()
+            code = error_code(document) or "provider_error"
+            raise Unauthorized(f"no access token in the answer ({code})")
+        self._metrics.api_requests.labels("auth", "ok").inc()
+        lifetime = payload.get("expires_in") if isinstance(payload, dict) else None
+        seconds = float(lifetime) if isinstance(lifetime, int | float) else TOKEN_LIFETIME
+        return _Token(value, self._clock() + max(seconds - TOKEN_MARGIN, seconds / 2))
+
+
+def error_code(document: Any) -> str | None:
+    """The error code of a failure answer: a documented code wherever it is, else the first
+    code-like string of payload.error, message, payload.message."""
+    if not isinstance(document, dict):
+        return None
+    payload = document.get("payload")
+    payload = payload if isinstance(payload, dict) else {"": payload}
+    ordered = [payload.get("error"), document.get("message"), payload.get("message")]
+    anywhere = [*ordered, document.get("error"), document.get("key"), payload.get("")]
+    for value in anywhere:
+        if isinstance(value, str) and value.strip() in PROVIDER_CODES:
+            return value.strip()
+    for value in ordered:
+        if isinstance(value, str) and _CODE_LIKE.match(value.strip()):
+            return value.strip()
+    return None
+
+
+def _classify(exc: Exception) -> tuple[str, bool, str] | None:
+    """(the metric's result, whether the request surely never left, what happened)"""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "timeout", True, "timed out connecting to the provider"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection_error", True, f"cannot connect to the provider: {_reason(exc)}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout", False, "no answer came in time"
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return "connection_error", False, f"the connection failed: {_reason(exc)}"
+    return None
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _trim(body: bytes, limit: int) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return mask_digits(text)[:limit]
+
+
+def _reason(exc: BaseException) -> str:
+    # aiohttp's messages name the host, never the query string; keep only the OS reason
+    return getattr(exc, "strerror", None) or type(exc).__name__

@@ -1,0 +1,244 @@
+"""Idempotency keys and the daily TTS counter: in memory for one process, in Redis for replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, Self
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from .errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 30
+TTS_KEY_SECONDS = 2 * 86400
+
+
+class State(StrEnum):
+    NEW = "new"  # the key is ours now
+    DONE = "done"  # an event completed it; `outcome` is that event's outcome
+    BUSY = "busy"  # a live process holds it
+    ORPHANED = "orphaned"  # a process died holding it: its call may have gone out
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What claiming a key found."""
+
+    state: State
+    event_id: str | None = None  # the event that holds or completed the key
+    outcome: bytes | None = None
+
+
+class Store(Protocol):
+    """Where idempotency keys and the day's TTS characters live."""
+
+    async def claim(self, key: str, event_id: str) -> Claim:
+        """Take `key` for `event_id` unless something holds it; say what holds it."""
+
+    async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
+        """Mark `key` done by `event_id`, keeping its outcome for redeliveries."""
+
+    async def release(self, key: str) -> None:
+        """Give `key` back: no call was made, so a corrected event may use it."""
+
+    async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
+        """Reserve `chars` of `day`'s budget if they fit under `limit`: (reserved, used)."""
+
+    async def refund_tts(self, day: str, chars: int) -> None:
+        """Give back characters of a call the provider refused."""
+
+    async def tts_used(self, day: str) -> int:
+        """Characters used on `day` so far."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+def open_store(url: str, prefix: str, ttl: float) -> Store:
+    """The store for `url`: memory:// or redis://…"""
+    if url.startswith("memory://"):
+        return MemoryStore(ttl)
+    return RedisStore(redis.Redis.from_url(url), prefix, ttl)
+
+
+def _record(state: str, event_id: str, owner: str = "", outcome: bytes = b"") -> bytes:
+    return orjson.dumps({"s": state, "e": event_id, "o": owner, "r": outcome.decode()})
+
+
+class MemoryStore:
+    """One process's store: nothing is shared, nothing survives a restart."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._keys: dict[str, tuple[float, Claim]] = {}  # insertion order is expiry order
+        self._tts: dict[str, int] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def claim(self, key: str, event_id: str) -> Claim:
+        now = self._clock()
+        self._expire(now)
+        held = self._keys.get(key)
+        if held is not None:
+            return held[1]
+        self._keys[key] = (now + self._ttl, Claim(State.BUSY, event_id))
+        return Claim(State.NEW, event_id)
+
+    async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
+        expires = self._keys.get(key, (self._clock() + self._ttl, None))[0]
+        self._keys[key] = (expires, Claim(State.DONE, event_id, outcome))
+
+    async def release(self, key: str) -> None:
+        self._keys.pop(key, None)
+
+    async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
+        used = self._tts.get(day, 0)
+        if used + chars > limit:
+            return False, used
+        self._tts = {day: used + chars}  # only today matters
+        return True, used + chars
+
+    async def refund_tts(self, day: str, chars: int) -> None:
+        if day in self._tts:
+            self._tts[day] = max(0, self._tts[day] - chars)
+
+    async def tts_used(self, day: str) -> int:
+        return self._tts.get(day, 0)
+
+    def _expire(self, now: float) -> None:
+        while self._keys:
+            key, (expires, _) = next(iter(self._keys.items()))
+            if expires > now:
+                return
+            del self._keys[key]
+
+
+_RESERVE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local chars = tonumber(ARGV[1])
+if used + chars > tonumber(ARGV[2]) then return {0, used} end
+used = redis.call('INCRBY', KEYS[1], chars)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, used}
+"""
+_REFUND = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+redis.call('SET', KEYS[1], math.max(0, used - tonumber(ARGV[1])), 'KEEPTTL')
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisStore:
+    """Shared by every replica. A claim names its owner; an owner keeps a lease while it lives,
+    so a claim whose owner's lease lapsed was left by a dead process."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl: float) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = max(1, int(ttl))
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._claims: dict[str, bytes] = {}  # our pending claims' exact values, for release
+        self._lease_task: asyncio.Task[None] | None = None
+        self._reserve = client.register_script(_RESERVE)
+        self._refund = client.register_script(_REFUND)
+        self._release = client.register_script(_RELEASE)
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self._prefix!r}, owner={self.owner!r})"
+
+    async def __aenter__(self) -> Self:
+        await self._renew()
+        self._lease_task = asyncio.create_task(self._keep_lease(), name="store-lease")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+        with contextlib.suppress(RedisError, OSError):
+            # Claims still pending stay: their calls may be out. The lease lapses on its own.
+            await self._redis.delete(self._owner_key(self.owner))
+        await self._redis.aclose()
+
+    async def claim(self, key: str, event_id: str) -> Claim:
+        value = _record("pending", event_id, self.owner)
+        held = await self._call(
+            self._redis.set(self._key(key), value, nx=True, get=True, ex=self._ttl)
+        )
+        if held is None:
+            self._claims[key] = value
+            return Claim(State.NEW, event_id)
+        record: dict[str, Any] = orjson.loads(held)
+        if record["s"] == "done":
+            return Claim(State.DONE, record["e"], record["r"].encode())
+        alive = await self._call(self._redis.exists(self._owner_key(record["o"])))
+        return Claim(State.BUSY if alive else State.ORPHANED, record["e"])
+
+    async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
+        self._claims.pop(key, None)
+        value = _record("done", event_id, outcome=outcome)
+        await self._call(self._redis.set(self._key(key), value, ex=self._ttl))
+
+    async def release(self, key: str) -> None:
+        value = self._claims.pop(key, None)
+        if value is not None:
+            await self._call(self._release(keys=[self._key(key)], args=[value]))
+
+    async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
+        args = [chars, limit, TTS_KEY_SECONDS]
+        reserved, used = await self._call(self._reserve(keys=[self._tts_key(day)], args=args))
+        return bool(reserved), int(used)
+
+    async def refund_tts(self, day: str, chars: int) -> None:
+        await self._call(self._refund(keys=[self._tts_key(day)], args=[chars]))
+
+    async def tts_used(self, day: str) -> int:
+        return int(await self._call(self._redis.get(self._tts_key(day))) or 0)
+
+    async def _call(self, pending: Any) -> Any:
+        try:
+            return await pending
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                await self._renew()
+            except (RedisError, OSError) as exc:
+                log.warning("cannot renew the store lease: %s", type(exc).__name__)
+
+    async def _renew(self) -> None:
+        await self._redis.set(self._owner_key(self.owner), b"1", ex=LEASE_SECONDS)
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}key:{key}"
+
+    def _owner_key(self, owner: str) -> str:
+        return f"{self._prefix}owner:{owner}"
+
+    def _tts_key(self, day: str) -> str:
+        return f"{self._prefix}tts:{day}"
