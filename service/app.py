@@ -1,0 +1,218 @@
+"""run(settings): the service's resources in one AsyncExitStack, torn down in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import aio_pika
+import aiohttp
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from . import http
+from .consumer import Consumer
+from .metrics import Metrics
+from .outcomes import Publisher
+from .provider import Provider
+from .settings import Settings
+from .store import open_store
+from .templates import Templates, load
+from .topology import declare
+
+log = logging.getLogger("autocall")
+WATCHDOG_INTERVAL = 5.0
+CONNECT_RETRY = (1.0, 30.0)  # first and longest wait between attempts to reach the broker
+
+
+class Service:
+    """The running service: `async with Service(settings) as service: await service.wait()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        templates: Templates | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.templates = templates or load(settings.templates)
+        self.metrics = Metrics()
+        self.metrics.templates(self.templates.names())
+        self.clock = clock
+        self.http_port = 0
+        self.consumer: Consumer | None = None
+        self._connection: AbstractRobustConnection | None = None
+        self._broker_consumers: int | None = None  # as the watchdog last saw them
+        self._unready_since: float | None = time.monotonic()
+        self._stack = AsyncExitStack()
+
+    def __repr__(self) -> str:
+        return f"Service(queue={self.settings.queue!r}, templates={len(self.templates)})"
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start(self._stack)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        s = self.settings
+        self.http_port = await stack.enter_async_context(
+            http.serve(s.http_port, self.metrics, self)
+        )
+        prefix = f"autocall:{s.queue}:"
+        store = await stack.enter_async_context(
+            open_store(s.store_url.get_secret_value(), prefix, s.idempotency_ttl)
+        )
+        session = await stack.enter_async_context(_session(s))
+        provider = Provider(
+            session,
+            s.api_base_url,
+            self.metrics,
+            api_key=s.api_key.get_secret_value() if s.api_key else None,
+            token=s.api_token.get_secret_value() if s.api_token else None,
+            timeout=s.api_timeout,
+            connect_timeout=s.api_connect_timeout,
+        )
+        self._connection = connection = await _connect(s)
+        stack.push_async_callback(connection.close)
+        consuming = await connection.channel(publisher_confirms=False)
+        await consuming.set_qos(prefetch_count=s.prefetch)
+        topology = await declare(consuming, s, self.templates)
+        publishing = await connection.channel(publisher_confirms=True)
+        outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
+        self.consumer = consumer = Consumer(
+            s,
+            templates=self.templates,
+            topology=topology,
+            store=store,
+            provider=provider,
+            publisher=Publisher(publishing, outcomes),
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        watchdog = await connection.channel(publisher_confirms=False)
+        # Last in, first out: stop consuming and drain before anything above closes.
+        stack.push_async_callback(consumer.stop, s.shutdown_grace)
+        await consumer.start()
+        stack.push_async_callback(_cancel, asyncio.create_task(self._watch(watchdog)))
+        log.info(
+            "consuming %s (%d templates, bound to %s)",
+            s.queue,
+            len(self.templates),
+            ", ".join(self.templates.patterns()),
+            extra={"http_port": self.http_port, "provider": s.api_base_url},
+        )
+
+    def alive(self) -> tuple[bool, str]:
+        """Alive unless not ready for longer than the watchdog allows: Kubernetes restarts it."""
+        since = self._unready_since
+        if since is not None and time.monotonic() - since > self.settings.watchdog_timeout:
+            return False, f"not consuming for {time.monotonic() - since:.0f} s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        connection, consumer = self._connection, self.consumer
+        if connection is None or consumer is None:
+            return False, "starting"
+        if connection.is_closed or not connection.connected.is_set():
+            return False, "not connected to the broker"
+        if not consumer.consuming:
+            return False, "not consuming"
+        if consumer.hold.active:
+            return True, f"connected; on hold ({consumer.hold.reason})"
+        if self._broker_consumers == 0:
+            return False, "the broker lists no consumer on the queue"
+        return True, "ok"
+
+    async def _watch(self, channel: AbstractChannel) -> None:
+        """Asks the broker whether the queue has consumers: a consumer can die silently."""
+        while True:
+            try:
+                queue = await channel.declare_queue(self.settings.queue, passive=True)
+                result = queue.declaration_result
+                self._broker_consumers = result.consumer_count if result else None
+            except Exception:
+                self._broker_consumers = None
+            ok, _ = self.ready()
+            if ok:
+                self._unready_since = None
+            elif self._unready_since is None:
+                self._unready_since = time.monotonic()
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+
+
+def _session(settings: Settings) -> aiohttp.ClientSession:
+    # One connection per concurrent call; keep-alive shorter than typical provider idle timeouts,
+    # since a request sent on a connection the server just closed has an unknown outcome.
+    connector = aiohttp.TCPConnector(limit=settings.concurrency, keepalive_timeout=10)
+    return aiohttp.ClientSession(connector=connector, raise_for_status=False, trust_env=True)
+
+
+async def _connect(settings: Settings) -> AbstractRobustConnection:
+    url = settings.amqp_url.get_secret_value()
+    wait = CONNECT_RETRY[0]
+    while True:
+        try:
+            connection = await aio_pika.connect_robust(
+                url, client_properties={"connection_name": f"autocall-bridge {settings.queue}"}
+            )
+            return connection
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+            log.warning(
+                "cannot reach the broker at %s (%s); trying again in %.0f s",
+                _where(url),
+                type(exc).__name__,
+                wait,
+            )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, CONNECT_RETRY[1])
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 5672}"
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def run(settings: Settings, templates: Templates | None = None) -> None:
+    """The service until SIGTERM or SIGINT; then a drain bounded by the shutdown grace."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with AsyncExitStack() as stack:
+        starting = asyncio.create_task(stack.enter_async_context(Service(settings, templates)))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal while still reaching the broker
+            await _cancel(starting)
+            return
+        starting.result()
+        await stopping
+        log.info("stopping: draining in-flight events (up to %.0f s)", settings.shutdown_grace)
+    log.info("stopped")

@@ -1,0 +1,80 @@
+"""Logging: one JSON object per line in containers, readable text on a terminal; no secrets."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_QUERY_SECRET = re.compile(r"(?i)(apikey|api_key|token|access_token)=[^&\s\"']+")
+
+
+class Redactor(logging.Filter):
+    """Blanks the key, the token and credentials in URLs, whoever logs them (libraries too)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if len(secret) >= 4]
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)  # user:password@ in URLs
+        return _QUERY_SECRET.sub(r"\1=***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """time, level, logger, message, then the record's extra fields (event_id, template, …)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry |= {k: v for k, v in vars(record).items() if k not in _STANDARD and v is not None}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """'15:04:05 INFO  event accepted  event_id=… template=…' for people at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extra = " ".join(
+            f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and v is not None
+        )
+        line = f"{clock} {record.levelname:<7} {record.getMessage()}"
+        line = f"{line}  {extra}" if extra else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure(level: str = "INFO", fmt: str = "auto", secrets: list[str] | None = None) -> None:
+    """Logging for the whole process: `fmt` auto is text on a terminal, JSON otherwise."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(Redactor(secrets or []))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Libraries that print URLs or chatter at INFO: the token request's URL carries the key.
+    for name in ("aiohttp.access", "aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

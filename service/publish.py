@@ -1,0 +1,56 @@
+"""`autocall-bridge publish`: one event onto the input exchange, confirmed by the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import orjson
+
+from .errors import ConfigError
+from .settings import Settings
+
+CONNECT_TIMEOUT = 10.0
+
+
+async def publish(
+    settings: Settings, body: bytes, event_type: str | None, headers: dict[str, Any]
+) -> str:
+    """Publish `body` with routing key and type `event_type` (a CloudEvent's own by default)."""
+    cloudevent = _cloudevent(body)
+    routing_key = event_type or (cloudevent or {}).get("type")
+    if not isinstance(routing_key, str) or not routing_key:
+        raise ConfigError(["--type: required for an event that is not a CloudEvent"])
+    message_id = str((cloudevent or {}).get("id") or uuid.uuid4())
+    message = aio_pika.Message(
+        body,
+        headers=headers,
+        content_type="application/cloudevents+json" if cloudevent else "application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+        type=routing_key,
+        timestamp=datetime.now(UTC),
+    )
+    url = settings.amqp_url.get_secret_value()
+    try:
+        connection = await asyncio.wait_for(aio_pika.connect(url), CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+        raise ConfigError([f"AUTOCALL_AMQP_URL: cannot reach the broker ({exc!r})"]) from None
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            settings.input_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        await exchange.publish(message, routing_key=routing_key)
+    return f"published {message_id} to {settings.input_exchange} with routing key {routing_key}"
+
+
+def _cloudevent(body: bytes) -> dict[str, Any] | None:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ConfigError(["EVENT: not a JSON document"]) from None
+    return document if isinstance(document, dict) and "specversion" in document else None
