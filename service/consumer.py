@@ -241,12 +241,10 @@ class Consumer:
         outcome = action.outcome
         body = action.body or outcome.body()
         event_id = str(outcome.event["id"])
-        publishing = [self.publisher.outcome(body, outcome.status, event_id)]
         if outcome.error is not None:
-            publishing.append(
-                self.publisher.dead_letter(message, self.names.dead, outcome.error, event_id)
-            )
-        await asyncio.gather(*publishing)
+            # First, so that whoever sees a failed outcome finds its message already kept.
+            await self.publisher.dead_letter(message, self.names.dead, outcome.error, event_id)
+        await self.publisher.outcome(body, outcome.status, event_id)
         self.metrics.outcomes.labels(outcome.status, outcome.template or "").inc()
         if outcome.error is not None:
             self.metrics.dead_letter(outcome.error["code"])
