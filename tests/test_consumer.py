@@ -597,3 +597,41 @@ async def wait_for(condition: Any, timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+async def test_daily_budget_hold_waits_for_local_midnight(
+    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+) -> None:
+    """`on_exhausted: hold` and the day's budget spent: held until the local day turns."""
+    midnight = datetime(2026, 11, 28, 0, 0, tzinfo=LOCAL_TZ)
+    clock = Ticking(midnight - timedelta(milliseconds=500))
+    config = make_settings(tts_daily_limit=30, concurrency=1, prefetch=1)  # 13 characters a call
+    outcomes = await broker.outcomes(config)
+    service = await start_service(config, templates_of(TEMPLATES), clock=clock)
+    for i in range(3):
+        await broker.publish(config, order(code=f"L{i}"), "shipment.out_for_delivery")
+
+    bodies = await outcomes.wait(3)
+
+    assert [body["status"] for body in bodies] == ["accepted"] * 3
+    assert len(sandbox.state.calls) == 3
+    assert clock.now() >= midnight  # the third call waited for the new day's budget
+    assert metric(service, "autocall_quota_failures_total", code="limit_word") == 1
+    assert metric(service, "autocall_consumer_paused", reason="limit_word") == 0
+
+
+class Ticking:
+    """A clock that starts at `start` and runs at real speed."""
+
+    def __init__(self, start: datetime) -> None:
+        import time
+
+        self._offset = start.timestamp() - time.time()
+
+    def now(self) -> datetime:
+        import time
+
+        return datetime.fromtimestamp(time.time() + self._offset, UTC)
+
+    def __call__(self) -> datetime:
+        return self.now()
