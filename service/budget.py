@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from .errors import QuotaExceeded
+from .errors import QuotaExceeded, StoreUnavailable
 from .filters import LOCAL_TZ
 from .metrics import Metrics
 from .store import Store
@@ -55,10 +55,15 @@ class Budget:
         return day
 
     async def refund(self, day: str, chars: int) -> None:
-        if chars:
+        """Best effort: a refund lost to a store outage only makes the budget stricter."""
+        if not chars:
+            return
+        try:
             await self._store.refund_tts(day, chars)
-            if self._seen[0] == day:
-                self._seen = (day, max(0, self._seen[1] - chars))
+        except StoreUnavailable:
+            return
+        if self._seen[0] == day:
+            self._seen = (day, max(0, self._seen[1] - chars))
 
     async def refresh(self) -> None:
         """Read today's count from the store (other replicas spend it too)."""

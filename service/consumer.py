@@ -123,6 +123,7 @@ class Consumer:
         await self.pause()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace)
+        await self.hold.stop(force=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -138,7 +139,14 @@ class Consumer:
                 return None
             async with self._inflight():
                 started = time.perf_counter()
-                action = await self.process(message)
+                try:
+                    action = await self.process(message)
+                except Exception:
+                    # A bug, not bad input: the event goes back; the delivery limit ends it
+                    # with an outcome if it keeps failing.
+                    log.exception("processing failed unexpectedly; returning the event")
+                    await self._return(message)
+                    return None
                 await self.settle(message, action, started)
                 return action
 

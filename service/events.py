@@ -118,7 +118,7 @@ def _plain(message: Message, body: Any, headers: Mapping[str, Any]) -> Event:
         id=message.message_id or fallback_id(message),
         type=_type(message.type or message.routing_key),
         source=None,
-        time=message.timestamp,
+        time=_time(message.timestamp),
         data=body,
         headers=headers,
     )

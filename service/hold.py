@@ -48,6 +48,7 @@ class Hold:
         self.reason: str | None = None
         self._probe: AbstractIncomingMessage | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"Hold(reason={self.reason!r})"
@@ -69,33 +70,43 @@ class Hold:
         await self._consumer.pause()
         self._task = asyncio.create_task(self._probe_until_accepted(), name="hold-probe")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, *, force: bool = False) -> None:
+        """No more probes; a probe in flight is left to finish unless `force`."""
+        self._closing = True
+        if self._task is not None and (force or self._probe is None):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _probe_until_accepted(self) -> None:
         await self._wait()
-        while True:
-            message = await self._consumer.queue.get(no_ack=False, fail=False)
-            if message is None:  # nothing to probe with: look again later
-                await asyncio.sleep(self._interval)
-                continue
-            self._probe = message
+        while not self._closing:
             try:
-                result = await self._consumer.probe(message)
-            finally:
-                self._probe = None
+                result = await self._probe_one()
+            except Exception as exc:  # e.g. the broker is away: the hold goes on, probing later
+                log.warning("hold probe failed (%s); trying again later", type(exc).__name__)
+                result = "held"
             if result == "accepted":
                 break
-            if result == "held":
+            if result in ("held", "empty"):
                 await self._wait()
             # "other" (a skip, another failure) proves nothing either way: probe the next event
+        if self._closing:
+            return
         log.warning("hold released: a probe call was accepted; consuming again")
         self._set(None)
         self._task = None
         await self._consumer.resume()
+
+    async def _probe_one(self) -> ProbeResult | Literal["empty"]:
+        message = await self._consumer.queue.get(no_ack=False, fail=False)
+        if message is None:
+            return "empty"
+        self._probe = message
+        try:
+            return await self._consumer.probe(message)
+        finally:
+            self._probe = None
 
     async def _wait(self) -> None:
         """The probe interval; for the day's budget, no earlier than local midnight."""

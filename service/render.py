@@ -18,6 +18,7 @@ MAX_KEY_LENGTH = 200
 PHONE_PATH = "/api/auto_call/execute_by_phone"
 EXTENSION_PATH = "/api/auto_call/execute_by_extension"
 _OPTIONAL = ("num_retry", "num_per_call", "distance_per_call", "distance_retry")
+_FIELDS = ("phone", "extension", "campaign", "idempotency_key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +87,13 @@ def decide(templates: Templates, event: Event, now: datetime) -> Decision:
     if not matching:
         return Skip(event, "no_template")
     context = _context(event, now)
-    template: Template | None = None
-    try:
-        template = _first_true(matching, context)
-        if template is None:
-            return Skip(event, "condition_false")
-        return _plan(template, event, context, now)
-    except AutocallError as exc:
-        return Fail(event, exc, template.name if template else None)
+    for template in matching:
+        try:
+            if _holds(template, context):
+                return _plan(template, event, context, now)
+        except AutocallError as exc:
+            return Fail(event, exc, template.name)
+    return Skip(event, "condition_false")
 
 
 def as_json(decision: Decision) -> dict[str, Any]:
@@ -123,16 +123,13 @@ def as_json(decision: Decision) -> dict[str, Any]:
     }
 
 
-def _first_true(templates: list[Template], context: dict[str, Any]) -> Template | None:
-    for template in templates:
-        if template.when is None:
-            return template
-        try:
-            if template.when(**context):
-                return template
-        except Exception as exc:  # a template is the operator's code: its failures are its own
-            raise TemplateError(f"{template.name}: when: {_describe(exc)}") from exc
-    return None
+def _holds(template: Template, context: dict[str, Any]) -> bool:
+    if template.when is None:
+        return True
+    try:
+        return bool(template.when(**context))
+    except Exception as exc:  # a template is the operator's code: its failures are its own
+        raise TemplateError(f"when: {_describe(exc)}") from exc
 
 
 def _plan(template: Template, event: Event, context: dict[str, Any], now: datetime) -> Decision:
@@ -145,10 +142,14 @@ def _plan(template: Template, event: Event, context: dict[str, Any], now: dateti
                 f"{_hours(options.expires_after)}"
             )
     context = {**context, PHONE_FORMAT_VAR: options.phone_format or "national"}
+    # Every field renders before the phone is checked: a template_error comes first (§4).
     says = {
         i: _say(template, i, context) for i, step in enumerate(template.spec.script) if step.say
     }
-    phone = _phone(template, context)
+    script = _script(template, says)
+    texts = _texts(template, context)
+    key = _key(event, texts)
+    phone = _phone(template, texts)
     tts_chars = sum(len(text) for text in says.values())
     if tts_chars > SESSION_LIMIT:
         raise QuotaExceeded(
@@ -158,25 +159,25 @@ def _plan(template: Template, event: Event, context: dict[str, Any], now: dateti
     if options.call_window and not options.call_window.opens(now.astimezone(LOCAL_TZ).time()):
         until = _next_opening(options.call_window, now)
         return Defer(event, template, until, options.call_window)
-    request = _request(template, context, says, phone)
-    key = _key(template, event, context)
+    request = _request(template, texts, script, phone)
     return Call(event, template, request, key, tts_chars, mask(phone) if phone else None)
 
 
 def _request(
-    template: Template, context: dict[str, Any], says: dict[int, str], phone: str | None
+    template: Template,
+    texts: dict[str, str],
+    script: tuple[list[dict[str, str]], list[str]],
+    phone: str | None,
 ) -> Request:
     options = template.options
-    dialplans, variables = _script(template, says)
+    dialplans, variables = script
     if phone is None:
-        extension = _render(template, "extension", context).strip()
-        if not extension:
-            raise TemplateError("extension: renders empty")
+        extension = texts["extension"]
         body = {"cid": options.cid, "template_dialplans": dialplans, "variables": variables}
         return Request(EXTENSION_PATH, body | {"extensions": [extension]})
     json: dict[str, Any] = {}
-    if "campaign" in template.fields:
-        json["name"] = " ".join(_render(template, "campaign", context).split())
+    if "campaign" in texts:
+        json["name"] = " ".join(texts["campaign"].split())
     for name in ("voice", "speed", "cid"):
         if (value := getattr(options, name)) is not None:
             json[name] = value
@@ -207,19 +208,27 @@ def _say(template: Template, index: int, context: dict[str, Any]) -> str:
     return unicodedata.normalize("NFC", " ".join(text.split()))
 
 
-def _phone(template: Template, context: dict[str, Any]) -> str | None:
-    if "phone" not in template.fields:
+def _texts(template: Template, context: dict[str, Any]) -> dict[str, str]:
+    """The phone, extension, campaign and idempotency_key the template sets, rendered."""
+    texts = {
+        field: _render(template, field, context).strip()
+        for field in _FIELDS
+        if field in template.fields
+    }
+    for field in ("extension", "idempotency_key"):
+        if field in texts and not texts[field]:
+            raise TemplateError(f"{field}: renders empty")
+    return texts
+
+
+def _phone(template: Template, texts: dict[str, str]) -> str | None:
+    if "phone" not in texts:
         return None
-    raw = _render(template, "phone", context)
-    return normalise_phone(raw, template.options.phone_format or "national")
+    return normalise_phone(texts["phone"], template.options.phone_format or "national")
 
 
-def _key(template: Template, event: Event, context: dict[str, Any]) -> str:
-    if "idempotency_key" not in template.fields:
-        return event.id
-    key = _render(template, "idempotency_key", context).strip()
-    if not key:
-        raise TemplateError("idempotency_key: renders empty")
+def _key(event: Event, texts: dict[str, str]) -> str:
+    key = texts.get("idempotency_key") or event.id
     if len(key) > MAX_KEY_LENGTH:  # hostile data must not make unbounded store keys
         return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     return key

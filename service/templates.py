@@ -13,7 +13,15 @@ import yaml
 from jinja2 import Template as Jinja
 from jinja2 import TemplateSyntaxError
 from jinja2.environment import TemplateExpression
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from .errors import ConfigError
 from .filters import Environment, PhoneFormat, environment
@@ -55,22 +63,75 @@ def _duration(value: Any) -> Any:
     return None if value is None else parse_duration(value)
 
 
+def _one_of(*keys: str) -> dict[str, Any]:
+    """JSON Schema for 'exactly one of `keys` is set (not null)', as the validators check."""
+    return {
+        "oneOf": [
+            {"required": [key], "properties": {key: {"not": {"type": "null"}}}} for key in keys
+        ]
+    }
+
+
+# JSON Schema only (validation is unchanged): the file's text forms, before the validators convert
+# them, so that editors accept what the service accepts.
+_TEXT_OR_NUMBER = WithJsonSchema(
+    {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}, {"type": "null"}]}
+)
+_WINDOW_TEXT = WithJsonSchema(
+    {"anyOf": [{"type": "string", "pattern": _WINDOW.pattern}, {"type": "null"}]}
+)
+_DURATION_TEXT = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "null"},
+        ]
+    }
+)
+
+
 class Options(BaseModel):
     """The keys `defaults` sets for every template and a template may override."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    voice: Voice | None = None
-    speed: int | None = Field(None, ge=-3, le=3)
-    cid: str | None = Field(None, min_length=1)
-    num_retry: int | None = Field(None, ge=0)
-    num_per_call: int | None = Field(None, ge=1)
-    distance_per_call: int | None = Field(None, ge=0)
-    distance_retry: int | None = Field(None, ge=0)
-    phone_format: PhoneFormat | None = None
-    call_window: Annotated[CallWindow | None, BeforeValidator(_window)] = None
-    expires_after: Annotated[float | None, BeforeValidator(_duration), Field(gt=0)] = None
-    on_exhausted: Literal["fail", "hold"] | None = None
+    voice: Voice | None = Field(None, description="TTS voice of the `say` steps.")
+    speed: int | None = Field(None, ge=-3, le=3, description="TTS speed, -3 (slow) to 3 (fast).")
+    cid: Annotated[str | None, _TEXT_OR_NUMBER] = Field(
+        None, min_length=1, description="Caller line shown to the customer; omitted when unset."
+    )
+    num_retry: int | None = Field(None, ge=0, description="Provider redials when unanswered.")
+    num_per_call: int | None = Field(None, ge=1, description="Provider `num_per_call`.")
+    distance_per_call: int | None = Field(
+        None, ge=0, description="Provider `distance_per_call`, in seconds."
+    )
+    distance_retry: int | None = Field(
+        None, ge=0, description="Seconds between the provider's redials."
+    )
+    phone_format: PhoneFormat | None = Field(
+        None,
+        description="How the number is sent and what `| phone` prints: national 0912345678, "
+        "e164 +84912345678, digits 84912345678. Built-in default: national.",
+    )
+    call_window: Annotated[CallWindow | None, BeforeValidator(_window), _WINDOW_TEXT] = Field(
+        None,
+        description="'HH:MM-HH:MM' local time (Asia/Ho_Chi_Minh), may wrap past midnight; "
+        "outside it the call waits. null: no limit.",
+    )
+    expires_after: Annotated[
+        # gt=0 bounds the number only: `expires_after: null` unsets a default.
+        Annotated[float, Field(gt=0)] | None, BeforeValidator(_duration), _DURATION_TEXT
+    ] = Field(
+        None,
+        description="An event older than this (250ms, 30s, 5m, 6h, 7d or seconds) is not "
+        "called: failed, code `expired`. null: no limit.",
+    )
+    on_exhausted: Literal["fail", "hold"] | None = Field(
+        None,
+        description="On balance_is_not_enough or limit_word: `fail` the event, or `hold` "
+        "(stop consuming until a probe call succeeds). Built-in default: fail.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -84,10 +145,16 @@ class Options(BaseModel):
 class Step(BaseModel):
     """One step of the call script: exactly one of say, recording, ivr_menu."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    say: str | None = None
-    recording: str | None = Field(None, min_length=1)
-    ivr_menu: str | None = Field(None, min_length=1)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra=_one_of("say", "recording", "ivr_menu")
+    )
+    say: str | None = Field(
+        None,
+        description="Jinja2 text spoken by TTS (white space collapsed; dropped if it renders "
+        "empty). All `say` texts of a call: 300 characters at most.",
+    )
+    recording: str | None = Field(None, min_length=1, description="Id of a recording to play.")
+    ivr_menu: str | None = Field(None, min_length=1, description="Id of a key-press menu.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -97,16 +164,31 @@ class Step(BaseModel):
 
 
 class TemplateSpec(Options):
-    """One template as written in the file."""
+    """One template as written in the file: exactly one of phone and extension."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    event: str = Field(min_length=1, max_length=255)
-    when: str | None = None
-    phone: str | None = None
-    extension: str | None = None
-    campaign: str | None = None
-    idempotency_key: str | None = None
-    script: list[Step] = Field(min_length=1)
+    model_config = ConfigDict(json_schema_extra=_one_of("phone", "extension"))
+
+    name: str = Field(
+        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$", description="Unique name."
+    )
+    event: str = Field(
+        min_length=1,
+        max_length=255,
+        description="AMQP topic pattern of event types: `*` one word, `#` zero or more.",
+        json_schema_extra={"pattern": r"^\S+$"},
+    )
+    when: str | None = Field(
+        None, description="Jinja2 expression; the template applies only when it is true."
+    )
+    phone: str | None = Field(None, description="Jinja2: the customer's number (execute_by_phone).")
+    extension: Annotated[str | None, _TEXT_OR_NUMBER] = Field(
+        None, description="Jinja2: an extension to ring (execute_by_extension); needs a `cid`."
+    )
+    campaign: str | None = Field(None, description="Jinja2: the request's `name`.")
+    idempotency_key: str | None = Field(
+        None, description="Jinja2: one call per key. Default: the event id."
+    )
+    script: list[Step] = Field(min_length=1, description="What the call plays, in order.")
 
     @model_validator(mode="before")
     @classmethod
@@ -128,9 +210,14 @@ class TemplatesFile(BaseModel):
     """The whole templates file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    version: Literal[1]
-    defaults: Options = Options()
-    templates: list[TemplateSpec] = Field(min_length=1)
+    version: Literal[1] = Field(description="The file format's version: 1.")
+    defaults: Options = Field(
+        Options(), description="Applied to every template unless the template sets the key."
+    )
+    templates: list[TemplateSpec] = Field(
+        min_length=1,
+        description="Tried in file order: the first that matches and whose `when` holds wins.",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,238 @@
+"""JSON Schemas of the templates file, events, outcomes and decisions, and the AsyncAPI document."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
+
+from . import asyncapi
+from .templates import TemplatesFile
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# `format: date-time` only annotates by default; the pattern makes "with an offset" checkable.
+_OFFSET_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+LocalTime = Annotated[AwareDatetime, Field(json_schema_extra={"pattern": _OFFSET_TIME})]
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event in structured mode (content type application/cloudevents+json,
+    or a JSON body with `specversion`). Binary mode carries the same attributes in AMQP headers
+    `cloudEvents_<attr>` (or `cloudEvents:<attr>`) with `data` as the body; plain JSON takes
+    them from the AMQP properties `message_id`, `type` (else the routing key) and `timestamp`."""
+
+    model_config = ConfigDict(extra="allow")  # extension attributes are kept and ignored
+
+    specversion: str | None = Field(None, examples=["1.0"], description="CloudEvents version.")
+    id: str | None = Field(
+        None, description="Unique per event. Default: the AMQP message_id, else a hash."
+    )
+    type: str = Field(
+        min_length=1, max_length=255, description="Event type: what template `event`s match."
+    )
+    source: str | None = Field(None, description="Where the event happened (a URI-reference).")
+    time: datetime | None = Field(
+        None, description="RFC 3339; without an offset it is read as UTC."
+    )
+    datacontenttype: str | None = Field(None, examples=["application/json"])
+    data: Any = Field(None, description="The payload: templates see it as `data`.")
+    data_base64: str | None = Field(
+        None,
+        description="Base64 payload, read when `data` is absent; JSON inside is parsed.",
+        json_schema_extra={"contentEncoding": "base64"},
+    )
+
+
+class EventIdentity(BaseModel):
+    """The event an outcome or decision is about; `type` is null if it could not be decoded."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    type: str | None
+    source: str | None
+
+
+class OutcomeError(BaseModel):
+    """Why an event failed: the provider's code or the service's (CONTRACT.md §7)."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(examples=["invalid_phone", "limit_word", "outcome_unknown"])
+    message: str = Field(description="Digit runs of seven or more are masked.")
+    retryable: bool
+
+
+def _status_rules() -> dict[str, Any]:
+    null: dict[str, Any] = {"type": "null"}
+    rules = {
+        "accepted": {"autocall_id": {"type": "string"}, "error": null, "reason": null},
+        "failed": {"autocall_id": null, "error": {"type": "object"}, "reason": null},
+        "skipped": {"autocall_id": null, "error": null, "reason": {"type": "string"}},
+    }
+    return {
+        "allOf": [
+            {"if": {"properties": {"status": {"const": status}}}, "then": {"properties": then}}
+            for status, then in rules.items()
+        ]
+    }
+
+
+class OutcomeEvent(BaseModel):
+    """service.outcomes.Outcome as published: every key is present, null when unset."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_status_rules())
+    status: Literal["accepted", "failed", "skipped"] = Field(
+        description="Also the routing key and AMQP `type`: autocall.<status>."
+    )
+    event: EventIdentity
+    template: str | None = Field(description="The template that matched, if any.")
+    idempotency_key: str | None = Field(description="The call's key; null if none was planned.")
+    autocall_id: str | None = Field(description="The provider's id of an accepted call.")
+    attempts: int = Field(ge=0, description="Requests made to the provider.")
+    phone: str | None = Field(
+        examples=["091****678"],
+        description="The number, masked: first and last three digits.",
+        json_schema_extra={"pattern": r"^([0-9]{3}\*+[0-9]{3}|\*+)$"},
+    )
+    error: OutcomeError | None
+    reason: Literal["no_template", "condition_false", "duplicate"] | None
+    occurred_at: LocalTime = Field(description="Local time (Asia/Ho_Chi_Minh), to the second.")
+
+
+class ProviderRequest(BaseModel):
+    """The request the call would send: everything in the JSON body (CONTRACT.md §5)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["POST"]
+    path: Literal["/api/auto_call/execute_by_phone", "/api/auto_call/execute_by_extension"]
+    body: dict[str, Any] = Field(
+        alias="json",
+        description="The JSON body, as sent: template_dialplans, variables, and phone_number_list "
+        "(with name, voice, speed, cid, num_retry, … when set) or extensions and cid.",
+    )
+
+
+class DecisionError(BaseModel):
+    """Why the event would fail: the outcome's code and message (`render` omits `retryable`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(examples=["invalid_phone", "template_error", "expired"])
+    message: str
+
+
+class CallDecision(BaseModel):
+    """Call the provider."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["call"]
+    template: str
+    event: EventIdentity
+    request: ProviderRequest
+    tts_chars: int = Field(ge=0, le=300, description="TTS characters of the `say` texts.")
+    idempotency_key: str
+
+
+class SkipDecision(BaseModel):
+    """No call: no template's `event` matched, or no `when` held."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["skip"]
+    reason: Literal["no_template", "condition_false"]
+    event: EventIdentity
+
+
+class FailDecision(BaseModel):
+    """No call: the event fails; `template` is null before one is chosen."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["fail"]
+    template: str | None
+    error: DecisionError
+    event: EventIdentity
+
+
+class DeferDecision(BaseModel):
+    """Not now: outside the template's call window, the event waits until it opens."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["defer"]
+    template: str
+    until: LocalTime
+    reason: Literal["call_window"]
+    event: EventIdentity
+
+
+Decision = Annotated[
+    CallDecision | SkipDecision | FailDecision | DeferDecision, Field(discriminator="decision")
+]
+
+
+class _Generator(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False  # "Num Retry" from num_retry says nothing the key does not
+
+
+def documents() -> dict[str, str]:
+    """Every file of schemas/, by name: the exact text `write` puts there."""
+    schemas = {
+        "templates": (
+            TemplatesFile.model_json_schema(schema_generator=_Generator),
+            "autocall-bridge templates file",
+            "The YAML file of AUTOCALL_TEMPLATES (CONTRACT.md §4); `autocall-bridge check` "
+            "validates it further (Jinja2 syntax, unique names, an extension's cid).",
+        ),
+        "event": (
+            CloudEvent.model_json_schema(schema_generator=_Generator),
+            "autocall-bridge inbound event",
+            CloudEvent.__doc__ or "",
+        ),
+        "outcome": (
+            OutcomeEvent.model_json_schema(schema_generator=_Generator),
+            "autocall-bridge outcome event",
+            "The body of each outcome on the outcome exchange (CONTRACT.md §7).",
+        ),
+        "decision": (
+            TypeAdapter(Decision).json_schema(schema_generator=_Generator),
+            "autocall-bridge render decision",
+            "What `autocall-bridge render` prints (CONTRACT.md §6): one of four shapes.",
+        ),
+    }
+    texts = {
+        f"{name}.schema.json": _json(_headed(f"{name}.schema.json", *parts))
+        for name, parts in schemas.items()
+    }
+    return texts | {"asyncapi.yaml": _yaml(asyncapi.document())}
+
+
+def write(directory: Path) -> list[Path]:
+    """Writes `documents()` into `directory`; the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in documents().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _headed(name: str, schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
+    head = {"$schema": DRAFT, "$id": f"urn:autocall-bridge:schemas:{name}", "title": title}
+    body = {key: value for key, value in schema.items() if key not in ("title", "description")}
+    return head | {"description": " ".join(description.split())} | body
+
+
+def _json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a shared dict is written out again: anchors would puzzle readers
+
+
+def _yaml(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
