@@ -188,7 +188,7 @@ def _dead_letter() -> dict[str, Any]:
         "x-autocall-reason": "The outcome's error code.",
         "x-autocall-error": "The outcome's error message.",
         "x-autocall-event-id": "The event's id.",
-        "x-autocall-exchange": "The exchange it arrived through.",
+        "x-autocall-exchange": "The exchange of its last delivery (empty after a retry or wait).",
         "x-autocall-routing-key": "The routing key it was first published with.",
     }
     headers = _headers(

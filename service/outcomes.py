@@ -16,6 +16,7 @@ from .render import Call
 
 Status = Literal["accepted", "failed", "skipped"]
 ROUTING_KEY_HEADER = "x-autocall-routing-key"
+EXCHANGE_HEADER = "x-autocall-exchange"
 ATTEMPT_HEADER = "x-autocall-attempt"
 _DROPPED_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange",
                     "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange",
@@ -146,7 +147,9 @@ class Publisher:
             for key, value in (original.headers or {}).items()
             if key not in _DROPPED_HEADERS
         }
+        # A copy's own routing key and exchange are the delay queue's: keep the first ones.
         merged.setdefault(ROUTING_KEY_HEADER, original.routing_key or "")
+        merged.setdefault(EXCHANGE_HEADER, original.exchange or "")
         merged.update(headers)
         message = aio_pika.Message(
             original.body,
@@ -174,7 +177,6 @@ class Publisher:
             "x-autocall-reason": error["code"],
             "x-autocall-error": error["message"],
             "x-autocall-event-id": event_id,
-            "x-autocall-exchange": original.exchange or "",
         }
         await self.copy(original, queue, headers)
 

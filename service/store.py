@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from .errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 30
+LEASE_SECONDS = 15  # a dead process's claims are known as such this long after it died
 TTS_KEY_SECONDS = 2 * 86400
 
 

@@ -212,7 +212,8 @@ class TemplatesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: Literal[1] = Field(description="The file format's version: 1.")
     defaults: Options = Field(
-        Options(), description="Applied to every template unless the template sets the key."
+        default_factory=Options,
+        description="Applied to every template unless the template sets the key.",
     )
     templates: list[TemplateSpec] = Field(
         min_length=1,
