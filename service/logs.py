@@ -24,7 +24,7 @@ class Redactor(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        text = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)  # user:password@ in URLs
+        text = re.sub(r"(://[^:/@\s]*:)[^@\s]+@", r"\1***@", text)  # [user]:password@ in URLs
         return _QUERY_SECRET.sub(r"\1=***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -32,6 +32,13 @@ class Redactor(logging.Filter):
         redacted = self.redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:  # the formatters print exc_text
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:  # an exception's text may carry a URL with the key
+            record.exc_text = self.redact(record.exc_text)
+        for key, value in list(vars(record).items()):  # and so may extra fields
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.redact(value))
         return True
 
 
@@ -46,8 +53,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry |= {k: v for k, v in vars(record).items() if k not in _STANDARD and v is not None}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if exception := _exception(self, record):
+            entry["exception"] = exception
         return orjson.dumps(entry, default=str).decode()
 
 
@@ -61,9 +68,16 @@ class TextFormatter(logging.Formatter):
         )
         line = f"{clock} {record.levelname:<7} {record.getMessage()}"
         line = f"{line}  {extra}" if extra else line
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        if exception := _exception(self, record):
+            line += "\n" + exception
         return line
+
+
+def _exception(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    """The record's traceback: the Redactor's redacted text when it ran."""
+    if record.exc_text:
+        return record.exc_text
+    return formatter.formatException(record.exc_info) if record.exc_info else None
 
 
 def configure(level: str = "INFO", fmt: str = "auto", secrets: list[str] | None = None) -> None:

@@ -90,6 +90,7 @@ class Provider:
         token = await self._bearer()
         answer = await self._post(request, token)
         if answer.status == 401 and self._api_key is not None:
+            self._metrics.api_requests.labels(request.endpoint, "unauthorized").inc()
             self._forget(token)
             answer = await self._post(request, await self._bearer())
         if answer.status == 401:

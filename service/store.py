@@ -23,6 +23,7 @@ from .errors import StoreUnavailable
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 15  # a dead process's claims are known as such this long after it died
 TTS_KEY_SECONDS = 2 * 86400
+REDIS_TIMEOUT = 5.0
 
 
 class State(StrEnum):
@@ -71,7 +72,11 @@ def open_store(url: str, prefix: str, ttl: float) -> Store:
     """The store for `url`: memory:// or redis://…"""
     if url.startswith("memory://"):
         return MemoryStore(ttl)
-    return RedisStore(redis.Redis.from_url(url), prefix, ttl)
+    # Bounded waits: a Redis that stops answering must fail calls, not hang them.
+    client = redis.Redis.from_url(
+        url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+    )
+    return RedisStore(client, prefix, ttl)
 
 
 def _record(state: str, event_id: str, owner: str = "", outcome: bytes = b"") -> bytes:
@@ -113,7 +118,9 @@ class MemoryStore:
         used = self._tts.get(day, 0)
         if used + chars > limit:
             return False, used
-        self._tts = {day: used + chars}  # only today matters
+        self._tts[day] = used + chars
+        for old in sorted(self._tts)[:-2]:  # yesterday may still be settling; older days not
+            del self._tts[old]
         return True, used + chars
 
     async def refund_tts(self, day: str, chars: int) -> None:
@@ -140,8 +147,10 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {1, used}
 """
 _REFUND = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-redis.call('SET', KEYS[1], math.max(0, used - tonumber(ARGV[1])), 'KEEPTTL')
+local used = redis.call('GET', KEYS[1])
+if not used then return 0 end
+redis.call('SET', KEYS[1], math.max(0, tonumber(used) - tonumber(ARGV[1])), 'KEEPTTL')
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -168,7 +177,11 @@ class RedisStore:
         return f"RedisStore(prefix={self._prefix!r}, owner={self.owner!r})"
 
     async def __aenter__(self) -> Self:
-        await self._renew()
+        try:
+            await self._call(self._renew())
+        except StoreUnavailable:
+            await self._redis.aclose()
+            raise
         self._lease_task = asyncio.create_task(self._keep_lease(), name="store-lease")
         return self
 

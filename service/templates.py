@@ -332,9 +332,17 @@ def _valid_templates(document: Any) -> list[TemplateSpec]:
 
 
 def _valid_defaults(document: Any) -> Options:
+    """The defaults' valid keys (the others are already reported), so as not to report more."""
+    raw = document.get("defaults") if isinstance(document, dict) else None
+    if not isinstance(raw, dict):
+        return Options()
     try:
-        return Options.model_validate(document.get("defaults") or {})
-    except (ValidationError, AttributeError):
+        return Options.model_validate(raw)
+    except ValidationError as exc:
+        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    try:
+        return Options.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
         return Options()
 
 
