@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOCALL_", extra="ignore", frozen=True)
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@localhost:5672/")
+    amqp_url_file: Path | None = None
     templates: Path = Path("templates.yaml")
     api_base_url: str = "https://public-v1-stg.omicall.com"
     api_key: SecretStr | None = None
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     api_token_file: Path | None = None
     http_port: int = Field(8080, ge=0, le=65535)
     store_url: SecretStr = SecretStr("memory://")
+    store_url_file: Path | None = None
     input_exchange: str = Field("autocall.events", min_length=1, max_length=200)
     queue: str = Field("autocall.events", min_length=1, max_length=200)
     outcome_exchange: str = Field("autocall.outcomes", min_length=1, max_length=200)
@@ -107,15 +109,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
-        for name in ("api_key", "api_token"):
+        checks = {"amqp_url": self._amqp_scheme, "store_url": self._store_scheme}
+        for name in ("api_key", "api_token", "amqp_url", "store_url"):
             path: Path | None = getattr(self, f"{name}_file")
-            if path is None or getattr(self, name) is not None:
+            if path is None or name in self.model_fields_set:  # the variable itself wins
                 continue
             try:
-                secret = path.read_text(encoding="utf-8").strip()
+                secret = SecretStr(path.read_text(encoding="utf-8").strip())
             except OSError as exc:
                 raise ValueError(f"{name}_file: cannot read {path}: {exc.strerror}") from None
-            object.__setattr__(self, name, SecretStr(secret))
+            try:
+                secret = checks[name](secret) if name in checks else secret
+            except ValueError as exc:
+                raise ValueError(f"{name}_file: {exc}") from None
+            object.__setattr__(self, name, secret)
         return self
 
     def require_credentials(self) -> None:
