@@ -12,14 +12,18 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-pytest.importorskip("prometheus_client")
-metrics_module = pytest.importorskip(
-    "service.metrics", reason="service.metrics is not importable yet: the service is not written"
-)
+from service.templates import Templates
+
+from .conftest import StartService
+
+pytestmark = pytest.mark.integration
 
 FILES = Path(__file__).resolve().parents[1] / "helm" / "autocall-bridge" / "files"
 NAME = re.compile(r"\b(autocall_[a-z0-9_]+)\b(\{[^}]*\})?")
@@ -30,36 +34,30 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container"}
 
 
-def exported() -> dict[str, dict[str, set[str]]]:
-    """Each exported sample name -> its label names -> the values seen (live series only).
+Series = dict[str, dict[str, set[str]]]
 
-    For now a fresh Metrics() registry stands in for a running service's /metrics; like the
-    service at start-up, it starts the outcome series of a templates file's templates.
-    """
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
 
-    registry = CollectorRegistry()
-    metrics = metrics_module.Metrics(registry)
-    if hasattr(metrics, "templates"):
-        metrics.templates(["order_confirmation"])
-    text = generate_latest(registry).decode()
-    series: dict[str, dict[str, set[str]]] = {}
+@pytest.fixture
+async def series(
+    make_settings: Any, start_service: StartService, example_templates: Templates
+) -> Series:
+    """Each sample name a running service's /metrics exports -> its labels -> values seen."""
+    service = await start_service(make_settings(), example_templates)
+    url = f"http://127.0.0.1:{service.http_port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as answer:
+        assert answer.status == 200
+        text = await answer.text()
+    found: Series = {}
     for family in text_string_to_metric_families(text):
         names = {family.name} if family.type == "histogram" else set()
         for sample in family.samples:
             names.add(sample.name)
-            labels = series.setdefault(sample.name, {})
+            labels = found.setdefault(sample.name, {})
             for key, value in sample.labels.items():
                 labels.setdefault(key, set()).add(value)
         for name in names:
-            series.setdefault(name, {})
-    return series
-
-
-def exported_metric_names() -> set[str]:
-    """The names a scrape of the service's /metrics returns."""
-    return set(exported())
+            found.setdefault(name, {})
+    return found
 
 
 def alert_expressions() -> Iterator[tuple[str, str]]:
@@ -87,34 +85,32 @@ def dashboard_expressions() -> Iterator[tuple[str, str]]:
     yield from walk(dashboard, "dashboard")
 
 
-def used() -> list[tuple[str, str, str]]:
+def used(series: Series) -> list[tuple[str, str, str]]:
     """(where, metric name without histogram suffix, selector) for every autocall_* use."""
     uses = []
     for where, expr in [*alert_expressions(), *dashboard_expressions()]:
         for match in NAME.finditer(expr):
             name = match[1]
             for suffix in HISTOGRAM_SUFFIXES:
-                if name.endswith(suffix) and name.removesuffix(suffix) in exported_metric_names():
+                if name.endswith(suffix) and name.removesuffix(suffix) in series:
                     name = name.removesuffix(suffix)
             uses.append((where, name, match[2] or ""))
     return uses
 
 
-def test_the_files_use_metrics_at_all() -> None:
-    names = {name for _, name, _ in used()}
+def test_the_files_use_metrics_at_all(series: Series) -> None:
+    names = {name for _, name, _ in used(series)}
     assert len(names) >= 12, names
 
 
-def test_every_metric_used_is_exported() -> None:
-    available = exported_metric_names()
-    missing = sorted({f"{where}: {name}" for where, name, _ in used() if name not in available})
+def test_every_metric_used_is_exported(series: Series) -> None:
+    missing = sorted({f"{where}: {name}" for where, name, _ in used(series) if name not in series})
     assert not missing, "not exported by the service:\n" + "\n".join(missing)
 
 
-def test_label_matchers_name_exported_labels_and_values() -> None:
-    series = exported()
+def test_label_matchers_name_exported_labels_and_values(series: Series) -> None:
     problems = []
-    for where, name, selector in used():
+    for where, name, selector in used(series):
         labels = series.get(name.removesuffix("_bucket"), {}) or series.get(f"{name}_bucket", {})
         for label, op, value in MATCHER.findall(selector):
             if label in TARGET_LABELS or "$" in value:
@@ -127,11 +123,11 @@ def test_label_matchers_name_exported_labels_and_values() -> None:
     assert not problems, "\n".join(sorted(set(problems)))
 
 
-def test_no_exported_label_collides_with_a_target_label() -> None:
+def test_no_exported_label_collides_with_a_target_label(series: Series) -> None:
     """Prometheus would rename such a label exported_<name>, and the queries would miss it."""
     collisions = sorted(
         f"{name}{{{label}}}"
-        for name, labels in exported().items()
+        for name, labels in series.items()
         for label in labels
         if label in TARGET_LABELS
     )
@@ -166,6 +162,6 @@ def test_no_exported_label_collides_with_a_target_label() -> None:
         ),
     ],
 )
-def test_the_issue_s_signals_are_covered(source: str, required: set[str]) -> None:
-    names = {name for where, name, _ in used() if where.startswith(source)}
+def test_the_issue_s_signals_are_covered(series: Series, source: str, required: set[str]) -> None:
+    names = {name for where, name, _ in used(series) if where.startswith(source)}
     assert required <= names, f"{source} lacks {sorted(required - names)}"
