@@ -14,6 +14,8 @@ import orjson
 from .errors import InvalidEvent
 
 MAX_TYPE_LENGTH = 255  # an AMQP routing key's limit: longer types cannot have been routed to us
+MAX_ID_BYTES = 255  # an AMQP short string's limit: the outcome's correlation_id carries the id
+MAX_HEADER_DEPTH = 32
 _CE_PREFIXES = ("cloudevents_", "cloudevents:")
 
 
@@ -72,7 +74,11 @@ def fallback_id(message: Message) -> str:
 
 def identity_of(message: Message) -> dict[str, Any]:
     """The best identity of a message that could not be decoded, for its `failed` outcome."""
-    return {"id": message.message_id or fallback_id(message), "type": None, "source": None}
+    return {
+        "id": (message.message_id or "").strip() or fallback_id(message),
+        "type": None,
+        "source": None,
+    }
 
 
 def _json(body: bytes) -> Any:
@@ -91,7 +97,7 @@ def _structured(message: Message, body: Any, headers: Mapping[str, Any]) -> Even
     if data is None and isinstance(body.get("data_base64"), str):
         data = _base64_data(body["data_base64"])
     return Event(
-        id=_text(body.get("id"), "id") or message.message_id or fallback_id(message),
+        id=_id(body.get("id"), message),
         type=_type(body.get("type")),
         source=_text(body.get("source"), "source"),
         time=_time(body.get("time")),
@@ -104,7 +110,7 @@ def _binary(
     message: Message, body: Any, headers: Mapping[str, Any], attributes: dict[str, Any]
 ) -> Event:
     return Event(
-        id=_text(attributes.get("id"), "id") or message.message_id or fallback_id(message),
+        id=_id(attributes.get("id"), message),
         type=_type(attributes.get("type")),
         source=_text(attributes.get("source"), "source"),
         time=_time(attributes.get("time")),
@@ -115,7 +121,7 @@ def _binary(
 
 def _plain(message: Message, body: Any, headers: Mapping[str, Any]) -> Event:
     return Event(
-        id=message.message_id or fallback_id(message),
+        id=_id(None, message),
         type=_type(message.type or message.routing_key),
         source=None,
         time=_time(message.timestamp),
@@ -133,23 +139,35 @@ def _binary_attributes(headers: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _plain_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+def _plain_headers(headers: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
     """Headers as JSON-like values: AMQP byte strings become text, unknown types their repr."""
-    return {str(key): _plain_value(value) for key, value in headers.items()}
+    if depth > MAX_HEADER_DEPTH:
+        raise InvalidEvent(f"headers nest deeper than {MAX_HEADER_DEPTH} levels")
+    return {str(key): _plain_value(value, depth) for key, value in headers.items()}
 
 
-def _plain_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+def _plain_value(value: Any, depth: int) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, list | tuple):
-        return [_plain_value(item) for item in value]
+        if depth > MAX_HEADER_DEPTH:
+            raise InvalidEvent(f"headers nest deeper than {MAX_HEADER_DEPTH} levels")
+        return [_plain_value(item, depth + 1) for item in value]
     if isinstance(value, dict):
-        return _plain_headers(value)
+        return _plain_headers(value, depth + 1)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return repr(value)
+
+
+def _id(value: Any, message: Message) -> str:
+    """The event's own id, else the message id, else a hash of the message."""
+    text = _text(value, "id") or (message.message_id or "").strip() or fallback_id(message)
+    if len(text.encode()) > MAX_ID_BYTES:
+        raise InvalidEvent(f"id is longer than {MAX_ID_BYTES} bytes")
+    return text
 
 
 def _type(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -26,6 +27,7 @@ _FORMATS = {
     "digits": phonenumbers.PhoneNumberFormat.E164,
 }
 _LONG_DIGITS = re.compile(r"\d[\d .-]{5,}\d")
+_PHONE_TEXT = re.compile(r"^[+\d\s().\-/]{6,40}$")
 
 
 def number(value: Any) -> Decimal:
@@ -43,8 +45,11 @@ def number(value: Any) -> Decimal:
 
 def vnd(value: Any) -> str:
     """455000.0 -> '455.000 đồng': rounded to whole đồng, thousands grouped with '.'."""
-    amount = int(number(value).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    return f"{amount:,}".replace(",", ".") + " đồng"
+    amount = number(value)
+    if abs(amount) >= Decimal(10) ** 18:
+        raise TemplateError("amount too large to read out")
+    whole = int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return f"{whole:,}".replace(",", ".") + " đồng"
 
 
 def words(value: Any) -> str:
@@ -69,6 +74,10 @@ def normalise_phone(value: Any, fmt: PhoneFormat = "national") -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise InvalidPhone("no phone number")
+    value = unicodedata.normalize("NFKC", value).strip()
+    # Only what people write in a number: a list's or a dict's text is not a phone number.
+    if not _PHONE_TEXT.match(value):
+        raise InvalidPhone(f"not a phone number: {mask(value)}")
     try:
         parsed = phonenumbers.parse(value, "VN")
     except phonenumbers.NumberParseException:

@@ -143,7 +143,7 @@ class Publisher:
     ) -> None:
         """The original message, unchanged but for `headers`, into `queue`."""
         merged = {
-            key: value
+            key: _writable(value)
             for key, value in (original.headers or {}).items()
             if key not in _DROPPED_HEADERS
         }
@@ -181,11 +181,23 @@ class Publisher:
         await self.copy(original, queue, headers)
 
 
+def _writable(value: Any) -> Any:
+    """A header value as pamqp can write it back: it reads long strings that are not UTF-8 as
+    bytes, but writes bytes only as a byte array."""
+    if isinstance(value, bytes | memoryview):
+        return bytearray(value)
+    if isinstance(value, list | tuple):
+        return [_writable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _writable(item) for key, item in value.items()}
+    return value
+
+
 def routing_key_of(message: AbstractIncomingMessage) -> str:
     """The routing key the event was first published with (delays and dead letters keep it)."""
     original = (message.headers or {}).get(ROUTING_KEY_HEADER)
-    if isinstance(original, bytes):
-        original = original.decode("utf-8", "replace")
+    if isinstance(original, bytes | bytearray):
+        original = bytes(original).decode("utf-8", "replace")
     return original if isinstance(original, str) else message.routing_key or ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ PHONE_PATH = "/api/auto_call/execute_by_phone"
 EXTENSION_PATH = "/api/auto_call/execute_by_extension"
 _OPTIONAL = ("num_retry", "num_per_call", "distance_per_call", "distance_retry")
 _FIELDS = ("phone", "extension", "campaign", "idempotency_key")
+_EXTENSION = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")  # an internal line's number or name
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +220,8 @@ def _texts(template: Template, context: dict[str, Any]) -> dict[str, str]:
     for field in ("extension", "idempotency_key"):
         if field in texts and not texts[field]:
             raise TemplateError(f"{field}: renders empty")
+    if "extension" in texts and not _EXTENSION.match(texts["extension"]):
+        raise TemplateError(f"extension: not an extension: {texts['extension'][:40]!r}")
     return texts
 
 

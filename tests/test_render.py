@@ -564,7 +564,7 @@ def test_as_json_of_a_fail() -> None:
         "template": "t",
         "error": {
             "code": "invalid_phone",
-            "message": "not a valid Vietnamese phone number: *****",
+            "message": "not a phone number: *****",
         },
         "event": {"id": "e-1", "type": "order.created", "source": None},
     }
@@ -686,3 +686,16 @@ def test_example_events_are_called(
     assert decision.template.name == template_name
     assert decision.request.path == path
     assert 0 <= decision.tts_chars <= 300
+
+
+@pytest.mark.parametrize("extension", ["['101']", "101 102", "{'a': 1}"])
+def test_an_extension_that_is_not_one_is_a_template_error(extension: str) -> None:
+    templates = parse(
+        "version: 1\ntemplates:\n  - name: desk\n    event: e\n    cid: '1'\n"
+        "    extension: '{{ data.ext }}'\n    script: [{recording: r}]\n"
+    )
+    decision = decide(templates, Event("i", "e", None, None, {"ext": extension}, {}), NOW)
+
+    assert isinstance(decision, Fail)
+    assert decision.error.code == "template_error"
+    assert decision.error.message.startswith("extension: not an extension")
