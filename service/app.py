@@ -95,6 +95,8 @@ class Service:
         )
         self._connection = connection = await _connect(s)
         stack.push_async_callback(connection.close)
+        connection.close_callbacks.add(_connection_lost)
+        connection.reconnect_callbacks.add(_connection_restored)
         consuming = await connection.channel(publisher_confirms=False)
         await consuming.set_qos(prefetch_count=s.prefetch)
         topology = await declare(consuming, s, self.templates)
@@ -186,6 +188,15 @@ async def _connect(settings: Settings) -> AbstractRobustConnection:
             )
             await asyncio.sleep(wait)
             wait = min(wait * 2, CONNECT_RETRY[1])
+
+
+def _connection_lost(connection: object, reason: BaseException | None = None) -> None:
+    if reason is not None and not isinstance(reason, asyncio.CancelledError):
+        log.warning("broker connection lost (%s); reconnecting", type(reason).__name__)
+
+
+def _connection_restored(connection: object) -> None:
+    log.warning("broker connection restored; consuming again")
 
 
 def _where(url: str) -> str:

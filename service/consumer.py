@@ -87,7 +87,8 @@ class Consumer:
         self.budget = Budget(store, settings.tts_daily_limit, metrics, clock)
         self.hold = Hold(self, settings.hold_probe_interval, metrics, clock)
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # in flight
+        self._owned: set[asyncio.Task[Any]] = set()  # every delivery's task, waiting or not
         self._idle = asyncio.Event()
         self._idle.set()
         self._tag: str | None = None
@@ -129,7 +130,14 @@ class Consumer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def handle(self, message: AbstractIncomingMessage) -> Action | None:
-        """One delivery, start to finish."""
+        """One delivery, start to finish, in a task of our own: the broker client cancels its
+        delivery tasks when a channel closes, and a provider call already out must finish."""
+        task = asyncio.create_task(self._handle(message))
+        self._owned.add(task)
+        task.add_done_callback(self._owned.discard)
+        return await asyncio.shield(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> Action | None:
         async with self._slots:
             if self._stopping:
                 await self._return(message)
@@ -187,9 +195,9 @@ class Consumer:
         claim = await self.store.claim(call.idempotency_key, call.event.id)
         if claim.state is State.BUSY and claim.event_id == call.event.id:
             claim = await self._wait_for(call)
-        if claim.state is not State.NEW:
-            return await self._claimed(call, claim)
         attempts = attempts_of(message)
+        if claim.state is not State.NEW:
+            return await self._claimed(call, claim, attempts)
         sent = False
         try:
             day = await self.budget.reserve(call.tts_chars)
@@ -285,7 +293,7 @@ class Consumer:
         delay_ms = max(1, int(delays[retries] * jitter * 1000))
         return Delay(self.names.retries[retries], delay_ms, headers, retry=True)
 
-    async def _claimed(self, call: Call, claim: Claim) -> Action:
+    async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Action:
         now = self.clock()
         if claim.event_id != call.event.id:
             return Publish(Outcome.skipped(call.event.identity, "duplicate", now, call=call))
@@ -296,7 +304,8 @@ class Consumer:
             "an earlier delivery of this event was calling when its process stopped; "
             "the call may have been made, so it is not made again"
         )
-        return await self._complete(Outcome.failed(call.event.identity, unknown, now, call=call))
+        failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
+        return await self._complete(failed)
 
     async def _complete(self, outcome: Outcome) -> Publish:
         """Mark the key done with this outcome, so a redelivery replays it instead of calling."""

@@ -66,7 +66,7 @@ class Hold:
             self._set(reason)
             return
         self._set(reason)
-        log.warning("consuming held: %s; probing every %.0f s", reason, self._interval)
+        log.warning("consuming held: %s; probing every %g s", reason, self._interval)
         await self._consumer.pause()
         self._task = asyncio.create_task(self._probe_until_accepted(), name="hold-probe")
 

@@ -90,5 +90,8 @@ def configure(level: str = "INFO", fmt: str = "auto", secrets: list[str] | None 
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries that print URLs or chatter at INFO: the token request's URL carries the key.
-    for name in ("aiohttp.access", "aiormq", "aio_pika"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The AMQP client logs a broker restart as several tracebacks; the service says it in two
+    # lines of its own ("broker connection lost", "restored"). DEBUG shows the client's view.
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
