@@ -125,9 +125,10 @@ class Consumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace)
         await self.hold.stop(force=True)
-        for task in list(self._tasks):
+        leftover = list(self._owned)  # in flight past the grace, or still waiting for a slot
+        for task in leftover:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*leftover, return_exceptions=True)
 
     async def handle(self, message: AbstractIncomingMessage) -> Action | None:
         """One delivery, start to finish, in a task of our own: the broker client cancels its
