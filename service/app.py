@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import time
+import urllib.request
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -167,7 +168,18 @@ def _session(settings: Settings) -> aiohttp.ClientSession:
     # One connection per concurrent call; keep-alive shorter than typical provider idle timeouts,
     # since a request sent on a connection the server just closed has an unknown outcome.
     connector = aiohttp.TCPConnector(limit=settings.concurrency, keepalive_timeout=10)
-    return aiohttp.ClientSession(connector=connector, raise_for_status=False, trust_env=True)
+    # The proxy settings are read once: aiohttp's trust_env reads them, and ~/.netrc in a
+    # thread, on every request (a third of the service's CPU per event, measured).
+    proxy = _proxy(settings.api_base_url)
+    return aiohttp.ClientSession(connector=connector, raise_for_status=False, proxy=proxy)
+
+
+def _proxy(base_url: str) -> str | None:
+    """HTTPS_PROXY / HTTP_PROXY for the provider, unless NO_PROXY names it."""
+    parts = urlsplit(base_url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 async def _connect(settings: Settings) -> AbstractRobustConnection:
