@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from .budget import Budget
 from .errors import EXHAUSTION_CODES, AutocallError, DeliveryLimit, OutcomeUnknown, StoreUnavailable
-from .events import Message, decode, identity_of
+from .events import Event, Message, decode, identity_of
 from .hold import Hold, ProbeResult
 from .metrics import Metrics
 from .outcomes import ATTEMPT_HEADER, Outcome, Publisher, attempts_of, outcome_json, routing_key_of
@@ -46,6 +46,8 @@ class Delay:
 
     queue: str
     delay_ms: int
+    why: str  # for the log line: "call_window 08:00-21:00" or the retried failure's code
+    event: Event
     headers: dict[str, Any] = field(default_factory=dict)
     retry: bool = False
 
@@ -185,7 +187,9 @@ class Consumer:
             return Publish(failed)
         if isinstance(decision, Defer):
             wait = (decision.until - now).total_seconds()
-            return Delay(self.names.window(decision.window), max(1, int(wait * 1000)))
+            queue = self.names.window(decision.window)
+            why = f"call_window {decision.window}"
+            return Delay(queue, max(1, int(wait * 1000)), why, event)
         try:
             return await self.call(decision, message)
         except StoreUnavailable as exc:
@@ -292,7 +296,8 @@ class Consumer:
         jitter = random.uniform(0.8, 1.2)  # spreads a burst of retries over the tier's window
         headers = {RETRIES_HEADER: retries + 1, ATTEMPT_HEADER: attempts}
         delay_ms = max(1, int(delays[retries] * jitter * 1000))
-        return Delay(self.names.retries[retries], delay_ms, headers, retry=True)
+        queue = self.names.retries[retries]
+        return Delay(queue, delay_ms, exc.code, call.event, headers, retry=True)
 
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Action:
         now = self.clock()
@@ -385,10 +390,22 @@ class Consumer:
                     "duration_ms": duration_ms,
                 },
             )
+        elif isinstance(action, Delay):
+            log.info(
+                "event %s for %.1f s",
+                "retried" if action.retry else "deferred",
+                action.delay_ms / 1000,
+                extra={
+                    "event_id": action.event.id,
+                    "event_type": action.event.type,
+                    "code": action.why,
+                    "queue": action.queue,
+                    "duration_ms": duration_ms,
+                },
+            )
         else:
-            kind = "held" if isinstance(action, Held) else "delayed"
-            log.info("event %s", kind, extra={"message_id": message.message_id,
-                                              "duration_ms": duration_ms})  # fmt: skip
+            log.warning("event put back: on hold (%s)", action.reason, extra={
+                "message_id": message.message_id, "duration_ms": duration_ms})  # fmt: skip
 
 
 def _message(message: AbstractIncomingMessage) -> Message:
