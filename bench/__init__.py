@@ -1,0 +1,1 @@
+"""The benchmark: the service against the leanest reference consumer (python -m bench)."""
