@@ -19,7 +19,7 @@ from .errors import EXHAUSTION_CODES, AutocallError, DeliveryLimit, OutcomeUnkno
 from .events import Event, Message, decode, identity_of
 from .hold import Hold, ProbeResult
 from .metrics import Metrics
-from .outcomes import ATTEMPT_HEADER, Outcome, Publisher, attempts_of, outcome_json, routing_key_of
+from .outcomes import ATTEMPT_HEADER, Outcome, Publisher, attempts_of, routing_key_of
 from .provider import Provider
 from .render import Call, Defer, Fail, Skip, decide
 from .settings import Settings
@@ -37,7 +37,6 @@ class Publish:
     """Publish the outcome (and dead-letter a failure), then ack."""
 
     outcome: Outcome
-    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +259,7 @@ class Consumer:
             await self.hold.start(action.reason)
             return
         outcome = action.outcome
-        body = action.body or outcome.body()
+        body = outcome.body()
         event_id = str(outcome.event["id"])
         if outcome.error is not None:
             # First, so that whoever sees a failed outcome finds its message already kept.
@@ -304,8 +303,7 @@ class Consumer:
         if claim.event_id != call.event.id:
             return Publish(Outcome.skipped(call.event.identity, "duplicate", now, call=call))
         if claim.state is State.DONE and claim.outcome is not None:
-            stored = outcome_json(claim.outcome)
-            return Publish(_replayed(stored), claim.outcome)
+            return Publish(Outcome.replay(claim.outcome, call))
         unknown = OutcomeUnknown(
             "an earlier delivery of this event was calling when its process stopped; "
             "the call may have been made, so it is not made again"
@@ -315,14 +313,13 @@ class Consumer:
 
     async def _complete(self, outcome: Outcome) -> Publish:
         """Mark the key done with this outcome, so a redelivery replays it instead of calling."""
-        body = outcome.body()
         key = outcome.idempotency_key or ""
         try:
-            await self.store.complete(key, str(outcome.event["id"]), body)
+            await self.store.complete(key, str(outcome.event["id"]), outcome.record())
         except StoreUnavailable as exc:
             # The call is made either way: report it. The claim stays, so no one calls again.
             log.warning("cannot mark %s done: %s", outcome.event["id"], exc.message)
-        return Publish(outcome, body)
+        return Publish(outcome)
 
     async def _wait_for(self, call: Call) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
@@ -418,10 +415,6 @@ def _message(message: AbstractIncomingMessage) -> Message:
         timestamp=message.timestamp,
         headers=message.headers or {},
     )
-
-
-def _replayed(stored: dict[str, Any]) -> Outcome:
-    return Outcome(**stored)
 
 
 def _why(exc: BaseException) -> str:

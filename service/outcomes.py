@@ -104,6 +104,30 @@ class Outcome:
             _local(now),
         )
 
+    def record(self) -> bytes:
+        """What the store keeps of a call's outcome, to replay it to a redelivery of its event:
+        the parts the redelivered call cannot know (kept small: there is one per key)."""
+        return orjson.dumps(
+            [self.status, self.autocall_id, self.attempts, self.error, self.occurred_at]
+        )
+
+    @classmethod
+    def replay(cls, record: bytes, call: Call) -> Outcome:
+        """The outcome `record` kept for the event of `call`."""
+        status, autocall_id, attempts, error, occurred_at = orjson.loads(record)
+        return cls(
+            status,
+            call.event.identity,
+            call.template.name,
+            call.idempotency_key,
+            autocall_id,
+            attempts,
+            call.phone,
+            error,
+            None,
+            occurred_at,
+        )
+
     @property
     def code(self) -> str | None:
         return self.error["code"] if self.error else None
@@ -205,9 +229,3 @@ def attempts_of(message: AbstractIncomingMessage) -> int:
     """Provider attempts already made for this event (0 on its first delivery)."""
     value = (message.headers or {}).get(ATTEMPT_HEADER)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def outcome_json(body: bytes) -> dict[str, Any]:
-    """An outcome body read back (replays of stored outcomes)."""
-    document: dict[str, Any] = orjson.loads(body)
-    return document

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from jinja2 import Template as Jinja
+
 from .errors import AutocallError, Expired, InvalidPhone, QuotaExceeded, TemplateError
 from .events import Event
 from .filters import LOCAL_TZ, PHONE_FORMAT_VAR, mask, mask_digits, normalise_phone
@@ -88,7 +90,7 @@ def decide(templates: Templates, event: Event, now: datetime) -> Decision:
     matching = [template for template in templates if template.matches(event.type)]
     if not matching:
         return Skip(event, "no_template")
-    context = _context(event, now)
+    context = _context(templates, event, now)
     for template in matching:
         try:
             if _holds(template, context):
@@ -126,12 +128,7 @@ def as_json(decision: Decision) -> dict[str, Any]:
 
 
 def _holds(template: Template, context: dict[str, Any]) -> bool:
-    if template.when is None:
-        return True
-    try:
-        return bool(template.when(**context))
-    except Exception as exc:  # a template is the operator's code: its failures are its own
-        raise TemplateError(f"when: {_describe(exc)}") from exc
+    return template.when is None or _run(template.when, "when", context) == "1"
 
 
 def _plan(template: Template, event: Event, context: dict[str, Any], now: datetime) -> Decision:
@@ -239,16 +236,22 @@ def _key(event: Event, texts: dict[str, str]) -> str:
 
 
 def _render(template: Template, field: str, context: dict[str, Any]) -> str:
+    return _run(template.fields[field], field, context)
+
+
+def _run(compiled: Jinja, field: str, context: dict[str, Any]) -> str:
+    """Template.render without its per-call copy of the globals: `context` already has them."""
     try:
-        return template.fields[field].render(context)
+        return "".join(compiled.root_render_func(compiled.new_context(context, shared=True)))
     except InvalidPhone:
         raise
     except Exception as exc:  # a template is the operator's code: its failures are its own
         raise TemplateError(f"{field}: {_describe(exc)}") from exc
 
 
-def _context(event: Event, now: datetime) -> dict[str, Any]:
+def _context(templates: Templates, event: Event, now: datetime) -> dict[str, Any]:
     return {
+        **templates.globals,
         "data": event.data,
         "event": {
             "id": event.id,

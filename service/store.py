@@ -109,7 +109,8 @@ class MemoryStore:
 
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
         expires = self._keys.get(key, (self._clock() + self._ttl, None))[0]
-        self._keys[key] = (expires, Claim(State.DONE, event_id, outcome))
+        # A copy: orjson's bytes keep a 4 KiB buffer each, and these live for days.
+        self._keys[key] = (expires, Claim(State.DONE, event_id, bytes(memoryview(outcome))))
 
     async def release(self, key: str) -> None:
         self._keys.pop(key, None)

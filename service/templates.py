@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from jinja2 import Template as Jinja
 from jinja2 import TemplateSyntaxError
-from jinja2.environment import TemplateExpression
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -229,7 +228,7 @@ class Template:
     options: Options
     pattern: tuple[str, ...]
     fields: dict[str, Jinja]  # phone | extension | campaign | idempotency_key | script[i].say
-    when: TemplateExpression | None
+    when: Jinja | None  # renders "1" when the condition holds
 
     @property
     def name(self) -> str:
@@ -243,9 +242,14 @@ class Template:
 class Templates:
     """The compiled templates, in file order."""
 
-    def __init__(self, templates: list[Template], source: str = "") -> None:
+    def __init__(
+        self, templates: list[Template], source: str = "", env_globals: dict[str, Any] | None = None
+    ) -> None:
         self._templates = templates
         self.source = source
+        # Jinja's globals (range, dict, …), flattened once: a Template's own are a ChainMap that
+        # every render would otherwise copy.
+        self.globals = env_globals if env_globals is not None else dict(environment().globals)
 
     def __iter__(self) -> Iterator[Template]:
         return iter(self._templates)
@@ -317,7 +321,7 @@ def parse(text: str, source: str = "templates") -> Templates:
     problems += _duplicate_names(specs)
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
-    return Templates(compiled, source)
+    return Templates(compiled, source, dict(env.globals))
 
 
 def _valid_templates(document: Any) -> list[TemplateSpec]:
@@ -369,7 +373,9 @@ def _compile(
     when = None
     if spec.when is not None:
         try:
-            when = env.compile_expression(spec.when, undefined_to_none=False)
+            env.compile_expression(spec.when)  # one expression, or its syntax error
+            # Rendered like the other fields, with one shared context (see render._render).
+            when = env.from_string("{% if " + spec.when + " %}1{% endif %}")
         except TemplateSyntaxError as exc:
             problems.append(f"{spec.name}: when: {exc.message}")
     pattern = tuple(spec.event.split("."))
