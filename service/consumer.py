@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -147,18 +147,26 @@ class Consumer:
             if self.hold.active and not self.hold.probing(message):
                 await self._put_back(message)
                 return None
-            async with self._inflight():
-                started = time.perf_counter()
-                try:
-                    action = await self.process(message)
-                except Exception:
-                    # A bug, not bad input: the event goes back; the delivery limit ends it
-                    # with an outcome if it keeps failing.
-                    log.exception("processing failed unexpectedly; returning the event")
-                    await self._return(message)
-                    return None
-                await self.settle(message, action, started)
-                return action
+            task = asyncio.current_task()
+            assert task is not None
+            self._enter(task)
+            try:
+                return await self._process_and_settle(message)
+            finally:
+                self._leave(task)
+
+    async def _process_and_settle(self, message: AbstractIncomingMessage) -> Action | None:
+        started = time.perf_counter()
+        try:
+            action = await self.process(message)
+        except Exception:
+            # A bug, not bad input: the event goes back; the delivery limit ends it with an
+            # outcome if it keeps failing.
+            log.exception("processing failed unexpectedly; returning the event")
+            await self._return(message)
+            return None
+        await self.settle(message, action, started)
+        return action
 
     async def probe(self, message: AbstractIncomingMessage) -> ProbeResult:
         """Process one event while on hold: did its call get accepted?"""
@@ -265,7 +273,7 @@ class Consumer:
             # First, so that whoever sees a failed outcome finds its message already kept.
             await self.publisher.dead_letter(message, self.names.dead, outcome.error, event_id)
         await self.publisher.outcome(body, outcome.status, event_id)
-        self.metrics.outcomes.labels(outcome.status, outcome.template or "").inc()
+        self.metrics.outcome(outcome.status, outcome.template or "")
         if outcome.error is not None:
             self.metrics.dead_letter(outcome.error["code"])
         self.metrics.settled()
@@ -354,22 +362,21 @@ class Consumer:
         except Exception:
             await self._return(message)
 
-    @contextlib.asynccontextmanager
-    async def _inflight(self) -> AsyncIterator[None]:
-        task = asyncio.current_task()
-        assert task is not None
+    def _enter(self, task: asyncio.Task[Any]) -> None:
+        """`task` is in flight: counted for the drain, /readyz and the metric."""
         self._tasks.add(task)
         self._idle.clear()
         self.metrics.inflight.inc()
-        try:
-            yield
-        finally:
-            self._tasks.discard(task)
-            self.metrics.inflight.dec()
-            if not self._tasks:
-                self._idle.set()
+
+    def _leave(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self.metrics.inflight.dec()
+        if not self._tasks:
+            self._idle.set()
 
     def _log(self, message: AbstractIncomingMessage, action: Action, started: float) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         if isinstance(action, Publish):
             outcome = action.outcome

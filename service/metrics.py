@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
@@ -99,6 +100,9 @@ class Metrics:
             "When the last event was settled (Unix time)",
             registry=r,
         )
+        self._outcome_children: dict[tuple[str, str], Any] = {}
+        self._api_children: dict[tuple[str, str], Any] = {}
+        self._duration_children: dict[str, Any] = {}
         self._initialise()
 
     def _initialise(self) -> None:
@@ -114,6 +118,31 @@ class Metrics:
             self.paused.labels(reason).set(0)
         for code in (*sorted(PROVIDER_CODES), *SERVICE_CODES, "other"):
             self.dead_lettered.labels(code)
+
+    def outcome(self, status: str, template: str) -> None:
+        """An outcome published (children cached: `labels()` takes a lock and builds a key)."""
+        child = self._outcome_children.get((status, template))
+        if child is None:
+            child = self._outcome_children[status, template] = self.outcomes.labels(
+                status, template
+            )
+        child.inc()
+
+    def api_request(self, endpoint: str, result: str) -> None:
+        """A provider request's result."""
+        child = self._api_children.get((endpoint, result))
+        if child is None:
+            child = self._api_children[endpoint, result] = self.api_requests.labels(
+                endpoint, result
+            )
+        child.inc()
+
+    def api_time(self, endpoint: str, seconds: float) -> None:
+        """A provider request's duration."""
+        child = self._duration_children.get(endpoint)
+        if child is None:
+            child = self._duration_children[endpoint] = self.api_duration.labels(endpoint)
+        child.observe(seconds)
 
     def templates(self, names: list[str]) -> None:
         """Start every template's outcome series at 0."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -133,7 +133,20 @@ class Outcome:
         return self.error["code"] if self.error else None
 
     def body(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(
+            {
+                "status": self.status,
+                "event": self.event,
+                "template": self.template,
+                "idempotency_key": self.idempotency_key,
+                "autocall_id": self.autocall_id,
+                "attempts": self.attempts,
+                "phone": self.phone,
+                "error": self.error,
+                "reason": self.reason,
+                "occurred_at": self.occurred_at,
+            }
+        )
 
 
 def _local(now: datetime) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from .errors import (
     PROVIDER_CODES,
@@ -74,12 +75,12 @@ class Provider:
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._clock = clock
+        # `connect`: a connection from the pool, before anything is sent (retryable);
+        # `total`: the answer, once sent. No sock_read timer, re-armed on every chunk read.
         self._timeout = aiohttp.ClientTimeout(
-            total=connect_timeout + 2 * timeout,
-            connect=connect_timeout,
-            sock_connect=connect_timeout,
-            sock_read=timeout,
+            total=connect_timeout + timeout, connect=connect_timeout
         )
+        self._urls: dict[str, URL] = {}
 
     def __repr__(self) -> str:
         auth = "api_key" if self._api_key else "token"
@@ -90,11 +91,11 @@ class Provider:
         token = await self._bearer()
         answer = await self._post(request, token)
         if answer.status == 401 and self._api_key is not None:
-            self._metrics.api_requests.labels(request.endpoint, "unauthorized").inc()
+            self._metrics.api_request(request.endpoint, "unauthorized")
             self._forget(token)
             answer = await self._post(request, await self._bearer())
         if answer.status == 401:
-            self._metrics.api_requests.labels(request.endpoint, "unauthorized").inc()
+            self._metrics.api_request(request.endpoint, "unauthorized")
             raise Unauthorized("the provider refused the token (HTTP 401)")
         return self._accepted(request.endpoint, answer)
 
@@ -117,7 +118,7 @@ class Provider:
         try:
             async with self._session.request(
                 method,
-                self._base_url + path,
+                self._url(path),
                 data=body,
                 params=params,
                 headers=headers,
@@ -131,7 +132,14 @@ class Provider:
                 raise
             raise error from None
         finally:
-            self._metrics.api_duration.labels(endpoint).observe(time.perf_counter() - started)
+            self._metrics.api_time(endpoint, time.perf_counter() - started)
+
+    def _url(self, path: str) -> URL:
+        """Parsed once per path (aiohttp parses a string URL on every request)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self._base_url + path)
+        return url
 
     def _failure(self, endpoint: str, exc: Exception) -> AutocallError | None:
         """Before the request left: retryable. After: the call may exist, so it is never resent."""
@@ -139,7 +147,7 @@ class Provider:
         if kind is None:
             return None
         result, unsent, message = kind
-        self._metrics.api_requests.labels(endpoint, result).inc()
+        self._metrics.api_request(endpoint, result)
         if unsent or endpoint == "auth":  # a token request has no effect: safe to repeat
             return ProviderUnavailable(message)
         return OutcomeUnknown(f"the request was sent, then {message}")
@@ -147,16 +155,16 @@ class Provider:
     def _accepted(self, endpoint: str, answer: _Answer) -> Accepted:
         if answer.status == 429 or answer.status >= 500:
             result = "http_5xx" if answer.status >= 500 else "http_other"
-            self._metrics.api_requests.labels(endpoint, result).inc()
+            self._metrics.api_request(endpoint, result)
             raise ProviderUnavailable(f"HTTP {answer.status}: {_trim(answer.body, 120)}")
         document = _json(answer.body)
         if isinstance(document, dict) and document.get("status_code") == SUCCESS:
-            self._metrics.api_requests.labels(endpoint, "ok").inc()
+            self._metrics.api_request(endpoint, "ok")
             payload = document.get("payload")
             autocall_id = payload.get("autocall_id") if isinstance(payload, dict) else None
             return Accepted("" if autocall_id is None else str(autocall_id))
         result = "http_other" if answer.status >= 400 and document is None else "provider_error"
-        self._metrics.api_requests.labels(endpoint, result).inc()
+        self._metrics.api_request(endpoint, result)
         code = error_code(document) or "provider_error"
         self._metrics.provider_answer(code)
         raise ProviderError.of(code, _trim(answer.body, 500) or f"HTTP {answer.status}")
@@ -181,20 +189,20 @@ class Provider:
         assert self._api_key is not None
         answer = await self._send("GET", "auth", "/api/auth", {}, params={"apiKey": self._api_key})
         if answer.status in (401, 403):
-            self._metrics.api_requests.labels("auth", "unauthorized").inc()
+            self._metrics.api_request("auth", "unauthorized")
             raise Unauthorized(f"the provider refused the API key (HTTP {answer.status})")
         if answer.status == 429 or answer.status >= 500:
             result = "http_5xx" if answer.status >= 500 else "http_other"
-            self._metrics.api_requests.labels("auth", result).inc()
+            self._metrics.api_request("auth", result)
             raise ProviderUnavailable(f"token request: HTTP {answer.status}")
         document = _json(answer.body)
         payload = document.get("payload") if isinstance(document, dict) else None
         value = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(value, str) or not value:
-            self._metrics.api_requests.labels("auth", "provider_error").inc()
+            self._metrics.api_request("auth", "provider_error")
             code = error_code(document) or "provider_error"
             raise Unauthorized(f"no access token in the answer ({code})")
-        self._metrics.api_requests.labels("auth", "ok").inc()
+        self._metrics.api_request("auth", "ok")
         lifetime = payload.get("expires_in") if isinstance(payload, dict) else None
         seconds = float(lifetime) if isinstance(lifetime, int | float) else TOKEN_LIFETIME
         return _Token(value, self._clock() + max(seconds - TOKEN_MARGIN, seconds / 2))
