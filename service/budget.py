@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,13 @@ from .store import Store
 
 
 def local_day(now: datetime) -> str:
-    return now.astimezone(LOCAL_TZ).date().isoformat()
+    """The local date, e.g. '2026-11-27'."""
+    return _day_of_hour(int(now.timestamp()) // 3600)
+
+
+@functools.lru_cache(maxsize=4)  # local days start on the hour (UTC+7, no daylight saving)
+def _day_of_hour(hour: int) -> str:
+    return datetime.fromtimestamp(hour * 3600, LOCAL_TZ).date().isoformat()
 
 
 def next_midnight(now: datetime) -> datetime:

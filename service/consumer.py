@@ -32,14 +32,14 @@ RETRIES_HEADER = "x-autocall-retries"
 BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
     """Publish the outcome (and dead-letter a failure), then ack."""
 
     outcome: Outcome
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delay:
     """Park a copy in a delay queue (a retry tier or a call window), then ack."""
 
@@ -51,7 +51,7 @@ class Delay:
     retry: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Held:
     """Put a copy back on the queue and hold consuming, then ack."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -23,7 +24,7 @@ _DROPPED_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange",
                     "x-last-death-queue", "x-last-death-reason")  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """The outcome event of one consumed event (CONTRACT.md §7)."""
 
@@ -150,7 +151,12 @@ class Outcome:
 
 
 def _local(now: datetime) -> str:
-    return now.astimezone(LOCAL_TZ).isoformat(timespec="seconds")
+    return _local_second(int(now.timestamp()))
+
+
+@functools.lru_cache(maxsize=4)  # events come in bursts: most share their second
+def _local_second(second: int) -> str:
+    return datetime.fromtimestamp(second, LOCAL_TZ).isoformat(timespec="seconds")
 
 
 class Publisher:

@@ -31,14 +31,14 @@ TOKEN_MARGIN = 300.0  # fetch a new token this long before the old one expires
 _CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     """The provider took the call."""
 
     autocall_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Answer:
     status: int
     body: bytes

@@ -25,7 +25,7 @@ _FIELDS = ("phone", "extension", "campaign", "idempotency_key")
 _EXTENSION = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")  # an internal line's number or name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """One request to the provider: everything in the JSON body."""
 
@@ -37,7 +37,7 @@ class Request:
         return self.path.rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """Call the provider with `request`, once per `idempotency_key`."""
 
@@ -54,7 +54,7 @@ class Call:
         return self.template.options.on_exhausted == "hold"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Skip:
     """No call: no template's `event` matched, or no `when` held."""
 
@@ -62,7 +62,7 @@ class Skip:
     reason: Literal["no_template", "condition_false"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fail:
     """No call: the event cannot be called."""
 
@@ -71,7 +71,7 @@ class Fail:
     template: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Defer:
     """Not now: outside the template's call window."""
 
@@ -240,9 +240,12 @@ def _render(template: Template, field: str, context: dict[str, Any]) -> str:
 
 
 def _run(compiled: Jinja, field: str, context: dict[str, Any]) -> str:
-    """Template.render without its per-call copy of the globals: `context` already has them."""
+    """Template.render without its per-call copies of the globals (`context` has them), which
+    Jinja makes for `{% import %}`, a tag these loader-less templates cannot use."""
+    env = compiled.environment
     try:
-        return "".join(compiled.root_render_func(compiled.new_context(context, shared=True)))
+        rendered = compiled.root_render_func(env.context_class(env, context, None, {}))
+        return "".join(rendered)
     except InvalidPhone:
         raise
     except Exception as exc:  # a template is the operator's code: its failures are its own

@@ -33,7 +33,7 @@ class State(StrEnum):
     ORPHANED = "orphaned"  # a process died holding it: its call may have gone out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claim:
     """What claiming a key found."""
 
