@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from .errors import QuotaExceeded, StoreUnavailable
 from .filters import LOCAL_TZ
 from .metrics import Metrics
-from .store import Store
+from .store import Claim, Reservation, State, Store
 
 
 def local_day(now: datetime) -> str:
@@ -46,25 +46,30 @@ class Budget:
         metrics.tts_daily_limit.set(limit)
         metrics.tts_used_today.set_function(self._used_today)
 
-    async def reserve(self, chars: int) -> str:
-        """Take `chars` from today's budget; QuotaExceeded('limit_word') when they do not fit."""
-        day = local_day(self._clock())
+    def ask(self, chars: int) -> Reservation | None:
+        """What a call of `chars` TTS characters takes from today's budget (nothing for none):
+        the store takes it together with the call's idempotency key."""
         if chars == 0:
-            return day
-        reserved, used = await self._store.add_tts(day, chars, self._limit)
-        self._seen = (day, used)
-        if not reserved:
+            return None
+        return Reservation(local_day(self._clock()), chars, self._limit)
+
+    def check(self, reservation: Reservation | None, claim: Claim) -> None:
+        """QuotaExceeded('limit_word') when the characters did not fit."""
+        if reservation is None or claim.used is None:
+            return
+        self._seen = (reservation.day, claim.used)
+        if claim.state is State.OVER_BUDGET:
             raise QuotaExceeded(
-                f"today's TTS budget: {used} of {self._limit} characters used, "
-                f"this call needs {chars}",
+                f"today's TTS budget: {claim.used} of {self._limit} characters used, "
+                f"this call needs {reservation.chars}",
                 code="limit_word",
             )
-        return day
 
-    async def refund(self, day: str, chars: int) -> None:
+    async def refund(self, reservation: Reservation | None) -> None:
         """Best effort: a refund lost to a store outage only makes the budget stricter."""
-        if not chars:
+        if reservation is None:
             return
+        day, chars = reservation.day, reservation.chars
         try:
             await self._store.refund_tts(day, chars)
         except StoreUnavailable:

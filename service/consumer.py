@@ -15,7 +15,14 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from .budget import Budget
-from .errors import EXHAUSTION_CODES, AutocallError, DeliveryLimit, OutcomeUnknown, StoreUnavailable
+from .errors import (
+    EXHAUSTION_CODES,
+    AutocallError,
+    DeliveryLimit,
+    OutcomeUnknown,
+    QuotaExceeded,
+    StoreUnavailable,
+)
 from .events import Event, Message, decode, identity_of
 from .hold import Hold, ProbeResult
 from .metrics import Metrics
@@ -23,7 +30,7 @@ from .outcomes import ATTEMPT_HEADER, Outcome, Publisher, attempts_of, routing_k
 from .provider import Provider
 from .render import Call, Defer, Fail, Skip, decide
 from .settings import Settings
-from .store import Claim, State, Store
+from .store import Claim, Reservation, State, Store
 from .templates import Templates
 from .topology import Topology
 
@@ -203,23 +210,22 @@ class Consumer:
             return self._retry_or_fail(decision, exc, message, attempts_of(message))
 
     async def call(self, call: Call, message: AbstractIncomingMessage) -> Action:
-        """Claim the idempotency key, spend the budget, call once."""
-        claim = await self.store.claim(call.idempotency_key, call.event.id)
-        if claim.state is State.BUSY and claim.event_id == call.event.id:
-            claim = await self._wait_for(call)
+        """Claim the idempotency key with the call's TTS characters, then call once."""
         attempts = attempts_of(message)
+        reservation = self.budget.ask(call.tts_chars)
+        claim = await self.store.claim(call.idempotency_key, call.event.id, reservation)
+        if claim.state is State.BUSY and claim.event_id == call.event.id:
+            claim = await self._wait_for(call, reservation)
+        try:
+            self.budget.check(reservation, claim)
+        except QuotaExceeded as exc:
+            return self._after_failure(call, exc, message, attempts)
         if claim.state is not State.NEW:
             return await self._claimed(call, claim, attempts)
-        sent = False
+        # From here the request may leave at any moment: cancelled or not, the key stays taken
+        # unless the provider says no call was made.
         try:
-            day = await self.budget.reserve(call.tts_chars)
-            try:
-                sent = True
-                accepted = await self.provider.execute(call.request)
-            except AutocallError as exc:
-                if not isinstance(exc, OutcomeUnknown):
-                    await self.budget.refund(day, call.tts_chars)
-                raise
+            accepted = await self.provider.execute(call.request)
         except OutcomeUnknown as exc:
             now = self.clock()
             unknown = Outcome.failed(
@@ -227,13 +233,9 @@ class Consumer:
             )
             return await self._complete(unknown)
         except AutocallError as exc:
+            await self.budget.refund(reservation)
             await self.store.release(call.idempotency_key)
-            return self._after_failure(call, exc, message, attempts + int(sent))
-        except BaseException:
-            if not sent:  # cancelled before the request left: a redelivery may call
-                with contextlib.suppress(Exception):
-                    await self.store.release(call.idempotency_key)
-            raise
+            return self._after_failure(call, exc, message, attempts + 1)
         outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
         return await self._complete(outcome)
 
@@ -329,7 +331,7 @@ class Consumer:
             log.warning("cannot mark %s done: %s", outcome.event["id"], exc.message)
         return Publish(outcome)
 
-    async def _wait_for(self, call: Call) -> Claim:
+    async def _wait_for(self, call: Call, reservation: Reservation | None) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
         wait until that one finishes rather than report it twice or call again."""
         deadline = (
@@ -338,7 +340,7 @@ class Consumer:
         claim = Claim(State.BUSY, call.event.id)
         while claim.state is State.BUSY and time.monotonic() < deadline:
             await asyncio.sleep(BUSY_WAIT)
-            claim = await self.store.claim(call.idempotency_key, call.event.id)
+            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation)
         return claim
 
     def _check_deliveries(self, message: AbstractIncomingMessage) -> None:

@@ -31,6 +31,7 @@ class State(StrEnum):
     DONE = "done"  # an event completed it; `outcome` is that event's outcome
     BUSY = "busy"  # a live process holds it
     ORPHANED = "orphaned"  # a process died holding it: its call may have gone out
+    OVER_BUDGET = "over_budget"  # free, but the call's TTS characters do not fit today: not taken
 
 
 @dataclass(slots=True)
@@ -40,13 +41,24 @@ class Claim:
     state: State
     event_id: str | None = None  # the event that holds or completed the key
     outcome: bytes | None = None
+    used: int | None = None  # the day's TTS characters, when a reservation was asked
+
+
+@dataclass(slots=True)
+class Reservation:
+    """TTS characters to take from a day's budget together with a key."""
+
+    day: str
+    chars: int
+    limit: int
 
 
 class Store(Protocol):
     """Where idempotency keys and the day's TTS characters live."""
 
-    async def claim(self, key: str, event_id: str) -> Claim:
-        """Take `key` for `event_id` unless something holds it; say what holds it."""
+    async def claim(self, key: str, event_id: str, reservation: Reservation | None = None) -> Claim:
+        """Take `key` for `event_id`, and the reservation's characters with it, in one step;
+        unless something holds the key (say what) or the characters do not fit."""
 
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
         """Mark `key` done by `event_id`, keeping its outcome for redeliveries."""
@@ -98,14 +110,21 @@ class MemoryStore:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    async def claim(self, key: str, event_id: str) -> Claim:
+    async def claim(self, key: str, event_id: str, reservation: Reservation | None = None) -> Claim:
         now = self._clock()
         self._expire(now)
         held = self._keys.get(key)
         if held is not None:
             return held[1]
+        used = None
+        if reservation is not None:
+            reserved, used = await self.add_tts(
+                reservation.day, reservation.chars, reservation.limit
+            )
+            if not reserved:
+                return Claim(State.OVER_BUDGET, used=used)
         self._keys[key] = (now + self._ttl, Claim(State.BUSY, event_id))
-        return Claim(State.NEW, event_id)
+        return Claim(State.NEW, event_id, used=used)
 
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
         expires = self._keys.get(key, (self._clock() + self._ttl, None))[0]
@@ -139,6 +158,20 @@ class MemoryStore:
             del self._keys[key]
 
 
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held then return {'held', held} end
+local used = -1
+local chars = tonumber(ARGV[3])
+if chars > 0 then
+  used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used + chars > tonumber(ARGV[4]) then return {'over', tostring(used)} end
+  used = redis.call('INCRBY', KEYS[2], chars)
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {'new', tostring(used)}
+"""
 _RESERVE = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local chars = tonumber(ARGV[1])
@@ -170,6 +203,7 @@ class RedisStore:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims: dict[str, bytes] = {}  # our pending claims' exact values, for release
         self._lease_task: asyncio.Task[None] | None = None
+        self._claim = client.register_script(_CLAIM)
         self._reserve = client.register_script(_RESERVE)
         self._refund = client.register_script(_REFUND)
         self._release = client.register_script(_RELEASE)
@@ -196,15 +230,21 @@ class RedisStore:
             await self._redis.delete(self._owner_key(self.owner))
         await self._redis.aclose()
 
-    async def claim(self, key: str, event_id: str) -> Claim:
+    async def claim(self, key: str, event_id: str, reservation: Reservation | None = None) -> Claim:
         value = _record("pending", event_id, self.owner)
-        held = await self._call(
-            self._redis.set(self._key(key), value, nx=True, get=True, ex=self._ttl)
-        )
-        if held is None:
+        counter = self._tts_key(reservation.day) if reservation else self._tts_key("-")
+        chars, limit = (reservation.chars, reservation.limit) if reservation else (0, 0)
+        args: list[bytes | int] = [value, self._ttl, chars, limit, TTS_KEY_SECONDS]
+        found, detail = await self._call(
+            self._claim(keys=[self._key(key), counter], args=args)
+        )  # one round trip: the key is taken only with the characters, and the other way round
+        if found == b"new":
             self._claims[key] = value
-            return Claim(State.NEW, event_id)
-        record: dict[str, Any] = orjson.loads(held)
+            used = int(detail)
+            return Claim(State.NEW, event_id, used=used if used >= 0 else None)
+        if found == b"over":
+            return Claim(State.OVER_BUDGET, used=int(detail))
+        record: dict[str, Any] = orjson.loads(detail)
         if record["s"] == "done":
             return Claim(State.DONE, record["e"], record["r"].encode())
         alive = await self._call(self._redis.exists(self._owner_key(record["o"])))

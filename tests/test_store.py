@@ -24,6 +24,7 @@ from service.store import (
     Claim,
     MemoryStore,
     RedisStore,
+    Reservation,
     State,
     Store,
     open_store,
@@ -443,3 +444,47 @@ async def test_open_store_picks_the_store_for_the_url() -> None:
     store = open_store(REDIS_URL, "p:", TTL)
     assert isinstance(store, RedisStore)
     await store._redis.aclose()
+
+
+async def test_a_claim_takes_its_characters_with_the_key(stores: Stores) -> None:
+    store = await stores.make()
+
+    claim = await store.claim("order:A1", "e1", Reservation(DAY, 100, LIMIT))
+
+    assert (claim.state, claim.used) == (State.NEW, 100)
+    assert await store.tts_used(DAY) == 100
+
+
+async def test_a_claim_over_the_budget_takes_neither(stores: Stores) -> None:
+    store = await stores.make()
+    await store.add_tts(DAY, LIMIT - 50, LIMIT)
+
+    over = await store.claim("order:A1", "e1", Reservation(DAY, 100, LIMIT))
+    fits = await store.claim("order:A1", "e1", Reservation(DAY, 50, LIMIT))
+
+    assert (over.state, over.used) == (State.OVER_BUDGET, LIMIT - 50)
+    assert fits.state is State.NEW  # the key was not taken by the refused claim
+    assert await store.tts_used(DAY) == LIMIT
+
+
+async def test_a_held_key_takes_no_characters(stores: Stores) -> None:
+    store = await stores.make()
+    await store.claim("order:A1", "e1", Reservation(DAY, 100, LIMIT))
+
+    again = await store.claim("order:A1", "e2", Reservation(DAY, 100, LIMIT))
+
+    assert again.state is State.BUSY
+    assert await store.tts_used(DAY) == 100
+
+
+async def test_concurrent_claims_never_overspend(stores: Stores) -> None:
+    first, second = await stores.make(), await stores.make()
+    claims = await asyncio.gather(
+        *(
+            (first if i % 2 else second).claim(f"order:{i}", f"e{i}", Reservation(DAY, 100, LIMIT))
+            for i in range(40)
+        )
+    )
+
+    assert sum(claim.state is State.NEW for claim in claims) == LIMIT // 100
+    assert await first.tts_used(DAY) == LIMIT
