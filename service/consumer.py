@@ -116,7 +116,7 @@ class Consumer:
 
     async def resume(self) -> None:
         if self._tag is None and not self._stopping:
-            self._tag = await self.queue.consume(self.handle)
+            self._tag = await self.queue.consume(self._dispatch)
 
     async def pause(self) -> None:
         tag, self._tag = self._tag, None
@@ -138,13 +138,21 @@ class Consumer:
             task.cancel()
         await asyncio.gather(*leftover, return_exceptions=True)
 
+    async def _dispatch(self, message: AbstractIncomingMessage) -> None:
+        """The consume callback: hands the delivery to a task of our own and returns. The broker
+        client cancels its delivery tasks when a channel closes, and a provider call already
+        out must finish."""
+        self._start(message)
+
     async def handle(self, message: AbstractIncomingMessage) -> Action | None:
-        """One delivery, start to finish, in a task of our own: the broker client cancels its
-        delivery tasks when a channel closes, and a provider call already out must finish."""
+        """One delivery, start to finish (shielded from the caller's cancellation, as above)."""
+        return await asyncio.shield(self._start(message))
+
+    def _start(self, message: AbstractIncomingMessage) -> asyncio.Task[Action | None]:
         task = asyncio.create_task(self._handle(message))
         self._owned.add(task)
         task.add_done_callback(self._owned.discard)
-        return await asyncio.shield(task)
+        return task
 
     async def _handle(self, message: AbstractIncomingMessage) -> Action | None:
         async with self._slots:

@@ -22,11 +22,12 @@ from .errors import InvalidPhone, TemplateError
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 PhoneFormat = Literal["national", "e164", "digits"]
 PHONE_FORMAT_VAR = "_autocall_phone_format"  # set per template in the render context
-_FORMATS = {
-    "national": phonenumbers.PhoneNumberFormat.NATIONAL,
-    "e164": phonenumbers.PhoneNumberFormat.E164,
-    "digits": phonenumbers.PhoneNumberFormat.E164,
-}
+_UNKNOWN = phonenumbers.PhoneNumberType.UNKNOWN
+_PREFIXED = (
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
 _LONG_DIGITS = re.compile(r"\d[\d .-]{5,}\d")
 _MAX_AMOUNT = 10**18
 _PHONE_TEXT = re.compile(r"^[+\d\s().\-/]{6,40}$")
@@ -96,11 +97,19 @@ def _normalise(value: str, fmt: PhoneFormat) -> str:
         parsed = phonenumbers.parse(value, "VN")
     except phonenumbers.NumberParseException:
         parsed = None
-    if parsed is None or not phonenumbers.is_valid_number_for_region(parsed, "VN"):
+    # Valid for VN: +84 (VN's only) and a known number type. Mobile and fixed numbers are written
+    # 0 + the national number; for the rest (1900, 1800 …) the library's national rules apply.
+    kind = phonenumbers.number_type(parsed) if parsed is not None else _UNKNOWN
+    if parsed is None or parsed.country_code != 84 or kind == _UNKNOWN:
         raise InvalidPhone(f"not a valid Vietnamese phone number: {mask(value)}")
-    formatted = phonenumbers.format_number(parsed, _FORMATS[fmt])
+    national_number = phonenumbers.national_significant_number(parsed)
     if fmt == "e164":
-        return formatted
+        return "+84" + national_number
+    if fmt == "digits":
+        return "84" + national_number
+    if kind in _PREFIXED:
+        return "0" + national_number
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     return "".join(char for char in formatted if char.isdigit())
 
 

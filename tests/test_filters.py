@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import phonenumbers
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 from num2words import num2words
@@ -259,3 +260,21 @@ def test_output_is_not_html_escaped() -> None:
 
 def test_every_contract_filter_is_installed() -> None:
     assert {"vnd", "words", "spell", "phone", "date"} <= set(environment().filters)
+
+
+@pytest.mark.parametrize(
+    "number", ["0912345678", "02838221234", "0243 826 4578", "19001234", "1800 1234", "0869123456"]
+)
+@pytest.mark.parametrize("fmt", ["national", "e164", "digits"])
+def test_normalised_numbers_are_what_the_numbering_library_formats(number: str, fmt: str) -> None:
+    parsed = phonenumbers.parse(number, "VN")
+    style = (
+        phonenumbers.PhoneNumberFormat.E164
+        if fmt != "national"
+        else phonenumbers.PhoneNumberFormat.NATIONAL
+    )
+    expected = phonenumbers.format_number(parsed, style)
+    if fmt != "e164":
+        expected = "".join(char for char in expected if char.isdigit())
+
+    assert normalise_phone(number, fmt) == expected  # type: ignore[arg-type]
