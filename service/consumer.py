@@ -307,8 +307,9 @@ class Consumer:
         retries = retries if isinstance(retries, int) else 0
         delays = self.settings.retry_delays
         if retries >= len(delays):
-            outcome = Outcome.failed(call.event.identity, exc, self.clock(), call=call,
-                                     attempts=attempts)  # fmt: skip
+            outcome = Outcome.failed(
+                call.event.identity, exc, self.clock(), call=call, attempts=attempts
+            )
             return Publish(outcome)
         jitter = random.uniform(0.8, 1.2)  # spreads a burst of retries over the tier's window
         headers = {RETRIES_HEADER: retries + 1, ATTEMPT_HEADER: attempts}
@@ -418,8 +419,11 @@ class Consumer:
                 },
             )
         else:
-            log.warning("event put back: on hold (%s)", action.reason, extra={
-                "message_id": message.message_id, "duration_ms": duration_ms})  # fmt: skip
+            log.warning(
+                "event put back: on hold (%s)",
+                action.reason,
+                extra={"message_id": message.message_id, "duration_ms": duration_ms},
+            )
 
 
 def _message(message: AbstractIncomingMessage) -> Message:

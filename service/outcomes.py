@@ -19,9 +19,16 @@ Status = Literal["accepted", "failed", "skipped"]
 ROUTING_KEY_HEADER = "x-autocall-routing-key"
 EXCHANGE_HEADER = "x-autocall-exchange"
 ATTEMPT_HEADER = "x-autocall-attempt"
-_DROPPED_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange",
-                    "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange",
-                    "x-last-death-queue", "x-last-death-reason")  # fmt: skip
+_DROPPED_HEADERS = (
+    "x-delivery-count",
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
 
 
 @dataclass(slots=True)
@@ -41,17 +48,8 @@ class Outcome:
 
     @classmethod
     def accepted(cls, call: Call, autocall_id: str, attempts: int, now: datetime) -> Outcome:
-        return cls(
-            "accepted",
-            call.event.identity,
-            call.template.name,
-            call.idempotency_key,
-            autocall_id,
-            attempts,
-            call.phone,
-            None,
-            None,
-            _local(now),
+        return cls._of(
+            "accepted", call.event.identity, now, call, autocall_id=autocall_id, attempts=attempts
         )
 
     @classmethod
@@ -70,37 +68,38 @@ class Outcome:
             "message": mask_digits(error.message)[:500],
             "retryable": error.retryable,
         }
-        return cls(
-            "failed",
-            event,
-            call.template.name if call else template,
-            call.idempotency_key if call else None,
-            None,
-            attempts,
-            call.phone if call else None,
-            detail,
-            None,
-            _local(now),
-        )
+        return cls._of("failed", event, now, call, template, attempts=attempts, error=detail)
 
     @classmethod
     def skipped(
-        cls,
-        event: dict[str, Any],
-        reason: str,
-        now: datetime,
-        *,
-        call: Call | None = None,
+        cls, event: dict[str, Any], reason: str, now: datetime, *, call: Call | None = None
     ) -> Outcome:
+        return cls._of("skipped", event, now, call, reason=reason)
+
+    @classmethod
+    def _of(
+        cls,
+        status: Status,
+        event: dict[str, Any],
+        now: datetime,
+        call: Call | None,
+        template: str | None = None,
+        *,
+        autocall_id: str | None = None,
+        attempts: int = 0,
+        error: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Outcome:
+        """An outcome; the template, key and masked phone come from the call when there is one."""
         return cls(
-            "skipped",
+            status,
             event,
-            call.template.name if call else None,
+            call.template.name if call else template,
             call.idempotency_key if call else None,
-            None,
-            0,
+            autocall_id,
+            attempts,
             call.phone if call else None,
-            None,
+            error,
             reason,
             _local(now),
         )
@@ -116,18 +115,17 @@ class Outcome:
     def replay(cls, record: bytes, call: Call) -> Outcome:
         """The outcome `record` kept for the event of `call`."""
         status, autocall_id, attempts, error, occurred_at = orjson.loads(record)
-        return cls(
+        outcome = cls._of(
             status,
             call.event.identity,
-            call.template.name,
-            call.idempotency_key,
-            autocall_id,
-            attempts,
-            call.phone,
-            error,
-            None,
-            occurred_at,
+            datetime.now(LOCAL_TZ),
+            call,
+            autocall_id=autocall_id,
+            attempts=attempts,
+            error=error,
         )
+        outcome.occurred_at = occurred_at
+        return outcome
 
     @property
     def code(self) -> str | None:

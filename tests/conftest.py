@@ -50,6 +50,17 @@ def example_templates() -> Templates:
     return load(EXAMPLES / "templates.yaml")
 
 
+def template(**fields: Any) -> dict[str, Any]:
+    """One valid template as a dict; a field given as ... is left out."""
+    spec = {
+        "name": "t",
+        "event": "order.created",
+        "phone": "{{ data.phone }}",
+        "script": [{"say": "Xin chào"}],
+    } | fields
+    return {key: value for key, value in spec.items() if value is not ...}
+
+
 def templates_of(text: str) -> Templates:
     return parse(text, "test")
 

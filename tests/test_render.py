@@ -27,22 +27,13 @@ from service.render import (
 )
 from service.templates import Templates, load, parse
 
+from .conftest import template
+
 ROOT = Path(__file__).parent.parent
 SAMPLES = Path(__file__).parent / "samples"
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=LOCAL_TZ)
 DATA = {"code": "DH-1", "total": 455000, "phone": "0909090909", "customer": {"name": "An"}}
 SAY = {"target_type": "Text_variable"}
-
-
-def template(**fields: Any) -> dict[str, Any]:
-    """One valid template; a field given as ... is left out."""
-    spec = {
-        "name": "t",
-        "event": "order.created",
-        "phone": "{{ data.phone }}",
-        "script": [{"say": "Xin chào"}],
-    } | fields
-    return {key: value for key, value in spec.items() if value is not ...}
 
 
 def templates(*specs: dict[str, Any], **defaults: Any) -> Templates:

@@ -12,18 +12,9 @@ import yaml
 from service.errors import ConfigError
 from service.templates import CallWindow, Templates, load, parse, topic_matches
 
+from .conftest import template
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-def template(**fields: Any) -> dict[str, Any]:
-    """One valid template; a field given as ... is left out."""
-    spec = {
-        "name": "t",
-        "event": "order.created",
-        "phone": "{{ data.phone }}",
-        "script": [{"say": "Xin chào"}],
-    } | fields
-    return {key: value for key, value in spec.items() if value is not ...}
 
 
 def document(*templates: dict[str, Any], defaults: Any = ..., version: Any = 1) -> str:
