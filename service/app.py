@@ -31,6 +31,7 @@ from .topology import declare
 
 log = logging.getLogger("autocall")
 WATCHDOG_INTERVAL = 5.0
+WATCHDOG_RETRY = 0.5
 CONNECT_RETRY = (1.0, 30.0)  # first and longest wait between attempts to reach the broker
 
 
@@ -97,7 +98,7 @@ class Service:
         self._connection = connection = await _connect(s)
         stack.push_async_callback(connection.close)
         connection.close_callbacks.add(_connection_lost)
-        connection.reconnect_callbacks.add(_connection_restored)
+        connection.reconnect_callbacks.add(self._reconnected)
         consuming = await connection.channel(publisher_confirms=False)
         await consuming.set_qos(prefetch_count=s.prefetch)
         topology = await declare(consuming, s, self.templates)
@@ -147,6 +148,10 @@ class Service:
             return False, "the broker lists no consumer on the queue"
         return True, "ok"
 
+    def _reconnected(self, connection: object) -> None:
+        self._broker_consumers = None  # counted before the consumer was restored: look again
+        log.warning("broker connection restored; consuming again")
+
     async def _watch(self, channel: AbstractChannel) -> None:
         """Asks the broker whether the queue has consumers: a consumer can die silently."""
         while True:
@@ -161,7 +166,8 @@ class Service:
                 self._unready_since = None
             elif self._unready_since is None:
                 self._unready_since = time.monotonic()
-            await asyncio.sleep(WATCHDOG_INTERVAL)
+            # Not ready: look again soon, so that /readyz follows a recovery within a second.
+            await asyncio.sleep(WATCHDOG_INTERVAL if ok else WATCHDOG_RETRY)
 
 
 def _session(settings: Settings) -> aiohttp.ClientSession:
@@ -205,10 +211,6 @@ async def _connect(settings: Settings) -> AbstractRobustConnection:
 def _connection_lost(connection: object, reason: BaseException | None = None) -> None:
     if reason is not None and not isinstance(reason, asyncio.CancelledError):
         log.warning("broker connection lost (%s); reconnecting", type(reason).__name__)
-
-
-def _connection_restored(connection: object) -> None:
-    log.warning("broker connection restored; consuming again")
 
 
 def _where(url: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
+import redis.asyncio as redis
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from service.app import Service
@@ -121,10 +122,13 @@ class Broker:
         self.channel = channel
         self._queues: set[str] = set()
         self._exchanges: set[str] = set()
+        self._store_prefixes: set[str] = set()
 
     def owns(self, settings: Settings, templates: Templates) -> None:
         self._queues.update(Names.of(settings, templates).all())
         self._exchanges.update({settings.input_exchange, settings.outcome_exchange})
+        if settings.store_url.get_secret_value().startswith("redis"):
+            self._store_prefixes.add(f"autocall:{settings.queue}:")
 
     async def publish(
         self, settings: Settings, body: bytes | dict[str, Any], routing_key: str, **properties: Any
@@ -173,6 +177,13 @@ class Broker:
             await channel.queue_delete(name)
         for name in self._exchanges:
             await channel.exchange_delete(name)
+        if self._store_prefixes:
+            client = redis.Redis.from_url(REDIS_URL)
+            for prefix in self._store_prefixes:
+                keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+                if keys:
+                    await client.delete(*keys)
+            await client.aclose()
 
 
 @pytest.fixture
