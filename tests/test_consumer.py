@@ -438,7 +438,10 @@ async def test_hold_waits_for_the_balance_then_resumes(
 
     assert [body["status"] for body in bodies] == ["accepted"] * 5
     assert len(sandbox.state.calls) == 5
-    assert metric(service, "autocall_consumer_paused", reason="balance_is_not_enough") == 0
+    # the hold ends just after the probe's outcome is out
+    await wait_for(
+        lambda: metric(service, "autocall_consumer_paused", reason="balance_is_not_enough") == 0
+    )
     assert metric(service, "autocall_balance_failures_total") >= 1
 
 
@@ -617,7 +620,8 @@ async def test_daily_budget_hold_waits_for_local_midnight(
     assert len(sandbox.state.calls) == 3
     assert clock.now() >= midnight  # the third call waited for the new day's budget
     assert metric(service, "autocall_quota_failures_total", code="limit_word") == 1
-    assert metric(service, "autocall_consumer_paused", reason="limit_word") == 0
+    # the hold ends just after the probe's outcome is out
+    await wait_for(lambda: metric(service, "autocall_consumer_paused", reason="limit_word") == 0)
 
 
 class Ticking:
