@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from . import http
 from .consumer import Consumer
+from .errors import cancelled_by_channel
 from .metrics import Metrics
 from .outcomes import Publisher
 from .provider import Provider
@@ -155,12 +156,7 @@ class Service:
     async def _watch(self, channel: AbstractChannel) -> None:
         """Asks the broker whether the queue has consumers: a consumer can die silently."""
         while True:
-            try:
-                queue = await channel.declare_queue(self.settings.queue, passive=True)
-                result = queue.declaration_result
-                self._broker_consumers = result.consumer_count if result else None
-            except Exception:
-                self._broker_consumers = None
+            self._broker_consumers = await self._count_consumers(channel)
             ok, _ = self.ready()
             if ok:
                 self._unready_since = None
@@ -168,6 +164,23 @@ class Service:
                 self._unready_since = time.monotonic()
             # Not ready: look again soon, so that /readyz follows a recovery within a second.
             await asyncio.sleep(WATCHDOG_INTERVAL if ok else WATCHDOG_RETRY)
+
+    async def _count_consumers(self, channel: AbstractChannel) -> int | None:
+        """The queue's consumers as the broker counts them; None while it cannot say."""
+        try:
+            # The channel underneath, not the robust one: that one would re-declare the queue
+            # (passively, from here) on every reconnect, before the consumer is back.
+            underlay = await channel.get_underlay_channel()
+            declared = await asyncio.wait_for(
+                underlay.queue_declare(self.settings.queue, passive=True), WATCHDOG_INTERVAL
+            )
+        except asyncio.CancelledError as exc:
+            if not cancelled_by_channel(exc):
+                raise
+            return None
+        except Exception:
+            return None
+        return declared.consumer_count
 
 
 def _session(settings: Settings) -> aiohttp.ClientSession:

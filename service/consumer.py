@@ -22,6 +22,7 @@ from .errors import (
     OutcomeUnknown,
     QuotaExceeded,
     StoreUnavailable,
+    cancelled_by_channel,
 )
 from .events import Event, Message, decode, identity_of
 from .hold import Hold, ProbeResult
@@ -253,7 +254,9 @@ class Consumer:
         """The one place that acks: after the broker confirmed what the action publishes."""
         try:
             await self._publish(message, action)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not cancelled_by_channel(exc):
+                raise
             # Not acked: it comes back, and the store keeps a redelivery from calling twice.
             log.error("cannot publish (%s); the event will be redelivered", _why(exc))
             await asyncio.sleep(1)

@@ -20,6 +20,8 @@ the provider's answers, so metrics and holds treat them alike.
 
 from __future__ import annotations
 
+import asyncio
+
 QUOTA_CODES = frozenset({"limit_service", "limit_word", "limit_word_session"})
 BALANCE_CODE = "balance_is_not_enough"
 PROVIDER_CODES = QUOTA_CODES | {BALANCE_CODE}
@@ -110,3 +112,12 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def cancelled_by_channel(exc: BaseException) -> bool:
+    """Whether `exc` is a CancelledError the AMQP client raised into an await because a channel
+    closed, rather than a cancellation of the current task (which must propagate)."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    return task is None or task.cancelling() == 0

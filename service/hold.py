@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from .budget import next_midnight
+from .errors import cancelled_by_channel
 from .metrics import Metrics
 
 log = logging.getLogger("autocall")
@@ -83,7 +84,10 @@ class Hold:
         while not self._closing:
             try:
                 result = await self._probe_one()
-            except Exception as exc:  # e.g. the broker is away: the hold goes on, probing later
+            except (Exception, asyncio.CancelledError) as exc:
+                if not isinstance(exc, Exception) and not cancelled_by_channel(exc):
+                    raise
+                # e.g. the broker is away: the hold goes on, probing later
                 log.warning("hold probe failed (%s); trying again later", type(exc).__name__)
                 result = "held"
             if result == "accepted":
