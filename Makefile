@@ -31,8 +31,8 @@ test: lint
 	$(BIN)/pytest -q -m "not faults"
 
 lint: $(BIN)/autocall-bridge
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## make faults: the fault suite (kill -9, broker restart, provider outage, ...)

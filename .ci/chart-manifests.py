@@ -1,12 +1,12 @@
 """Helpers of .ci/chart-check for rendered chart manifests (run with the tools venv's python).
 
-  chart-manifests.py split RENDERED.yaml CORE.yaml CRDS.json
-      Core Kubernetes objects go to CORE.yaml (for kubernetes-validate --strict), custom
-      resources of the operators the chart targets (Prometheus Operator, KEDA) to CRDS.json
-      (for validate-crds.mjs); prints what went where.
-  chart-manifests.py embedded RENDERED.yaml CHART_DIR
-      The PrometheusRule and the dashboard ConfigMap carry files/alerts.yaml and
-      files/dashboard.json unchanged (the one copy of each).
+chart-manifests.py split RENDERED.yaml CORE.yaml CRDS.json
+    Core Kubernetes objects go to CORE.yaml (for kubernetes-validate --strict), custom
+    resources of the operators the chart targets (Prometheus Operator, KEDA) to CRDS.json
+    (for validate-crds.mjs); prints what went where.
+chart-manifests.py embedded RENDERED.yaml CHART_DIR
+    The PrometheusRule and the dashboard ConfigMap carry files/alerts.yaml and
+    files/dashboard.json unchanged (the one copy of each).
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ def split(rendered: str, core_out: str, crds_out: str) -> int:
         yaml.safe_dump_all(core, f, sort_keys=False)
     with open(crds_out, "w", encoding="utf-8") as f:
         json.dump(crds, f)
-    print(f"{rendered}: {len(core)} core objects, {len(crds)} custom resources"
-          f"{' (' + ', '.join(map(name, crds)) + ')' if crds else ''}")
+    print(
+        f"{rendered}: {len(core)} core objects, {len(crds)} custom resources"
+        f"{' (' + ', '.join(map(name, crds)) + ')' if crds else ''}"
+    )
     return 0 if core else 1
 
 

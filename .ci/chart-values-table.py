@@ -25,19 +25,30 @@ DOC = re.compile(r"^\s*# -- (.*)$")
 MORE = re.compile(r"^\s*#\s?(.*)$")
 
 
+def content_lines(text: str) -> list[str]:
+    """The lines of values.yaml, without the bodies of block scalars (`key: |`)."""
+    kept: list[str] = []
+    block_indent: int | None = None
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if block_indent is not None and (not line.strip() or indent > block_indent):
+            continue
+        block_indent = None
+        kept.append(line)
+        m = KEY.match(line)
+        if m and (m[3] or "").split(" #")[0].strip()[:1] in ("|", ">"):
+            block_indent = indent
+    return kept
+
+
 def parse(text: str) -> tuple[list[tuple[str, str]], list[str]]:
     """(path, description) in file order, and every key path seen."""
     rows: list[tuple[str, str]] = []
     seen: list[str] = []
     stack: list[tuple[int, str]] = []
     pending: list[str] | None = None
-    block_indent: int | None = None  # inside a block scalar (`key: |`) deeper than this
-    for line in text.splitlines():
+    for line in content_lines(text):
         indent = len(line) - len(line.lstrip())
-        if block_indent is not None:
-            if not line.strip() or indent > block_indent:
-                continue
-            block_indent = None
         if m := DOC.match(line):
             pending = [m[1]]
             continue
@@ -57,9 +68,6 @@ def parse(text: str) -> tuple[list[tuple[str, str]], list[str]]:
             rows.append((path, " ".join(pending)))
             pending = None
         stack.append((indent, m[2]))
-        value = (m[3] or "").split(" #")[0].strip()
-        if value[:1] in ("|", ">"):
-            block_indent = indent
     return rows, seen
 
 
@@ -114,12 +122,15 @@ def main(argv: list[str]) -> int:
     if argv[1] == "--write":
         readme_path.write_text(current, encoding="utf-8")
     elif current != readme:
-        problems.append(f"{readme_path}: the values table is stale; run "
-                        f"python .ci/chart-values-table.py {chart} --write")
+        problems.append(
+            f"{readme_path}: the values table is stale; run "
+            f"python .ci/chart-values-table.py {chart} --write"
+        )
     for problem in problems:
         print(problem)
     if not problems:
-        print(f"{readme_path}: the values table matches values.yaml ({rendered.count(chr(10)) - 1} values)")
+        count = rendered.count("\n") - 1
+        print(f"{readme_path}: the values table matches values.yaml ({count} values)")
     return 1 if problems else 0
 
 
