@@ -126,8 +126,9 @@ class Consumer:
                 await self.queue.cancel(tag)
 
     async def stop(self, grace: float) -> None:
-        """Stop consuming; let in-flight events finish for `grace` seconds, then cancel the rest
-        (an event cancelled before its call is released and redelivered; after it, it is not)."""
+        """Stop consuming; let in-flight events finish for `grace` seconds, then cancel the rest:
+        they are redelivered, and one cancelled once its key was claimed (its request may have
+        left) is reported outcome_unknown rather than called again."""
         self._stopping = True
         await self.hold.stop()
         await self.pause()
