@@ -100,9 +100,7 @@ class Metrics:
             "When the last event was settled (Unix time)",
             registry=r,
         )
-        self._outcome_children: dict[tuple[str, str], Any] = {}
-        self._api_children: dict[tuple[str, str], Any] = {}
-        self._duration_children: dict[str, Any] = {}
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._initialise()
 
     def _initialise(self) -> None:
@@ -120,29 +118,24 @@ class Metrics:
             self.dead_lettered.labels(code)
 
     def outcome(self, status: str, template: str) -> None:
-        """An outcome published (children cached: `labels()` takes a lock and builds a key)."""
-        child = self._outcome_children.get((status, template))
-        if child is None:
-            child = self._outcome_children[status, template] = self.outcomes.labels(
-                status, template
-            )
-        child.inc()
+        """An outcome published."""
+        self._child(self.outcomes, status, template).inc()
 
     def api_request(self, endpoint: str, result: str) -> None:
         """A provider request's result."""
-        child = self._api_children.get((endpoint, result))
-        if child is None:
-            child = self._api_children[endpoint, result] = self.api_requests.labels(
-                endpoint, result
-            )
-        child.inc()
+        self._child(self.api_requests, endpoint, result).inc()
 
     def api_time(self, endpoint: str, seconds: float) -> None:
         """A provider request's duration."""
-        child = self._duration_children.get(endpoint)
+        self._child(self.api_duration, endpoint).observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached: `labels()` takes a lock and builds a key each time,
+        and these run for every event."""
+        child = self._children.get((metric, labels))
         if child is None:
-            child = self._duration_children[endpoint] = self.api_duration.labels(endpoint)
-        child.observe(seconds)
+            child = self._children[metric, labels] = metric.labels(*labels)
+        return child
 
     def templates(self, names: list[str]) -> None:
         """Start every template's outcome series at 0."""
