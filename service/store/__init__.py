@@ -1,0 +1,32 @@
+"""Idempotency keys and the daily TTS counter: in memory for one process, in Redis for replicas.
+
+protocol.py     Store, State, Claim, Reservation: what every store answers
+memory.py       MemoryStore: one process's keys, nothing shared
+redis_store.py  RedisStore: shared keys with owner leases
+scripts.py      the Lua scripts RedisStore runs, one round trip each
+"""
+
+from __future__ import annotations
+
+from .memory import MemoryStore
+from .protocol import Claim, Reservation, State, Store
+from .redis_store import LEASE_SECONDS, TTS_KEY_SECONDS, RedisStore
+
+__all__ = [
+    "LEASE_SECONDS",
+    "TTS_KEY_SECONDS",
+    "Claim",
+    "MemoryStore",
+    "RedisStore",
+    "Reservation",
+    "State",
+    "Store",
+    "open_store",
+]
+
+
+def open_store(url: str, prefix: str, ttl: float) -> Store:
+    """The store for `url`: memory:// or redis://…"""
+    if url.startswith("memory://"):
+        return MemoryStore(ttl)
+    return RedisStore.from_url(url, prefix, ttl)

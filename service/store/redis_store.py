@@ -1,0 +1,143 @@
+"""RedisStore: keys and the TTS counter shared by every replica, with owner leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from typing import Any, Self
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from ..errors import StoreUnavailable
+from . import scripts
+from .protocol import Claim, Reservation, State
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 15  # a dead process's claims are known as such this long after it died
+TTS_KEY_SECONDS = 2 * 86400
+REDIS_TIMEOUT = 5.0
+
+
+def _record(state: str, event_id: str, owner: str = "", outcome: bytes = b"") -> bytes:
+    return orjson.dumps({"s": state, "e": event_id, "o": owner, "r": outcome.decode()})
+
+
+class RedisStore:
+    """Shared by every replica. A claim names its owner; an owner keeps a lease while it lives,
+    so a claim whose owner's lease lapsed was left by a dead process."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl: float) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = max(1, int(ttl))
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._claims: dict[str, bytes] = {}  # our pending claims' exact values, for release
+        self._lease_task: asyncio.Task[None] | None = None
+        self._claim = client.register_script(scripts.CLAIM)
+        self._reserve = client.register_script(scripts.RESERVE)
+        self._refund = client.register_script(scripts.REFUND)
+        self._release = client.register_script(scripts.RELEASE)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str, ttl: float) -> RedisStore:
+        """A store on the Redis at `url` (redis://…)."""
+        # Bounded waits: a Redis that stops answering must fail calls, not hang them.
+        client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
+        return cls(client, prefix, ttl)
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self._prefix!r}, owner={self.owner!r})"
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._call(self._renew())
+        except StoreUnavailable:
+            await self._redis.aclose()
+            raise
+        self._lease_task = asyncio.create_task(self._keep_lease(), name="store-lease")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+        with contextlib.suppress(RedisError, OSError):
+            # Claims still pending stay: their calls may be out. The lease lapses on its own.
+            await self._redis.delete(self._owner_key(self.owner))
+        await self._redis.aclose()
+
+    async def claim(self, key: str, event_id: str, reservation: Reservation | None = None) -> Claim:
+        value = _record("pending", event_id, self.owner)
+        counter = self._tts_key(reservation.day) if reservation else self._tts_key("-")
+        chars, limit = (reservation.chars, reservation.limit) if reservation else (0, 0)
+        args: list[bytes | int] = [value, self._ttl, chars, limit, TTS_KEY_SECONDS]
+        found, detail = await self._call(
+            self._claim(keys=[self._key(key), counter], args=args)
+        )  # one round trip: the key is taken only with the characters, and the other way round
+        if found == b"new":
+            self._claims[key] = value
+            used = int(detail)
+            return Claim(State.NEW, event_id, used=used if used >= 0 else None)
+        if found == b"over":
+            return Claim(State.OVER_BUDGET, used=int(detail))
+        record: dict[str, Any] = orjson.loads(detail)
+        if record["s"] == "done":
+            return Claim(State.DONE, record["e"], record["r"].encode())
+        alive = await self._call(self._redis.exists(self._owner_key(record["o"])))
+        return Claim(State.BUSY if alive else State.ORPHANED, record["e"])
+
+    async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
+        self._claims.pop(key, None)
+        value = _record("done", event_id, outcome=outcome)
+        await self._call(self._redis.set(self._key(key), value, ex=self._ttl))
+
+    async def release(self, key: str) -> None:
+        value = self._claims.pop(key, None)
+        if value is not None:
+            await self._call(self._release(keys=[self._key(key)], args=[value]))
+
+    async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
+        args = [chars, limit, TTS_KEY_SECONDS]
+        reserved, used = await self._call(self._reserve(keys=[self._tts_key(day)], args=args))
+        return bool(reserved), int(used)
+
+    async def refund_tts(self, day: str, chars: int) -> None:
+        await self._call(self._refund(keys=[self._tts_key(day)], args=[chars]))
+
+    async def tts_used(self, day: str) -> int:
+        return int(await self._call(self._redis.get(self._tts_key(day))) or 0)
+
+    async def _call(self, pending: Any) -> Any:
+        try:
+            return await pending
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                await self._renew()
+            except (RedisError, OSError) as exc:
+                log.warning("cannot renew the store lease: %s", type(exc).__name__)
+
+    async def _renew(self) -> None:
+        await self._redis.set(self._owner_key(self.owner), b"1", ex=LEASE_SECONDS)
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}key:{key}"
+
+    def _owner_key(self, owner: str) -> str:
+        return f"{self._prefix}owner:{owner}"
+
+    def _tts_key(self, day: str) -> str:
+        return f"{self._prefix}tts:{day}"
