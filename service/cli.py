@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--balance", type=int, help="account balance in VND")
     sandbox.add_argument("--latency", type=float, help="seconds before each call's answer")
     sandbox.add_argument("--trial", action="store_true", help="a trial plan: every call refused")
+    sandbox.add_argument("--webhook-url", help="post each call's live events and CDRs there")
+    sandbox.add_argument("--call-seconds", type=float, help="real seconds a call attempt takes")
     sandbox.set_defaults(command=_sandbox)
 
     publish = commands.add_parser("publish", help="publish an event to the input exchange")
@@ -133,6 +135,9 @@ def _sandbox(args: argparse.Namespace) -> int:
     if args.latency is not None:
         state.latency = args.latency
     state.trial = args.trial
+    state.webhook_url = args.webhook_url or ""
+    if args.call_seconds is not None:
+        state.call_seconds = max(0.0, args.call_seconds)
     serve_forever(args.host, args.port, state)
     return 0
 

@@ -596,6 +596,20 @@ async def test_reset_restores_defaults_but_keeps_keys_and_tokens(api: Api) -> No
         "tts_used_today": 0,
         "calls": 0,
         "faults": [],
+        "call_seconds": 2.0,
+        "number_format": "as_sent",
+        "webhook_url": "",
+        "webhooks": True,
+        "webhook_drop": 0,
+        "webhook_duplicate": 0,
+        "webhook_delay": 0.0,
+        "webhook_retries": 5,
+        "webhook_backoff": 0.2,
+        "search_throttle": 0,
+        "search_requests": {},
+        "webhook_posts": {},
+        "attempts": 0,
+        "hooks": [],
     }
     assert (await api.call())[1]["status_code"] == 9999
     assert (await api.login("other-key"))[0] == 200

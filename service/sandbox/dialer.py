@@ -1,0 +1,91 @@
+"""Plays out every accepted call: its attempts go into the call history as they end, and while a
+webhook is set, its live events and CDRs are posted at their times."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .poster import Poster
+from .script import Attempt, Dial, plan
+from .state import DEFAULT_HOTLINE, RecordedCall, SandboxState
+
+
+class Dialer:
+    """The calls in progress; `idle()` waits until every one has been played out."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.poster = Poster(state)
+        self._playing: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start(self, call: RecordedCall) -> None:
+        """Plan a newly accepted call's attempts and, while a webhook is set, post them."""
+        attempts = [a for dial in self._dials(call) for a in plan(dial)]
+        self.state.attempts.extend(attempts)
+        # Without a webhook the history alone serves the attempts: no task per call (the
+        # benchmark accepts thousands of calls a second).
+        if attempts and self.state.webhook_targets():
+            task = asyncio.create_task(self._play(attempts))
+            self._playing.add(task)
+            self._idle.clear()
+            task.add_done_callback(self._finished)
+
+    def finished(self) -> list[Attempt]:
+        """The attempts whose calls have ended: what the call history knows."""
+        now = time.monotonic()
+        return [a for a in self.state.attempts if a.ends_at <= now]
+
+    async def idle(self) -> None:
+        """Return once no call is being played out."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop playing calls out and close the webhook client."""
+        for task in list(self._playing):
+            task.cancel()
+        await asyncio.gather(*self._playing, return_exceptions=True)
+        await self.poster.close()
+
+    def _dials(self, call: RecordedCall) -> list[Dial]:
+        body, state = call.body, self.state
+        by_phone = "phone_number_list" in body
+        numbers: list[str] = body["phone_number_list"] if by_phone else body["extensions"]
+        return [
+            Dial(
+                autocall_id=call.autocall_id,
+                number=number,
+                hotline=body.get("cid") or DEFAULT_HOTLINE,
+                num_retry=body.get("num_retry", 0),
+                accepted_wall=call.at.timestamp(),
+                accepted_mono=time.monotonic(),
+                seconds=state.call_seconds,
+                number_format=state.number_format if by_phone else "as_sent",
+            )
+            for number in numbers
+        ]
+
+    async def _play(self, attempts: list[Attempt]) -> None:
+        schedule: list[tuple[float, bool, dict[str, Any]]] = []
+        for attempt in attempts:
+            schedule += [(due, False, body) for due, body in attempt.live]
+            schedule.append((attempt.ends_at, True, attempt.cdr))
+        schedule.sort(key=lambda entry: entry[0])
+        try:
+            for due, is_cdr, body in schedule:
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if is_cdr:
+                    await asyncio.sleep(self.state.webhook_delay)
+                    await self.poster.cdr(body)
+                else:
+                    await self.poster.live(body)
+        except Exception:  # a receiver's misbehaviour must never stop the sandbox
+            self.state.webhook_posts["error"] += 1
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._playing.discard(task)
+        if not self._playing:
+            self._idle.set()

@@ -1,0 +1,174 @@
+"""What happens on the phone: each accepted call played out by its number's last digit, as the
+provider's live events, CDRs and call-history items. Pure: times come in, records go out.
+
+Last digit → 1 answered, key 1; 2 answered, key 2; 3 no answer; 4 busy; 5 answered, no key;
+6 failed; 0, 7, 8, 9 answered, key 1. An attempt that is not answered is redialled `num_retry`
+times, so a number ending in 3 gives `num_retry + 1` CDRs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+NUMBER_FORMATS = ("as_sent", "national", "digits", "e164")
+
+
+@dataclass(frozen=True)
+class Script:
+    """How one attempt goes: its result and the key pressed, if any."""
+
+    result: str  # answered | no_answer | busy | failed
+    key: str | None = None
+
+
+SCRIPTS = {
+    "1": Script("answered", "1"),
+    "2": Script("answered", "2"),
+    "3": Script("no_answer"),
+    "4": Script("busy"),
+    "5": Script("answered"),
+    "6": Script("failed"),
+}
+ANSWERED_KEY_1 = Script("answered", "1")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The simulated seconds and the provider's labels of one kind of attempt."""
+
+    ring: int
+    talk: int
+    hangup_cause: str
+    dial_status: str
+    ended_by: str
+
+
+SHAPES = {
+    "answered": Shape(6, 12, "NORMAL_CLEARING", "ANSWER", "end_call_by_customer"),
+    "no_answer": Shape(30, 0, "NO_ANSWER", "NOANSWER", "end_call_by_timeout"),
+    "busy": Shape(2, 0, "USER_BUSY", "BUSY", "end_call_by_customer"),
+    "failed": Shape(0, 0, "CALL_REJECTED", "CHANUNAVAIL", "end_call_by_system"),
+}
+
+
+@dataclass
+class Attempt:
+    """One attempt of one call: live events (with their monotonic due times) and its CDR."""
+
+    autocall_id: str
+    autocall_uuid: str
+    number: str  # as the request sent it, for the history search
+    cdr: dict[str, Any]
+    history: dict[str, Any]  # what the call-history search adds to the CDR
+    live: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    ends_at: float = 0.0  # monotonic: the CDR exists from then on
+
+    def item(self) -> dict[str, Any]:
+        """This attempt as a call-history item."""
+        fields = {k: v for k, v in self.cdr.items() if k != "state"}
+        return fields | self.history
+
+
+@dataclass(frozen=True)
+class Dial:
+    """What the simulator needs of an accepted call to one number."""
+
+    autocall_id: str
+    number: str
+    hotline: str
+    num_retry: int
+    accepted_wall: float  # epoch seconds, the sandbox's clock
+    accepted_mono: float  # time.monotonic() at acceptance
+    seconds: float  # real seconds each attempt takes
+    number_format: str = "as_sent"
+
+
+def script_for(number: str) -> Script:
+    """The script of a number: by its last digit."""
+    return SCRIPTS.get(number[-1:], ANSWERED_KEY_1)
+
+
+def plan(dial: Dial) -> list[Attempt]:
+    """Every attempt of a call, in order: one if answered, else `num_retry + 1`."""
+    script = script_for(dial.number)
+    count = 1 if script.result == "answered" else dial.num_retry + 1
+    autocall_uuid = str(uuid.uuid4())
+    return [_attempt(dial, script, autocall_uuid, k) for k in range(count)]
+
+
+def _attempt(dial: Dial, script: Script, autocall_uuid: str, k: int) -> Attempt:
+    shape = SHAPES[script.result]
+    answered = script.result == "answered"
+    start = dial.accepted_wall + k * dial.seconds
+    start_mono = dial.accepted_mono + k * dial.seconds
+    number = format_number(dial.number, dial.number_format)
+    call_uuid = str(uuid.uuid4())
+    history = {
+        "autocall_id": dial.autocall_id,
+        "autocall_uuid": autocall_uuid,
+        "time_ringing_start": int(start) if script.result != "failed" else None,
+        "time_answer_start": int(start + shape.ring) if answered else None,
+        "hangup_cause": shape.hangup_cause,
+        "dial_status": shape.dial_status,
+    }
+    cdr = _cdr(dial, script, call_uuid, number, start) | {"send_num_retry": k}
+    attempt = Attempt(dial.autocall_id, autocall_uuid, dial.number, cdr, history)
+    attempt.ends_at = start_mono + dial.seconds
+    base = {"call_uuid": call_uuid, "from_number": dial.hotline, "to_number": number}
+    base |= {"hotline": dial.hotline, "direction": "outbound"}
+    if script.result in ("answered", "no_answer"):
+        attempt.live.append((start_mono, _live(base, "ringing", start)))
+    if answered:
+        answered_at = start + shape.ring
+        attempt.live.append((start_mono + dial.seconds / 2, _live(base, "answered", answered_at)))
+    attempt.live.append((attempt.ends_at, _live(base, "hangup", cdr["time_end_call"])))
+    return attempt
+
+
+def _cdr(dial: Dial, script: Script, call_uuid: str, number: str, start: float) -> dict[str, Any]:
+    """The end-of-call record of one attempt, as the webhook posts it."""
+    shape = SHAPES[script.result]
+    answered = script.result == "answered"
+    return {
+        "state": "cdr",
+        "transaction_id": call_uuid,
+        "direction": "outbound",
+        "destination_number": number,
+        "to_number": number,
+        "phone_number": number,
+        "from_number": dial.hotline,
+        "hotline": dial.hotline,
+        "answer_sec": shape.talk,
+        "bill_sec": shape.talk,
+        "duration": shape.ring + shape.talk,
+        "time_start_call": int(start),
+        "time_start_to_answer": int(start + shape.ring) if answered else None,
+        "time_end_call": int(start + shape.ring + shape.talk),
+        "endby_name": shape.ended_by,
+        "is_auto_call": True,
+        "ivr": script.key or ("none" if answered else ""),
+        "recording_file_url": _recording(call_uuid) if answered else None,
+        "hangup_cause": shape.hangup_cause,
+    }
+
+
+def _live(base: dict[str, Any], state: str, at: float) -> dict[str, Any]:
+    return {"state": state} | base | {"created_time": int(at), "date_time": int(at * 1000)}
+
+
+def _recording(call_uuid: str) -> str:
+    return f"https://recordings.sandbox.invalid/{call_uuid}.mp3"
+
+
+def format_number(number: str, style: str) -> str:
+    """A Vietnamese number the way the provider's records write it (`style`, NUMBER_FORMATS)."""
+    digits = "".join(c for c in number if c.isdigit())
+    if style == "as_sent" or not digits:
+        return number
+    if digits.startswith("0"):
+        digits = "84" + digits[1:]
+    if style == "national":
+        return "0" + digits[2:] if digits.startswith("84") else digits
+    return "+" + digits if style == "e164" else digits

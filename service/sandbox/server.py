@@ -1,0 +1,111 @@
+"""The sandbox as an aiohttp application, in-process (`serve`) or as a command (`serve_forever`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from . import api, control
+from .dialer import Dialer
+from .state import SandboxState
+
+
+def create_app(state: SandboxState | None = None) -> web.Application:
+    """The sandbox as an aiohttp application; its state is app[STATE_KEY]."""
+    app = web.Application()
+    app[api.STATE_KEY] = SandboxState() if state is None else state
+    app[api.HANGING_KEY] = set()
+    app.on_startup.append(_start_dialer)
+    app.on_shutdown.append(_release_hanging)
+    app.on_cleanup.append(_stop_dialer)
+    api.add_routes(app)
+    control.add_routes(app)
+    return app
+
+
+async def _start_dialer(app: web.Application) -> None:
+    app[api.DIALER_KEY] = Dialer(app[api.STATE_KEY])
+
+
+async def _stop_dialer(app: web.Application) -> None:
+    await app[api.DIALER_KEY].close()
+
+
+async def _release_hanging(app: web.Application) -> None:
+    # Without this, shutdown would wait out its timeout for every request that never answers.
+    hanging = app[api.HANGING_KEY]
+    for waiter in list(hanging):
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A running sandbox."""
+
+    url: str
+    port: int
+    state: SandboxState
+    dialer: Dialer
+
+    async def idle(self) -> None:
+        """Return once every call with a webhook has been played out (its CDRs posted)."""
+        await self.dialer.idle()
+
+
+@asynccontextmanager
+async def serve(
+    state: SandboxState | None = None, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[Sandbox]:
+    """Run the sandbox on host:port (0: a free port) for the duration of the block."""
+    app = create_app(state)
+    # handler_cancellation: a request that never answers ends when its client goes away
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound = runner.addresses[0][1]
+        url = f"http://{host}:{bound}"
+        yield Sandbox(url, bound, app[api.STATE_KEY], app[api.DIALER_KEY])
+    finally:
+        await runner.cleanup()
+
+
+def serve_forever(host: str, port: int, state: SandboxState) -> None:
+    """Run the sandbox until SIGTERM or SIGINT (`autocall-bridge sandbox`)."""
+    with asyncio.Runner(loop_factory=_new_loop) as runner:
+        runner.run(_serve_until_signalled(host, port, state))
+
+
+async def _serve_until_signalled(host: str, port: int, state: SandboxState) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with serve(state, host, port) as sandbox:
+        keys = ", ".join(sorted(state.api_keys))
+        sys.stdout.write(f"sandbox listening on {sandbox.url} (api key: {keys})\n")
+        if state.webhook_url:
+            sys.stdout.write(f"sandbox posts call events to {_redacted(state.webhook_url)}\n")
+        sys.stdout.flush()
+        await stop.wait()
+
+
+def _redacted(url: str) -> str:
+    # The service's webhook token is the URL's last path segment: never print it.
+    head, sep, _ = url.rpartition("/")
+    return f"{head}/***" if sep and head.count("/") > 2 else url
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is not built for Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
