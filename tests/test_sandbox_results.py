@@ -148,7 +148,7 @@ def test_an_unanswered_call_is_redialled_num_retry_times() -> None:
     assert {a.autocall_uuid for a in attempts} == {attempts[0].autocall_uuid}
     assert [[e["state"] for _, e in a.live] for a in attempts] == [["ringing", "hangup"]] * 3
     assert all(
-        a.cdr["answer_sec"] == 0 and a.history["dial_status"] == "NOANSWER" for a in attempts
+        a.cdr["answer_sec"] == 0 and a.history["dial_status"] == "no_answer" for a in attempts
     )
 
 
@@ -306,7 +306,7 @@ async def test_the_history_finds_attempts_by_transaction_phone_and_time(
     transaction = receiver.cdrs()[0]["transaction_id"]
     (item,) = await history(api, {"transactionIds": [transaction]})
     assert item["autocall_id"] == one and item.keys() >= HISTORY_FIELDS
-    assert item["dial_status"] == "ANSWER" and item["ivr"] == "1"
+    assert item["dial_status"] == "answered" and item["ivr"] == "1"
     redials = await history(api, {"phoneNumbers": ["0901234563"]})  # any format matches
     assert [(i["autocall_id"], i["send_num_retry"]) for i in redials] == [
         (three, k) for k in range(3)

@@ -46,10 +46,10 @@ class Shape:
 
 
 SHAPES = {
-    "answered": Shape(6, 12, "NORMAL_CLEARING", "ANSWER", "end_call_by_customer"),
-    "no_answer": Shape(30, 0, "NO_ANSWER", "NOANSWER", "end_call_by_timeout"),
-    "busy": Shape(2, 0, "USER_BUSY", "BUSY", "end_call_by_customer"),
-    "failed": Shape(0, 0, "CALL_REJECTED", "CHANUNAVAIL", "end_call_by_system"),
+    "answered": Shape(6, 12, "NORMAL_CLEARING", "answered", "end_call_by_customer"),
+    "no_answer": Shape(30, 0, "NO_ANSWER", "no_answer", "end_call_by_timeout"),
+    "busy": Shape(2, 0, "USER_BUSY", "busy", "end_call_by_customer"),
+    "failed": Shape(0, 0, "CALL_REJECTED", "failed", "end_call_by_system"),
 }
 
 
