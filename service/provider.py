@@ -28,6 +28,9 @@ from .render import Request
 SUCCESS = 9999
 TOKEN_LIFETIME = 24 * 3600.0
 TOKEN_MARGIN = 300.0  # fetch a new token this long before the old one expires
+CALL_ENDPOINTS = frozenset({"execute_by_phone", "execute_by_extension"})
+# the metrics' `endpoint` label of the other requests: a bounded set, whatever the path
+API_ENDPOINTS = {"/api/v2/callTransaction/search": "call_history", "/api/webhooks/": "webhooks"}
 _CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -88,21 +91,43 @@ class Provider:
 
     async def execute(self, request: Request) -> Accepted:
         """Place the call once; a 401 gets a new token and one more try."""
-        token = await self._bearer()
-        answer = await self._post(request, token)
-        if answer.status == 401 and self._api_key is not None:
-            self._metrics.api_request(request.endpoint, "unauthorized")
-            self._forget(token)
-            answer = await self._post(request, await self._bearer())
-        if answer.status == 401:
-            self._metrics.api_request(request.endpoint, "unauthorized")
-            raise Unauthorized("the provider refused the token (HTTP 401)")
-        return self._accepted(request.endpoint, answer)
-
-    async def _post(self, request: Request, token: str) -> _Answer:
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         body = orjson.dumps(request.json)
-        return await self._send("POST", request.endpoint, request.path, headers, body=body)
+        answer = await self._authorized("POST", request.endpoint, request.path, body)
+        document = self._success(request.endpoint, answer)
+        payload = document.get("payload")
+        autocall_id = payload.get("autocall_id") if isinstance(payload, dict) else None
+        return Accepted("" if autocall_id is None else str(autocall_id))
+
+    async def api(self, method: str, path: str, *, json: Any = None) -> Any:
+        """Any other endpoint (call history, webhooks; `path` may carry a query): its `payload`.
+        Raises ProviderError, Unauthorized or ProviderUnavailable; safe to repeat."""
+        endpoint = _endpoint_of(path)
+        body = None if json is None else orjson.dumps(json)
+        answer = await self._authorized(method, endpoint, path, body)
+        return self._success(endpoint, answer).get("payload")
+
+    async def _authorized(
+        self, method: str, endpoint: str, path: str, body: bytes | None
+    ) -> _Answer:
+        """The answer to a request with the bearer token; a 401 gets a new token, once."""
+        token = await self._bearer()
+        answer = await self._with_token(method, endpoint, path, token, body)
+        if answer.status == 401 and self._api_key is not None:
+            self._metrics.api_request(endpoint, "unauthorized")
+            self._forget(token)
+            answer = await self._with_token(method, endpoint, path, await self._bearer(), body)
+        if answer.status == 401:
+            self._metrics.api_request(endpoint, "unauthorized")
+            raise Unauthorized("the provider refused the token (HTTP 401)")
+        return answer
+
+    async def _with_token(
+        self, method: str, endpoint: str, path: str, token: str, body: bytes | None
+    ) -> _Answer:
+        headers = {"Authorization": f"Bearer {token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return await self._send(method, endpoint, path, headers, body=body)
 
     async def _send(
         self,
@@ -148,11 +173,12 @@ class Provider:
             return None
         result, unsent, message = kind
         self._metrics.api_request(endpoint, result)
-        if unsent or endpoint == "auth":  # a token request has no effect: safe to repeat
+        if unsent or endpoint not in CALL_ENDPOINTS:  # the others have no effect worth fearing
             return ProviderUnavailable(message)
         return OutcomeUnknown(f"the request was sent, then {message}")
 
-    def _accepted(self, endpoint: str, answer: _Answer) -> Accepted:
+    def _success(self, endpoint: str, answer: _Answer) -> dict[str, Any]:
+        """The answer's document when it is a success (status_code 9999); else the error."""
         if answer.status == 429 or answer.status >= 500:
             result = "http_5xx" if answer.status >= 500 else "http_other"
             self._metrics.api_request(endpoint, result)
@@ -160,9 +186,7 @@ class Provider:
         document = _json(answer.body)
         if isinstance(document, dict) and document.get("status_code") == SUCCESS:
             self._metrics.api_request(endpoint, "ok")
-            payload = document.get("payload")
-            autocall_id = payload.get("autocall_id") if isinstance(payload, dict) else None
-            return Accepted("" if autocall_id is None else str(autocall_id))
+            return document
         result = "http_other" if answer.status >= 400 and document is None else "provider_error"
         self._metrics.api_request(endpoint, result)
         code = error_code(document) or "provider_error"
@@ -224,6 +248,11 @@ def error_code(document: Any) -> str | None:
         if isinstance(value, str) and _CODE_LIKE.match(value.strip()):
             return value.strip()
     return None
+
+
+def _endpoint_of(path: str) -> str:
+    """The metrics' label of an api() request."""
+    return next((name for prefix, name in API_ENDPOINTS.items() if path.startswith(prefix)), "api")
 
 
 def _classify(exc: Exception) -> tuple[str, bool, str] | None:
