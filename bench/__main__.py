@@ -1,19 +1,31 @@
-"""python -m bench: the service against the leanest reference consumer, in the same run.
+"""python -m bench: the service with its defaults against the leanest reference consumer at
+its best prefetch, in the same run; medians of interleaved rounds.
 
-Scenarios (each runs the service, then the reference, never both at once):
-  latency-<ms>    N events published as fast as confirms allow, provider latency <ms>
+Scenarios (one system at a time, never two at once):
+  latency-<ms>    N events published as fast as confirms allow, provider latency <ms>;
+                  the service, the reference (bench/reference.py) and, with `peer`, a FastStream
+                  + httpx consumer (bench/peer.py)
   redis-<ms>      the service with the Redis store (compared with latency-<ms>'s reference)
+  replica-<ms>    the same on a Redis of the bench's own with a replica and
+                  AUTOCALL_STORE_MIN_REPLICAS=1
   latency-0-info  the service logging one INFO line per event (compared with latency-0)
-  p99-half-rate   N events paced at half the service's max rate at the last latency
-  backlog         --backlog events queued first, then each system started cold
+  p99-half-rate   N events paced at half the service's max rate at --p99-latency
+  backlog         --backlog events queued first, then the service started cold
+
+First the reference's prefetch is swept (--sweep) at each latency; the best is kept for the
+reference and the peer. Then --rounds rounds, each running every scenario once with the order
+of the systems rotating; each system's figures are the medians of its rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import statistics
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,13 +33,16 @@ from typing import Any
 import orjson
 import uvloop
 
-from . import report
+from . import replicas, report
 from .profile import recorder, summary
 from .scenarios import Result, Run, backlog, throughput
 from .systems import REDIS_URL, Names, System, wait_for_broker
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("latency", "redis", "info", "p99", "backlog")
+ALL = ("latency", "peer", "redis", "replica", "info", "p99", "backlog")
+DEFAULT = ("latency", "peer", "redis", "replica", "p99", "backlog")
+UNSWEPT = 256  # the reference's prefetch when no sweep ran
+MIN_REPLICAS = (("AUTOCALL_STORE_MIN_REPLICAS", "1"),)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,40 +51,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="N=200, latency-0 only: checks the harness, measures nothing",
-    )
-    parser.add_argument("--n", type=int, default=5_000, help="events per scenario")
-    parser.add_argument("--latency", default="0,50", help="provider latencies, ms (0,50)")
-    parser.add_argument("--backlog", type=int, default=100_000, help="events in the backlog")
-    parser.add_argument("--scenarios", default=",".join(ALL), help=f"of {', '.join(ALL)}")
-    parser.add_argument("--prefetch", type=int, default=64, help="prefetch of both systems")
-    parser.add_argument("--concurrency", type=int, help="the service's (default: --prefetch)")
-    parser.add_argument("--warmup", type=int, default=200, help="unmeasured events first")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each pair; the best counts")
-    parser.add_argument(
-        "--backlog-reference", action="store_true", help="run the backlog for the reference too"
-    )
-    parser.add_argument(
-        "--backlog-store", choices=("memory", "redis"), default="memory", help="for the backlog"
-    )
-    parser.add_argument(
-        "--explore",
-        metavar="P,P,…",
-        help="instead: latency scenarios at each prefetch = concurrency",
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead: py-spy on both systems at latency-<first> (and redis-<first>, if chosen)",
-    )
-    parser.add_argument("--out", type=Path, help="JSON results (default bench/results/latest.json)")
+    add = parser.add_argument
+    add("--smoke", action="store_true", help="N=200, latency-0 only: checks the harness")
+    add("--n", type=int, default=4_000, help="events per run")
+    add("--latency", default="0,50,200", help="provider latencies, ms (0,50,200)")
+    add("--rounds", type=int, default=3, help="interleaved rounds; medians count")
+    add("--peer-rounds", type=int, default=1, help="rounds the (slow) peer runs in")
+    add("--sweep", default="64,256,1024", help="the reference's prefetches to try")
+    add("--sweep-n", type=int, default=2_000, help="events per sweep run")
+    add("--backlog", type=int, default=100_000, help="events in the backlog")
+    add("--scenarios", default=",".join(DEFAULT), help=f"of {', '.join(ALL)}")
+    add("--prefetch", type=int, help="every system's (default: the service's own; the best swept)")
+    add("--concurrency", type=int, help="the service's (default: its own)")
+    add("--warmup", type=int, default=200, help="unmeasured events first")
+    add("--p99-latency", type=int, default=50, help="provider latency of p99-half-rate, ms")
+    add("--p99-rounds", type=int, default=1, help="rounds of p99-half-rate")
+    add("--backlog-reference", action="store_true", help="run the backlog for the reference too")
+    add("--backlog-store", choices=("memory", "redis"), default="redis", help="for the backlog")
+    add("--explore", metavar="P,P,…", help="instead: latency scenarios at each prefetch")
+    add("--profile", action="store_true", help="instead: py-spy on both systems at latency-<first>")
+    add("--out", type=Path, help="JSON results (default bench/results/latest.json)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.n, args.latency, args.scenarios, args.warmup = 200, "0", "latency", 20
+        args.rounds, args.sweep = 1, ""
     args.latencies = [int(ms) for ms in args.latency.split(",")]
+    args.sweeps = [int(p) for p in args.sweep.split(",") if p.strip()]
     args.selected = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(args.selected) - set(ALL)
     if unknown:
@@ -79,45 +86,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# One measured run of a round: scenario, provider latency (ms), system, its changes.
+Step = tuple[str, int, str, dict[str, Any]]
+
+
 class Bench:
-    """Runs the selected scenarios in order; keeps every run and the best of each repeat."""
+    """Sweeps the reference, runs the rounds; keeps every run and each system's medians."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.logs = args.out.parent / "logs"
-        self.results: list[Result] = []  # the best run of each system in each scenario
+        self.results: list[Result] = []  # each system in each scenario: medians of its rounds
         self.runs: list[Result] = []  # every run
+        self.best: dict[int, int] = {}  # the reference's best prefetch, by latency
+        self.replica_url: str | None = None
 
-    def spec(self, name: str, prefetch: int | None = None, **changes: Any) -> System:
-        prefetch = prefetch or self.args.prefetch
-        concurrency = self.args.concurrency or prefetch
-        return replace(System(name, prefetch, concurrency), **changes)
+    def spec(self, name: str, latency_ms: int, **changes: Any) -> System:
+        """The service with its defaults (unless told); the others at the best prefetch."""
+        args = self.args
+        if name == "service":
+            system = System(name, args.prefetch, args.concurrency)
+        else:
+            best = self.best.get(latency_ms, args.sweeps[-1] if args.sweeps else UNSWEPT)
+            system = System(name, args.prefetch or best)
+        return replace(system, **changes)
 
-    async def pair(
-        self,
-        scenario: str,
-        latency_ms: int,
-        systems: tuple[str, ...] = ("service", "reference"),
-        repeat: int | None = None,
-        changes: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> list[Result]:
-        """Each system in turn (the order alternating between repeats); the best of each."""
-        prefetch = options.pop("prefetch", None)
-        runs: dict[str, list[Result]] = {name: [] for name in systems}
-        for index in range(repeat or self.args.repeat):
-            for name in systems if index % 2 == 0 else systems[::-1]:
-                spec = self.spec(name, prefetch, **(changes or {}))
-                run = Run(spec, latency_ms / 1000, self.logs)
-                runs[name].append(await self.one(scenario, run, **options))
-        chosen = [_best(runs[name], paced="rate" in options) for name in systems]
-        self.results += chosen
-        return chosen
-
-    async def one(self, scenario: str, run: Run, **options: Any) -> Result:
+    async def one(
+        self, scenario: str, run: Run, count: int | None = None, **options: Any
+    ) -> Result:
         """One run; once more if it broke off (someone restarted the broker, say)."""
         args, error = self.args, ""
-        count = args.backlog if scenario == "backlog" else args.n
+        count = count or (args.backlog if scenario == "backlog" else args.n)
         for _ in range(2):
             try:
                 if scenario == "backlog":
@@ -138,64 +137,147 @@ class Bench:
 
     async def prime(self) -> None:
         """An unmeasured run first: the first run after a quiet spell measured slower."""
-        run = Run(self.spec("reference"), 0.0, self.logs)
+        run = Run(System("reference", UNSWEPT), 0.0, self.logs)
         await throughput("prime", run, min(self.args.n, 2_000), warmup=0)
 
+    async def sweep(self) -> None:
+        """The reference at each prefetch of --sweep, at each latency: the fastest is kept."""
+        if self.args.prefetch or not self.args.sweeps:
+            return
+        for ms in self.args.latencies:
+            found: dict[int, Result] = {}
+            for prefetch in self.args.sweeps:
+                run = Run(System("reference", prefetch), ms / 1000, self.logs)
+                found[prefetch] = await self.one(f"sweep latency-{ms}", run, self.args.sweep_n)
+            self.best[ms] = max(found, key=lambda p: (found[p].complete, found[p].rate))
+            print(f"  reference at {ms} ms: prefetch {self.best[ms]}", flush=True)
+
+    def plan(self) -> list[list[Step]]:
+        """Each scenario's runs in one round: its systems, one after the other."""
+        selected, first = self.args.selected, self.args.latencies[0]
+        plan: list[list[Step]] = []
+        if "latency" in selected:
+            for ms in self.args.latencies:
+                names = ["service", "reference"] + (["peer"] if "peer" in selected else [])
+                plan.append([(f"latency-{ms}", ms, name, {}) for name in names])
+        if "redis" in selected:
+            plan.append([(f"redis-{first}", first, "service", {"store": REDIS_URL})])
+        if "replica" in selected and self.replica_url:
+            replica = {"store": self.replica_url, "env_extra": MIN_REPLICAS}
+            plan.append([(f"replica-{first}", first, "service", replica)])
+        if "info" in selected:
+            plan.append([(f"latency-{first}-info", first, "service", {"log_level": "INFO"})])
+        return plan
+
+    async def rounds(self) -> None:
+        """Every scenario once a round, the order of its systems rotating; then the medians."""
+        collected: dict[tuple[str, str], list[Result]] = {}
+        for index in range(self.args.rounds):
+            for steps in self.plan():
+                turn = index % len(steps)
+                for scenario, ms, name, changes in steps[turn:] + steps[:turn]:
+                    if name == "peer" and index >= self.args.peer_rounds:
+                        continue
+                    run = Run(self.spec(name, ms, **changes), ms / 1000, self.logs)
+                    collected.setdefault((scenario, name), []).append(await self.one(scenario, run))
+        self.results += [median(runs) for runs in collected.values()]
+
+    async def paced(self) -> None:
+        """p99-half-rate: half the service's median rate at --p99-latency, both systems."""
+        ms = self.args.p99_latency
+        fastest = report.find(self.results, f"latency-{ms}", "service")
+        rate = fastest.rate / 2 if fastest and fastest.rate else 100.0
+        collected: dict[str, list[Result]] = {"service": [], "reference": []}
+        for index in range(self.args.p99_rounds):
+            for name in list(collected)[:: 1 if index % 2 == 0 else -1]:
+                run = Run(self.spec(name, ms), ms / 1000, self.logs)
+                collected[name].append(await self.one("p99-half-rate", run, rate=rate))
+        self.results += [median(runs, paced=True) for runs in collected.values()]
+
     async def run(self) -> None:
-        args, first, last = self.args, self.args.latencies[0], self.args.latencies[-1]
+        args = self.args
         if not args.smoke:
             await self.prime()
-        if "latency" in args.selected or "p99" in args.selected:
-            for ms in args.latencies:
-                await self.pair(f"latency-{ms}", ms)
-        if "redis" in args.selected:
-            changes = {"store": REDIS_URL}
-            await self.pair(f"redis-{first}", first, ("service",), changes=changes)
-        if "info" in args.selected:
-            changes = {"log_level": "INFO"}
-            await self.pair(f"latency-{first}-info", first, ("service",), changes=changes)
+        await self.sweep()
+        async with self.replica():
+            await self.rounds()
         if "p99" in args.selected:
-            fastest = report.find(self.results, f"latency-{last}", "service")
-            rate = fastest.rate / 2 if fastest and fastest.rate else 100.0
-            await self.pair("p99-half-rate", last, rate=rate)
+            await self.paced()
         if "backlog" in args.selected:
             systems = ("service", "reference") if args.backlog_reference else ("service",)
             store = {"store": REDIS_URL} if args.backlog_store == "redis" else {}
-            await self.pair("backlog", 0, systems, repeat=1, changes=store)
+            for name in systems:
+                run = Run(self.spec(name, 0, **(store if name == "service" else {})), 0, self.logs)
+                self.results.append(await self.one("backlog", run))
+
+    @contextlib.asynccontextmanager
+    async def replica(self) -> AsyncIterator[None]:
+        """A Redis with a replica for `replica-<ms>`, while the rounds run."""
+        if "replica" not in self.args.selected or not replicas.available():
+            yield
+            return
+        async with replicas.primary_with_replica() as url:
+            self.replica_url = url
+            try:
+                yield
+            finally:
+                self.replica_url = None
 
     async def explore(self, prefetches: list[int]) -> None:
+        """Prefetch = concurrency for the service, the same prefetch for the reference."""
         for prefetch in prefetches:
             for ms in self.args.latencies:
-                await self.pair(f"latency-{ms} prefetch {prefetch}", ms, prefetch=prefetch)
+                scenario = f"latency-{ms} prefetch {prefetch}"
+                for name in ("service", "reference"):
+                    spec = replace(self.spec(name, ms), prefetch=prefetch)
+                    if name == "service":
+                        spec = replace(spec, concurrency=self.args.concurrency or prefetch)
+                    self.results.append(await self.one(scenario, Run(spec, ms / 1000, self.logs)))
 
     async def profile(self) -> str:
         """py-spy on both systems during latency-<first>, and on the service with Redis."""
         directory = self.args.out.parent / "profile"
         profiler = recorder(directory)
         ms = self.args.latencies[0]
-        found = await self.pair(f"latency-{ms}", ms, repeat=1, profiler=profiler)
+        steps: list[Step] = [(f"latency-{ms}", ms, name, {}) for name in ("service", "reference")]
         if "redis" in self.args.selected:
-            changes = {"store": REDIS_URL}
-            found += await self.pair(f"redis-{ms}", ms, ("service",), 1, changes, profiler=profiler)
+            steps.append((f"redis-{ms}", ms, "service", {"store": REDIS_URL}))
         sections = []
-        for result in found:
+        for scenario, latency, name, changes in steps:
+            run = Run(self.spec(name, latency, **changes), latency / 1000, self.logs)
+            result = await self.one(scenario, run, profiler=profiler)
+            self.results.append(result)
             path = directory / f"{result.scenario}-{result.system}.txt"
             title = f"### {result.scenario}, {result.system}: {result.cpu_us:.0f} µs CPU per event"
             sections.append(f"{title}\n\n{summary(path, result.cpu_us)}")
         return "\n\n".join(sections)
 
 
-def _best(runs: list[Result], paced: bool) -> Result:
-    """The least disturbed: complete first, then the fastest (the lowest p99 when paced)."""
-    if paced:
-        return min(runs, key=lambda r: (not r.complete, r.p99 or float("inf")))
-    return min(runs, key=lambda r: (not r.complete, -r.rate))
+def median(runs: list[Result], paced: bool = False) -> Result:
+    """One system's figures over its rounds: each the median of the complete runs (the run
+    with the median throughput, or p99 when paced, carries the rest)."""
+    complete = [r for r in runs if r.complete] or runs
+    key = (lambda r: r.p99 or 0.0) if paced else (lambda r: r.rate)
+    middle = sorted(complete, key=key)[(len(complete) - 1) // 2]
+    if len(complete) < 2:
+        return middle
+    config = middle.config | {
+        "rounds": len(complete),
+        "rates": [r.rate for r in runs],
+        "cpu_us_each": [r.cpu_us for r in runs],
+    }
+    return replace(
+        middle,
+        cpu_us=statistics.median(r.cpu_us for r in complete),
+        peak_rss_mb=statistics.median(r.peak_rss_mb for r in complete),
+        config=config,
+    )
 
 
 def _line(r: Result) -> str:
     p99 = "" if r.p99 is None else f", p99 {r.p99:.0f} ms"
     return (
-        f"  {r.scenario:<28} {r.system:<9} {r.outcomes:>6}/{r.events:<6} "
+        f"  {r.scenario:<22} {r.config.get('label', r.system):<15} {r.outcomes:>6}/{r.events:<6} "
         f"{r.rate:8.0f} events/s, {r.cpu_us:5.0f} µs CPU/event{p99}, "
         f"peak RSS {r.peak_rss_mb:.0f} MB; others {r.extra.get('foreign_cores', 0):.2f} cores"
     )
@@ -204,12 +286,14 @@ def _line(r: Result) -> str:
 def write(args: argparse.Namespace, bench: Bench, wall: float, extra: str = "") -> str:
     checks = [] if args.smoke else report.targets(bench.results, args.latencies)
     table = report.table(bench.results, args.latencies)
+    swept = report.sweep_lines(bench.runs, bench.best)
     markdown = "\n\n".join(
         part
         for part in (
             f"`python -m bench {' '.join(_argv(args))}`: {wall / 60:.1f} min wall time, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}",
             table,
+            swept,
             report.notes(bench.results),
             report.backlog_lines(bench.results),
             report.checklist(checks),
@@ -225,6 +309,7 @@ def write(args: argparse.Namespace, bench: Bench, wall: float, extra: str = "") 
         "args": _argv(args),
         "results": [r.as_json() for r in bench.results],
         "runs": [r.as_json() for r in bench.runs],
+        "reference_prefetch": bench.best,
         "targets": [
             {"what": c.what, "measured": c.measured, "limit": c.limit, "passed": c.passed}
             for c in checks
@@ -240,7 +325,9 @@ def write(args: argparse.Namespace, bench: Bench, wall: float, extra: str = "") 
 def _argv(args: argparse.Namespace) -> list[str]:
     if args.smoke:
         return ["--smoke"]
-    shown = [f"--n {args.n}", f"--latency {args.latency}", f"--prefetch {args.prefetch}"]
+    shown = [f"--n {args.n}", f"--latency {args.latency}", f"--rounds {args.rounds}"]
+    if args.prefetch:
+        shown.append(f"--prefetch {args.prefetch}")
     if args.explore:
         return [*shown, f"--explore {args.explore}"]
     return [*shown, f"--backlog {args.backlog}", f"--scenarios {args.scenarios}"]

@@ -161,13 +161,13 @@ async def system(
     http_port = free_port()
     command = spec.command(names, provider, http_port)
     env = spec.env(names, provider, http_port)
-    async with _process(command, env, log, stdout=spec.name == "reference") as running:
+    async with _process(command, env, log, stdout=spec.name != "service") as running:
         if spec.name == "service":
             async with aiohttp.ClientSession() as http:
                 ready = f"http://127.0.0.1:{http_port}/readyz"
                 await _until(lambda: _get_ok(http, ready), running, "the service")
         else:
-            await _until(lambda: _printed_ready(running), running, "the reference")
+            await _until(lambda: _printed_ready(running), running, f"the {spec.name}")
         yield running
 
 

@@ -83,6 +83,7 @@ class Run:
         spec = self.spec
         return {
             "latency_ms": self.latency * 1000,
+            "label": spec.label,
             "prefetch": spec.prefetch,
             "concurrency": spec.concurrency,
             "store": spec.store.split(":")[0],

@@ -26,6 +26,7 @@ BIN = Path(sys.executable).parent
 TEMPLATES = ROOT / "bench" / "templates.yaml"
 AMQP_URL = os.environ.get("AUTOCALL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = "redis://127.0.0.1:6379/15"
+DEFAULT_PREFETCH = 64  # the reference's and the peer's when not given
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,19 @@ class Names:
 class System:
     """What runs under measurement, and how."""
 
-    name: str  # "service" or "reference"
-    prefetch: int = 64
-    concurrency: int = 64
+    name: str  # "service", "reference" (bench/reference.py) or "peer" (bench/peer.py)
+    prefetch: int | None = None  # None: the service's own default (the others need one)
+    concurrency: int | None = None  # the service's; None: its default
     store: str = "memory://"
     log_level: str = "WARNING"
+    env_extra: tuple[tuple[str, str], ...] = ()  # more of the service's settings
+
+    @property
+    def label(self) -> str:
+        """How the table names it: `service`, `reference p256`, `peer p256`."""
+        if self.name != "service":
+            return f"{self.name} p{self.prefetch or DEFAULT_PREFETCH}"
+        return "service" if self.prefetch is None else f"service p{self.prefetch}"
 
     def command(self, names: Names, provider: str, http_port: int) -> list[str]:
         if self.name == "service":
@@ -69,7 +78,7 @@ class System:
         return [
             sys.executable,
             "-m",
-            "bench.reference",
+            f"bench.{self.name}",
             "--amqp-url",
             AMQP_URL,
             "--queue",
@@ -81,13 +90,13 @@ class System:
             "--provider",
             provider,
             "--prefetch",
-            str(self.prefetch),
+            str(self.prefetch or DEFAULT_PREFETCH),
         ]
 
     def env(self, names: Names, provider: str, http_port: int) -> dict[str, str]:
         if self.name != "service":
             return dict(os.environ)
-        return os.environ | {
+        env = os.environ | {
             "AUTOCALL_AMQP_URL": AMQP_URL,
             "AUTOCALL_QUEUE": names.queue,
             "AUTOCALL_INPUT_EXCHANGE": names.input_exchange,
@@ -99,10 +108,16 @@ class System:
             "AUTOCALL_LOG_LEVEL": self.log_level,
             "AUTOCALL_LOG_FORMAT": "json",
             "AUTOCALL_STORE_URL": self.store,
-            "AUTOCALL_PREFETCH": str(self.prefetch),
-            "AUTOCALL_CONCURRENCY": str(self.concurrency),
             "AUTOCALL_TTS_DAILY_LIMIT": str(10**12),
         }
+        # Unset, the service runs with its defaults, as a new user would.
+        for name in ("AUTOCALL_PREFETCH", "AUTOCALL_CONCURRENCY"):
+            env.pop(name, None)
+        if self.prefetch is not None:
+            env["AUTOCALL_PREFETCH"] = str(self.prefetch)
+        if self.concurrency is not None:
+            env["AUTOCALL_CONCURRENCY"] = str(self.concurrency)
+        return env | dict(self.env_extra)
 
     def settings(self, names: Names) -> Settings:
         """The service's settings for these names (to declare its topology ahead of it)."""

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from bench import load, report
+from bench.__main__ import median
 from bench.profile import Frame, parse, step, summary
 from bench.reference import TEXT, call_body
 from bench.scenarios import Result
@@ -81,10 +82,35 @@ def test_table_has_a_ratio_row_and_targets_pass_or_fail() -> None:
     assert "| redis-0 | service (redis) |" in table
     verdicts = {t.what: t.verdict for t in report.targets(results, [0])}
     assert verdicts == {
-        "throughput at 0 ms": "PASS",
-        "CPU per event at 0 ms": "PASS",
+        "throughput at 0 ms": "FAIL",  # 0.90× < 0.95×
+        "CPU per event at 0 ms": "PASS",  # 1.20× ≤ 1.25×
         "throughput at 0 ms, Redis store": "FAIL",
     }
+
+
+def test_the_peer_gets_a_ratio_row_and_p99_is_compared_with_the_reference() -> None:
+    results = [
+        result("latency-50", "service", 900, 1200),
+        result("latency-50", "reference", 1000, 1000),
+        result("latency-50", "peer", 200, 3000),
+        result("p99-half-rate", "service", 450, 1000, p99=130.0),
+        result("p99-half-rate", "reference", 450, 900, p99=70.0),
+    ]
+    table = report.table(results, [50])
+    assert "| latency-50 | *peer ÷ reference* |  | 0.20× |  |  |  | 3.00× | 1.00× |" in table
+    verdicts = {t.what: t for t in report.targets(results, [50])}
+    gap = verdicts["p99 at half the max rate, above the reference's"]
+    assert gap.measured == pytest.approx(60.0) and not gap.passed
+
+
+def test_median_of_rounds_takes_each_figure_s_median() -> None:
+    runs = [
+        result("latency-0", "service", rate, cpu)
+        for rate, cpu in ((900, 1300), (700, 1100), (800, 1200))
+    ]
+    middle = median(runs)
+    assert (middle.rate, middle.cpu_us) == (800, 1200)
+    assert middle.config["rates"] == [900, 700, 800]
 
 
 def test_an_incomplete_run_fails_its_targets() -> None:
@@ -149,5 +175,5 @@ def test_smoke_run_gets_every_outcome(tmp_path: Path) -> None:
     table = out.with_suffix(".md").read_text(encoding="utf-8")
     # a run the rest of the machine disturbed carries a ⚠ after the system's name
     assert re.search(r"\| latency-0 \| service( ⚠)? \| 200 \|", table), table
-    assert re.search(r"\| latency-0 \| reference( ⚠)? \| 200 \|", table), table
+    assert re.search(r"\| latency-0 \| reference p\d+( ⚠)? \| 200 \|", table), table
     assert "*service ÷ reference*" in table
