@@ -1,4 +1,4 @@
-"""autocall-bridge run | check | render | sandbox | publish | schemas."""
+"""autocall-bridge run | check | render | sandbox | publish | webhook | schemas."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .filters import LOCAL_TZ
 from .render import as_json, decide
 from .settings import load_settings
 from .templates import load
+from .webhook_admin import add_commands as add_webhook_commands
 
 USAGE_ERROR = 2
 
@@ -75,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--type", help="event type: routing key and AMQP type property")
     publish.add_argument("--header", action="append", default=[], metavar="K=V")
     publish.set_defaults(command=_publish)
+
+    add_webhook_commands(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
     schemas.add_argument("directory", type=Path)
