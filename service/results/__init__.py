@@ -1,0 +1,1 @@
+"""Call results (CONTRACT.md §9): records in, result events out."""

@@ -1,0 +1,143 @@
+"""The webhook listener: the provider posts call records here. Its own port, so that only it is
+exposed to the outside; it authenticates first, limits sizes, and answers bad input with 4xx."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import orjson
+from aiohttp import web
+
+from .metrics import ResultMetrics
+from .pipeline import Results
+from .records import CallRecord, InvalidRecord, parse
+
+log = logging.getLogger("autocall.webhooks")
+MAX_BODY = 256 * 1024
+PATH = "/webhooks/omicall"
+TOKEN_HEADER = "X-Autocall-Token"  # noqa: S105  (a header name)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Listener:
+    """Answers one webhook post: 200 once its result is published (or nothing needs to be)."""
+
+    def __init__(
+        self,
+        token: str,
+        results: Results,
+        metrics: ResultMetrics,
+        allow: Sequence[Network] = (),
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self._token = token.encode()
+        self._results = results
+        self._metrics = metrics
+        self._allow = tuple(allow)
+        self.max_body = max_body
+
+    def __repr__(self) -> str:
+        return f"Listener(allow={[str(n) for n in self._allow]}, max_body={self.max_body})"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Every request, whatever its path and method; never an exception."""
+        refused = self._gate(request)
+        if refused is not None:
+            return refused
+        body = await self._body(request)
+        if body is None:
+            return self._answer(413, "too large", "too_large")
+        try:
+            record = parse(orjson.loads(body))
+        except (orjson.JSONDecodeError, InvalidRecord):
+            return self._answer(400, "a JSON object, please", "invalid")
+        if not isinstance(record, CallRecord):
+            return self._answer(200, "ok", "live")
+        try:
+            taken = await self._results.take(record, "webhook")
+        except Exception as exc:
+            # Not the sender's fault: the broker, the store or the history lookup did not answer.
+            log.warning("cannot take a call record now (%s); asking for a resend", _why(exc))
+            return self._answer(503, "try again later", "unavailable")
+        return self._answer(200, "ok", taken)
+
+    def _gate(self, request: web.Request) -> web.Response | None:
+        """403 from outside the allowed networks, 404 without the token, 405 but for POST."""
+        if not self._allowed(request.remote):
+            return self._answer(403, "forbidden", "unauthorized")
+        if not self._authentic(request):
+            return self._answer(404, "not found", "unauthorized")
+        if request.method != "POST":
+            return self._answer(405, "method not allowed", "invalid", {"Allow": "POST"})
+        return None
+
+    def _answer(
+        self, status: int, text: str, outcome: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        self._metrics.webhook(outcome)
+        return web.Response(status=status, text=text + "\n", headers=headers)
+
+    def _allowed(self, remote: str | None) -> bool:
+        if not self._allow:
+            return True
+        try:
+            address = ipaddress.ip_address(remote or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self._allow)
+
+    def _authentic(self, request: web.Request) -> bool:
+        """The token in the path or the header, compared in constant time."""
+        path = request.rel_url.raw_path
+        given = request.headers.get(TOKEN_HEADER, "") if path == PATH else ""
+        if path.startswith(PATH + "/"):
+            given = path[len(PATH) + 1 :]
+        return bool(given) and hmac.compare_digest(given.encode(), self._token)
+
+    async def _body(self, request: web.Request) -> bytes | None:
+        """The body, or None once it passes the limit (read no further than that)."""
+        if request.content_length is not None and request.content_length > self.max_body:
+            return None
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > self.max_body:
+                return None
+        return bytes(body)
+
+
+def _why(exc: BaseException) -> str:
+    message = getattr(exc, "code", None) or type(exc).__name__
+    return str(message)[:100]
+
+
+def networks(text: str) -> list[Network]:
+    """'10.0.0.0/8, 192.168.1.7' -> networks; ValueError naming a bad one."""
+    found: list[Network] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part:
+            try:
+                found.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"not a CIDR: {part!r}") from None
+    return found
+
+
+@asynccontextmanager
+async def serve(listener: Listener, port: int, host: str = "0.0.0.0") -> AsyncIterator[int]:  # noqa: S104
+    """Serve the listener on `port` (0: any free port) and yield the port bound. No access log:
+    aiohttp's prints the path, and the path carries the token."""
+    app = web.Application(client_max_size=listener.max_body + 1)
+    app.router.add_route("*", "/{tail:.*}", listener.handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()

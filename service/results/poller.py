@@ -1,0 +1,138 @@
+"""Reconciliation: finds in the call history the results no webhook brought, ends calls no record
+came for as `unknown`, and finds the calls of `outcome_unknown` events that did happen. One
+replica polls at a time (a lease in the store); the provider's errors back it off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..errors import AutocallError, StoreUnavailable
+from .calls import OpenCall, unknown_of
+from .history import History
+from .pipeline import Results
+from .records import CallRecord, parse
+
+log = logging.getLogger("autocall.results")
+PHONES_PER_SEARCH = 50
+SKEW = 60.0  # seconds searched before the oldest call, for clocks that differ
+MAX_BACKOFF = 3600.0
+
+
+class Poller:
+    """Every `interval` seconds, one reconciliation pass (see the module's docstring)."""
+
+    def __init__(
+        self,
+        results: Results,
+        history: History | None,
+        *,
+        interval: float,
+        timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._results = results
+        self._store = results.store
+        self._history = history
+        self.interval = interval
+        self._timeout = timeout
+        self._clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def __repr__(self) -> str:
+        return f"Poller(interval={self.interval}, timeout={self._timeout})"
+
+    async def run(self) -> None:
+        """Poll until cancelled; a failed pass is logged and the next one comes as usual."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.tick()
+            except StoreUnavailable as exc:
+                log.warning("reconciliation skipped: %s", exc.message)
+            except Exception as exc:  # the broker, most likely: the next pass tries again
+                log.warning("reconciliation failed: %s", type(exc).__name__)
+
+    async def tick(self) -> bool:
+        """One pass, if this replica holds the lease; whether it ran."""
+        if not await self._store.lease("poller", self.owner, max(self.interval * 1.5, 30.0)):
+            return False
+        left, level = await self._store.backoff()
+        if left <= 0 and self._history is not None:
+            try:
+                await self.reconcile()
+            except AutocallError as exc:
+                seconds = min(MAX_BACKOFF, self.interval * 2**level)
+                await self._store.set_backoff(seconds, level + 1)
+                log.warning(
+                    "call history: %s; backing off %.0f s",
+                    exc.code,
+                    seconds,
+                    extra={"code": exc.code},
+                )
+            else:
+                if level:
+                    await self._store.set_backoff(0.001, 0)
+        await self.expire()
+        return True
+
+    async def reconcile(self) -> None:
+        """Search the history for the open calls and the `outcome_unknown` ones."""
+        assert self._history is not None
+        calls = await self._store.open_calls()
+        unknown = await self._store.unknown_calls()
+        if not calls and not unknown:
+            return
+        now = self._clock()
+        start = min(call.accepted_at for call in [*calls, *unknown]) - SKEW
+        phones = sorted({call.phone for call in [*calls, *unknown]})
+        for first in range(0, len(phones), PHONES_PER_SEARCH):
+            query = {
+                "fromDate": int(start * 1000),
+                "toDate": int(now * 1000),
+                "phoneNumbers": phones[first : first + PHONES_PER_SEARCH],
+            }
+            async for item in self._history.search(query):
+                record = parse(item)
+                if isinstance(record, CallRecord) and record.autocall_id:
+                    await self._take(record, unknown)
+
+    async def _take(self, record: CallRecord, unknown: list[OpenCall]) -> None:
+        assert record.autocall_id is not None
+        if await self._store.call(record.autocall_id) is None:
+            found = _happened(record, unknown)
+            if found is None:
+                return
+            # The call of an `outcome_unknown` event did happen: from now on an open call.
+            call = replace(found, autocall_id=record.autocall_id)
+            await self._store.record(call)
+            await self._store.forget_unknown(found)
+            unknown.remove(found)
+        await self._results.take(record, "poll")
+
+    async def expire(self) -> None:
+        """`unknown` for calls with no final result long after their span; forget the
+        `outcome_unknown` calls no record was found for in that time."""
+        now = self._clock()
+        for call in await self._store.open_calls():
+            if now > call.span_end + self._timeout:
+                await self._results.publish(unknown_of(call, now))
+        for call in await self._store.unknown_calls():
+            if now > call.span_end + self._timeout:
+                await self._store.forget_unknown(call)
+        self._results.metrics.open_calls.set(await self._store.open_count())
+
+
+def _happened(record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:
+    """The one `outcome_unknown` call to the record's phone whose span covers its time."""
+    if record.phone is None or record.started_at is None:
+        return None
+    started = record.started_at
+    fitting = [c for c in unknown if c.phone == record.phone and c.covers(started)]
+    return fitting[0] if len(fitting) == 1 else None

@@ -1,0 +1,177 @@
+"""The result store in Redis, shared by replicas: each step that must be atomic is one script."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from ..errors import StoreUnavailable
+from .calls import OpenCall
+from .store import FINAL, PENDING_SECONDS
+
+# KEYS: call, open set, phone set; ARGV: id, call json, accepted_at, ttl
+_RECORD = """
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 1
+"""
+# KEYS: attempt mark, final mark; ARGV: final?, pending seconds
+_CLAIM = """
+if redis.call('GET', KEYS[2]) == 'done' then return 0 end
+if not redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[2]) then return 0 end
+if ARGV[1] == '1' and not redis.call('SET', KEYS[2], 'pending', 'NX', 'EX', ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return 1
+"""
+# KEYS: attempt mark, final mark, open set, phone set; ARGV: final?, ttl, id
+_DONE = """
+redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2])
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[2], 'done', 'EX', ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+  redis.call('SREM', KEYS[4], ARGV[3])
+end
+return 1
+"""
+_RELEASE = """
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'pending' then redis.call('DEL', key) end
+end
+return 1
+"""
+_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+class RedisResults:
+    """Accepted calls and result marks in Redis, under `prefix`."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl: float) -> None:
+        self._redis = client
+        self._prefix = f"{prefix}res:"
+        self._ttl = max(1, int(ttl))
+        self._record = client.register_script(_RECORD)
+        self._claim = client.register_script(_CLAIM)
+        self._done = client.register_script(_DONE)
+        self._release = client.register_script(_RELEASE)
+        self._lease = client.register_script(_LEASE)
+
+    def __repr__(self) -> str:
+        return f"RedisResults(prefix={self._prefix!r})"
+
+    async def record(self, call: OpenCall) -> None:
+        keys = [self._call_key(call.autocall_id), self._open_key, self._phone_key(call.phone)]
+        args: list[str | bytes | float] = [
+            call.autocall_id,
+            call.dumps(),
+            call.accepted_at,
+            self._ttl,
+        ]
+        await self._call(self._record(keys=keys, args=args))
+
+    async def record_unknown(self, call: OpenCall) -> None:
+        await self._call(self._redis.zadd(self._unknown_key, {call.dumps(): call.accepted_at}))
+
+    async def forget_unknown(self, call: OpenCall) -> None:
+        await self._call(self._redis.zrem(self._unknown_key, call.dumps()))
+
+    async def call(self, autocall_id: str) -> OpenCall | None:
+        data = await self._call(self._redis.get(self._call_key(autocall_id)))
+        return OpenCall.loads(data) if data else None
+
+    async def open_by_phone(self, phone: str) -> list[OpenCall]:
+        ids = await self._call(self._redis.smembers(self._phone_key(phone)))
+        return await self._load(sorted(i.decode() for i in ids))
+
+    async def open_calls(self) -> list[OpenCall]:
+        ids = await self._call(self._redis.zrange(self._open_key, 0, -1))
+        return await self._load([i.decode() for i in ids])
+
+    async def unknown_calls(self) -> list[OpenCall]:
+        members = await self._call(self._redis.zrange(self._unknown_key, 0, -1))
+        return [OpenCall.loads(member) for member in members]
+
+    async def open_count(self) -> int:
+        return int(await self._call(self._redis.zcard(self._open_key)))
+
+    async def claim(self, call: OpenCall, attempt: str, final: bool) -> bool:
+        keys = [self._mark(call, attempt), self._mark(call, FINAL)]
+        args = [int(final), PENDING_SECONDS]
+        return bool(await self._call(self._claim(keys=keys, args=args)))
+
+    async def done(self, call: OpenCall, attempt: str, final: bool) -> None:
+        keys = [
+            self._mark(call, attempt),
+            self._mark(call, FINAL),
+            self._open_key,
+            self._phone_key(call.phone),
+        ]
+        await self._call(self._done(keys=keys, args=[int(final), self._ttl, call.autocall_id]))
+
+    async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
+        keys = [self._mark(call, attempt)] + ([self._mark(call, FINAL)] if final else [])
+        await self._call(self._release(keys=keys, args=[]))
+
+    async def lease(self, name: str, owner: str, seconds: float) -> bool:
+        keys = [f"{self._prefix}lease:{name}"]
+        return bool(await self._call(self._lease(keys=keys, args=[owner, int(seconds * 1000)])))
+
+    async def backoff(self) -> tuple[float, int]:
+        until, level = await self._call(
+            self._redis.mget(f"{self._prefix}backoff", f"{self._prefix}backoff-level")
+        )
+        left = float(until) - time.time() if until else 0.0
+        return max(0.0, left), int(level or 0)
+
+    async def set_backoff(self, seconds: float, level: int) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(f"{self._prefix}backoff", time.time() + seconds, px=max(1, int(seconds * 1000)))
+        pipe.set(f"{self._prefix}backoff-level", level, ex=86400)
+        await self._call(pipe.execute())
+
+    async def _load(self, ids: list[str]) -> list[OpenCall]:
+        """The calls of `ids` still kept; ids whose call expired leave the open set."""
+        if not ids:
+            return []
+        found = await self._call(self._redis.mget([self._call_key(i) for i in ids]))
+        gone = [i for i, data in zip(ids, found, strict=True) if data is None]
+        if gone:
+            await self._call(self._redis.zrem(self._open_key, *gone))
+        return sorted(
+            (OpenCall.loads(data) for data in found if data is not None),
+            key=lambda call: call.accepted_at,
+        )
+
+    async def _call(self, pending: Any) -> Any:
+        try:
+            return await pending
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+
+    @property
+    def _open_key(self) -> str:
+        return f"{self._prefix}open"
+
+    @property
+    def _unknown_key(self) -> str:
+        return f"{self._prefix}unknown"
+
+    def _call_key(self, autocall_id: str) -> str:
+        return f"{self._prefix}call:{autocall_id}"
+
+    def _phone_key(self, phone: str) -> str:
+        return f"{self._prefix}phone:{phone}"
+
+    def _mark(self, call: OpenCall, attempt: str) -> str:
+        return f"{self._prefix}mark:{call.autocall_id or call.idempotency_key}:{attempt}"

@@ -1,0 +1,158 @@
+"""Where accepted calls and their results' marks live: in memory for one process, in Redis for
+replicas (`redis_store.py`). One result per (call, attempt), and one final result per call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from .calls import OpenCall
+
+PENDING_SECONDS = 60  # a mark whose publish never finished (the process died) frees itself after
+FINAL = "final"
+
+
+class ResultStore(Protocol):
+    """Accepted calls, the open ones by phone, and the marks that keep each result single."""
+
+    async def record(self, call: OpenCall) -> None:
+        """Remember an accepted call, open until its final result."""
+
+    async def record_unknown(self, call: OpenCall) -> None:
+        """Remember an `outcome_unknown` call (no autocall_id) to look for by phone and time."""
+
+    async def forget_unknown(self, call: OpenCall) -> None:
+        """Stop looking for an `outcome_unknown` call."""
+
+    async def call(self, autocall_id: str) -> OpenCall | None:
+        """The accepted call `autocall_id`, open or not, while its TTL lasts."""
+
+    async def open_by_phone(self, phone: str) -> list[OpenCall]:
+        """The open calls to `phone`."""
+
+    async def open_calls(self) -> list[OpenCall]:
+        """Every open call, oldest first."""
+
+    async def unknown_calls(self) -> list[OpenCall]:
+        """Every `outcome_unknown` call still looked for, oldest first."""
+
+    async def open_count(self) -> int:
+        """How many calls are open."""
+
+    async def claim(self, call: OpenCall, attempt: str, final: bool) -> bool:
+        """Take the right to publish `attempt`'s result (and the call's final one, if `final`):
+        False when it is taken, or the call already has its final result."""
+
+    async def done(self, call: OpenCall, attempt: str, final: bool) -> None:
+        """The result is published: keep the mark; a final one closes the call."""
+
+    async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
+        """The result could not be published: give the marks back."""
+
+    async def lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or extend the lease `name` for `owner`, unless another owner holds it."""
+
+    async def backoff(self) -> tuple[float, int]:
+        """(seconds left of the poller's back-off, its level)."""
+
+    async def set_backoff(self, seconds: float, level: int) -> None:
+        """Back off the provider's history API for `seconds`; `level` counts the failures."""
+
+
+class MemoryResults:
+    """One process's result store."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.time) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._calls: dict[str, tuple[float, OpenCall]] = {}
+        self._open: dict[str, OpenCall] = {}
+        self._phones: dict[str, set[str]] = {}
+        self._unknown: dict[str, OpenCall] = {}
+        self._marks: dict[str, tuple[float, str]] = {}  # key -> (expires, pending | done)
+        self._leases: dict[str, tuple[float, str]] = {}
+        self._backoff = (0.0, 0)
+
+    async def record(self, call: OpenCall) -> None:
+        self._calls[call.autocall_id] = (self._clock() + self._ttl, call)
+        self._open[call.autocall_id] = call
+        self._phones.setdefault(call.phone, set()).add(call.autocall_id)
+
+    async def record_unknown(self, call: OpenCall) -> None:
+        self._unknown[call.idempotency_key] = call
+
+    async def forget_unknown(self, call: OpenCall) -> None:
+        self._unknown.pop(call.idempotency_key, None)
+
+    async def call(self, autocall_id: str) -> OpenCall | None:
+        held = self._calls.get(autocall_id)
+        if held is None or held[0] <= self._clock():
+            self._calls.pop(autocall_id, None)
+            self._open.pop(autocall_id, None)
+            return None
+        return held[1]
+
+    async def open_by_phone(self, phone: str) -> list[OpenCall]:
+        ids = [i for i in self._phones.get(phone, ()) if i in self._open]
+        calls = [await self.call(autocall_id) for autocall_id in sorted(ids)]
+        return [call for call in calls if call is not None and call.autocall_id in self._open]
+
+    async def open_calls(self) -> list[OpenCall]:
+        calls = [await self.call(autocall_id) for autocall_id in list(self._open)]
+        return sorted((c for c in calls if c is not None), key=lambda c: c.accepted_at)
+
+    async def unknown_calls(self) -> list[OpenCall]:
+        return sorted(self._unknown.values(), key=lambda call: call.accepted_at)
+
+    async def open_count(self) -> int:
+        return len(self._open)
+
+    async def claim(self, call: OpenCall, attempt: str, final: bool) -> bool:
+        key, final_key = _mark(call, attempt), _mark(call, FINAL)
+        if self._state(final_key) == "done" or self._state(key) is not None:
+            return False
+        if final and self._state(final_key) is not None:
+            return False
+        pending = (self._clock() + PENDING_SECONDS, "pending")
+        self._marks[key] = pending
+        if final:
+            self._marks[final_key] = pending
+        return True
+
+    async def done(self, call: OpenCall, attempt: str, final: bool) -> None:
+        done = (self._clock() + self._ttl, "done")
+        self._marks[_mark(call, attempt)] = done
+        if final:
+            self._marks[_mark(call, FINAL)] = done
+            self._open.pop(call.autocall_id, None)
+            self._phones.get(call.phone, set()).discard(call.autocall_id)
+
+    async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
+        for key in (_mark(call, attempt), _mark(call, FINAL) if final else ""):
+            if self._state(key) == "pending":
+                del self._marks[key]
+
+    async def lease(self, name: str, owner: str, seconds: float) -> bool:
+        held = self._leases.get(name)
+        if held is not None and held[0] > self._clock() and held[1] != owner:
+            return False
+        self._leases[name] = (self._clock() + seconds, owner)
+        return True
+
+    async def backoff(self) -> tuple[float, int]:
+        until, level = self._backoff
+        return max(0.0, until - self._clock()), level
+
+    async def set_backoff(self, seconds: float, level: int) -> None:
+        self._backoff = (self._clock() + seconds, level)
+
+    def _state(self, key: str) -> str | None:
+        held = self._marks.get(key)
+        if held is None or held[0] <= self._clock():
+            return None
+        return held[1]
+
+
+def _mark(call: OpenCall, attempt: str) -> str:
+    return f"{call.autocall_id or call.idempotency_key}:{attempt}"
