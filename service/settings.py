@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
+MIN_TOKEN = 32
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
@@ -81,6 +83,14 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
     watchdog_timeout: Duration = 120.0
 
+    webhook_token: SecretStr | None = None
+    webhook_token_file: Path | None = None
+    webhook_port: int = Field(8081, ge=0, le=65535)
+    webhook_allow: Annotated[list[str], NoDecode, BeforeValidator(_split)] = []
+    result_ttl: Duration = 3 * 86400.0
+    result_poll_interval: Duration = 300.0
+    result_timeout: Duration = 6 * 3600.0
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -100,6 +110,23 @@ class Settings(BaseSettings):
             raise ValueError("must be memory:// or redis://… (rediss:// for TLS)")
         return value
 
+    @field_validator("webhook_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN:
+            raise ValueError(f"must be at least {MIN_TOKEN} characters (the value is not shown)")
+        return value
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for part in value:
+            try:
+                ipaddress.ip_network(part.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not a CIDR: {part.strip()!r}") from None
+        return [part.strip() for part in value]
+
     @field_validator("api_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -109,8 +136,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
-        checks = {"amqp_url": self._amqp_scheme, "store_url": self._store_scheme}
-        for name in ("api_key", "api_token", "amqp_url", "store_url"):
+        checks: dict[str, Any] = {
+            "amqp_url": self._amqp_scheme,
+            "store_url": self._store_scheme,
+            "webhook_token": self._long_token,
+        }
+        for name in ("api_key", "api_token", "amqp_url", "store_url", "webhook_token"):
             path: Path | None = getattr(self, f"{name}_file")
             if path is None or name in self.model_fields_set:  # the variable itself wins
                 continue
@@ -140,8 +171,13 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Values no log line may show."""
-        values = [self.api_key, self.api_token]
+        values = [self.api_key, self.api_token, self.webhook_token]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    @property
+    def webhook_on(self) -> bool:
+        """Whether the webhook listener runs: a token and a port."""
+        return self.webhook_token is not None and self.webhook_port != 0
 
     @property
     def max_attempts(self) -> int:

@@ -50,7 +50,9 @@ class Listener:
             return refused
         body = await self._body(request)
         if body is None:
-            return self._answer(413, "too large", "too_large")
+            answer = self._answer(413, "too large", "too_large")
+            answer.force_close()  # the rest of the body is never read: no keep-alive after it
+            return answer
         try:
             record = parse(orjson.loads(body))
         except (orjson.JSONDecodeError, InvalidRecord):
@@ -133,7 +135,8 @@ async def serve(listener: Listener, port: int, host: str = "0.0.0.0") -> AsyncIt
     aiohttp's prints the path, and the path carries the token."""
     app = web.Application(client_max_size=listener.max_body + 1)
     app.router.add_route("*", "/{tail:.*}", listener.handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # lingering: after a 413 the unread rest of a body is drained this long, not aiohttp's 10 s
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, lingering_time=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -35,8 +35,11 @@ class Matcher:
         fits; else by the call history's autocall_id for its transaction_id."""
         if not record.auto_call:
             return None
-        if record.autocall_id:
-            return await self._store.call(record.autocall_id)
+        autocall_id = record.autocall_id
+        if not autocall_id and record.transaction_id:  # a record seen before: sent again
+            autocall_id = await self._store.transaction(record.transaction_id)
+        if autocall_id:
+            return await self._store.call(autocall_id)
         if record.phone and record.started_at is not None:
             fitting = [
                 call
@@ -90,7 +93,8 @@ class Results:
             await asyncio.shield(self.store.release(call, attempt, event.final))
             raise
         try:
-            await self.store.done(call, attempt, event.final)
+            transaction = event.record.transaction_id if event.record else ""
+            await self.store.done(call, attempt, event.final, transaction)
         except Exception as exc:  # published: the pending mark still keeps it single a while
             log.warning("cannot mark a result done: %s", exc)
         self._count(event)

@@ -78,7 +78,7 @@ class Poller:
                 )
             else:
                 if level:
-                    await self._store.set_backoff(0.001, 0)
+                    await self._store.set_backoff(0, 0)
         await self.expire()
         return True
 

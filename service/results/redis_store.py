@@ -30,9 +30,10 @@ if ARGV[1] == '1' and not redis.call('SET', KEYS[2], 'pending', 'NX', 'EX', ARGV
 end
 return 1
 """
-# KEYS: attempt mark, final mark, open set, phone set; ARGV: final?, ttl, id
+# KEYS: attempt mark, final mark, open set, phone set, transaction; ARGV: final?, ttl, id, tx?
 _DONE = """
 redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2])
+if ARGV[4] == '1' then redis.call('SET', KEYS[5], ARGV[3], 'EX', ARGV[2]) end
 if ARGV[1] == '1' then
   redis.call('SET', KEYS[2], 'done', 'EX', ARGV[2])
   redis.call('ZREM', KEYS[3], ARGV[3])
@@ -110,14 +111,20 @@ class RedisResults:
         args = [int(final), PENDING_SECONDS]
         return bool(await self._call(self._claim(keys=keys, args=args)))
 
-    async def done(self, call: OpenCall, attempt: str, final: bool) -> None:
+    async def done(self, call: OpenCall, attempt: str, final: bool, transaction_id: str) -> None:
         keys = [
             self._mark(call, attempt),
             self._mark(call, FINAL),
             self._open_key,
             self._phone_key(call.phone),
+            self._transaction_key(transaction_id),
         ]
-        await self._call(self._done(keys=keys, args=[int(final), self._ttl, call.autocall_id]))
+        args: list[str | int] = [int(final), self._ttl, call.autocall_id, int(bool(transaction_id))]
+        await self._call(self._done(keys=keys, args=args))
+
+    async def transaction(self, transaction_id: str) -> str | None:
+        found = await self._call(self._redis.get(self._transaction_key(transaction_id)))
+        return found.decode() if found else None
 
     async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
         keys = [self._mark(call, attempt)] + ([self._mark(call, FINAL)] if final else [])
@@ -136,7 +143,10 @@ class RedisResults:
 
     async def set_backoff(self, seconds: float, level: int) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.set(f"{self._prefix}backoff", time.time() + seconds, px=max(1, int(seconds * 1000)))
+        if seconds > 0:
+            pipe.set(f"{self._prefix}backoff", time.time() + seconds, px=int(seconds * 1000) + 1)
+        else:
+            pipe.delete(f"{self._prefix}backoff")
         pipe.set(f"{self._prefix}backoff-level", level, ex=86400)
         await self._call(pipe.execute())
 
@@ -172,6 +182,9 @@ class RedisResults:
 
     def _phone_key(self, phone: str) -> str:
         return f"{self._prefix}phone:{phone}"
+
+    def _transaction_key(self, transaction_id: str) -> str:
+        return f"{self._prefix}tx:{transaction_id}"
 
     def _mark(self, call: OpenCall, attempt: str) -> str:
         return f"{self._prefix}mark:{call.autocall_id or call.idempotency_key}:{attempt}"

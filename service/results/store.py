@@ -44,8 +44,12 @@ class ResultStore(Protocol):
         """Take the right to publish `attempt`'s result (and the call's final one, if `final`):
         False when it is taken, or the call already has its final result."""
 
-    async def done(self, call: OpenCall, attempt: str, final: bool) -> None:
-        """The result is published: keep the mark; a final one closes the call."""
+    async def done(self, call: OpenCall, attempt: str, final: bool, transaction_id: str) -> None:
+        """The result is published: keep the mark, and which call `transaction_id` belongs to;
+        a final one closes the call."""
+
+    async def transaction(self, transaction_id: str) -> str | None:
+        """The autocall_id of a published record's `transaction_id` (a resent record)."""
 
     async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
         """The result could not be published: give the marks back."""
@@ -120,13 +124,18 @@ class MemoryResults:
             self._marks[final_key] = pending
         return True
 
-    async def done(self, call: OpenCall, attempt: str, final: bool) -> None:
+    async def done(self, call: OpenCall, attempt: str, final: bool, transaction_id: str) -> None:
         done = (self._clock() + self._ttl, "done")
+        if transaction_id:
+            self._marks[f"tx:{transaction_id}"] = (done[0], call.autocall_id)
         self._marks[_mark(call, attempt)] = done
         if final:
             self._marks[_mark(call, FINAL)] = done
             self._open.pop(call.autocall_id, None)
             self._phones.get(call.phone, set()).discard(call.autocall_id)
+
+    async def transaction(self, transaction_id: str) -> str | None:
+        return self._state(f"tx:{transaction_id}")
 
     async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
         for key in (_mark(call, attempt), _mark(call, FINAL) if final else ""):

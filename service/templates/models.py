@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     WithJsonSchema,
     model_validator,
 )
@@ -154,6 +155,10 @@ class Step(BaseModel):
         return self
 
 
+ChoiceKeys = Annotated[str, StringConstraints(pattern=r"^[0-9*#]{1,8}$")]
+ChoiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
+
+
 class TemplateSpec(Options):
     """One template as written in the file: exactly one of phone and extension."""
 
@@ -180,12 +185,20 @@ class TemplateSpec(Options):
         None, description="Jinja2: one call per key. Default: the event id."
     )
     script: list[Step] = Field(min_length=1, description="What the call plays, in order.")
+    choices: dict[ChoiceKeys, ChoiceName] | None = Field(
+        None,
+        description='What the keys pressed in an Ivr_menu mean: `{"1": confirmed}`; a result '
+        "event's `choice` (`other` for keys no choice names).",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _extension_as_text(cls, values: Any) -> Any:
         if isinstance(values, dict) and isinstance(values.get("extension"), int):
             values = {**values, "extension": str(values["extension"])}
+        if isinstance(values, dict) and isinstance(values.get("choices"), dict):
+            # YAML reads an unquoted key as an int: `1: confirmed`
+            values = {**values, "choices": {str(k): v for k, v in values["choices"].items()}}
         return values
 
     @model_validator(mode="after")
