@@ -13,6 +13,7 @@ INPUT_EXCHANGE = QUEUE = (
 )
 OUTCOME_EXCHANGE = "autocall.outcomes"
 STATUSES = ("accepted", "failed", "skipped")
+RESULTS = ("answered", "busy", "no_answer", "failed", "unknown")
 _CE_ATTRIBUTES = ("id", "type", "source", "time", "specversion", "datacontenttype")
 _AMQP = {"bindingVersion": "0.3.0"}
 
@@ -66,6 +67,17 @@ def document() -> dict[str, Any]:
                 "messages": _messages(outcomes),
                 "bindings": _exchange(OUTCOME_EXCHANGE),
             },
+            "results": {
+                "address": "autocall.result.{result}.{choice}",
+                "title": f"Call results on {OUTCOME_EXCHANGE}",
+                "description": "One result per attempt of an accepted call (CONTRACT.md §9).",
+                "parameters": {
+                    "result": {"enum": list(RESULTS), "location": "$message.payload#/result"},
+                    "choice": {"description": "The template's name for the keys, other, or none."},
+                },
+                "messages": _messages(("result",)),
+                "bindings": _exchange(OUTCOME_EXCHANGE),
+            },
             "dead_letters": {
                 "address": dead,
                 "title": f"Dead-letter queue {dead}",
@@ -79,11 +91,14 @@ def document() -> dict[str, Any]:
                 "receive", "queue", "Consume events; ack once the outcome is confirmed.", ack=True
             ),
             "send_outcomes": _operation("send", "outcomes", "Publish outcomes.", deliveryMode=2),
+            "send_results": _operation("send", "results", "Publish results.", deliveryMode=2),
             "send_dead_letters": _operation(
                 "send", "dead_letters", "Keep failed events.", deliveryMode=2, mandatory=True
             ),
         },
-        "components": {"messages": _input_messages() | _outcome_messages() | _dead_letter()},
+        "components": {
+            "messages": _input_messages() | _outcome_messages() | _result() | _dead_letter()
+        },
     }
 
 
@@ -181,6 +196,23 @@ def _outcome_messages() -> dict[str, Any]:
         }
         for status in STATUSES
     }
+
+
+def _result() -> dict[str, Any]:
+    message = {
+        "name": "autocall.result",
+        "title": "Call result",
+        "summary": "AMQP properties: type autocall.result, content_type application/json, "
+        "correlation_id the event id, delivery_mode 2 (persistent).",
+        "contentType": "application/json",
+        "correlationId": {
+            "description": "The AMQP `correlation_id`: the id of the event that caused the call.",
+            "location": "$message.payload#/event/id",
+        },
+        "payload": {"$ref": "./result.schema.json"},
+        "bindings": {"amqp": {"messageType": "autocall.result"} | _AMQP},
+    }
+    return {"result": message}
 
 
 def _dead_letter() -> dict[str, Any]:

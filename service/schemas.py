@@ -171,6 +171,38 @@ Decision = Annotated[
 ]
 
 
+class ResultEvent(BaseModel):
+    """service.results.calls.ResultEvent as published: what one attempt of a call came to."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["result"]
+    result: Literal["answered", "busy", "no_answer", "failed", "unknown"] = Field(
+        description="Routing key autocall.result.<result>.<choice or none>; AMQP type "
+        "autocall.result."
+    )
+    final: bool = Field(description="The call's last result: answered, last attempt, or unknown.")
+    choice: str | None = Field(
+        pattern=r"^[a-z0-9_]+$",
+        description="The template's name for `keys`; `other` for keys it does not name.",
+    )
+    keys: str | None = Field(examples=["1"], description="The digits pressed, if any.")
+    event: EventIdentity
+    template: str
+    idempotency_key: str
+    autocall_id: str | None = Field(description="The provider's id of the call.")
+    transaction_id: str | None = Field(description="The attempt's id; null for `unknown`.")
+    phone: str = Field(
+        examples=["090****909"], json_schema_extra={"pattern": r"^([0-9]{3}\*+[0-9]{3}|\*+)$"}
+    )
+    attempt: int = Field(ge=1, description="1 for the first call, 2 for the first redial, …")
+    answer_seconds: int | None
+    billed_seconds: int | None
+    ended_by: str | None = Field(examples=["end_call_by_customer"])
+    recording_url: str | None
+    occurred_at: LocalTime = Field(description="When the attempt started, local time.")
+    source: Literal["webhook", "poll"]
+
+
 class _Generator(GenerateJsonSchema):
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False  # "Num Retry" from num_retry says nothing the key does not
@@ -194,6 +226,11 @@ def documents() -> dict[str, str]:
             OutcomeEvent.model_json_schema(schema_generator=_Generator),
             "autocall-bridge outcome event",
             "The body of each outcome on the outcome exchange (CONTRACT.md §7).",
+        ),
+        "result": (
+            ResultEvent.model_json_schema(schema_generator=_Generator),
+            "autocall-bridge result event",
+            "The body of each call result on the outcome exchange (CONTRACT.md §9).",
         ),
         "decision": (
             TypeAdapter(Decision).json_schema(schema_generator=_Generator),

@@ -287,7 +287,7 @@ def test_asyncapi_is_3_0_and_every_ref_resolves() -> None:
     assert document["asyncapi"] == "3.0.0"
     found = refs(document)
     files = {ref for ref in found if not ref.startswith("#")}
-    assert files == {"./event.schema.json", "./outcome.schema.json"}
+    assert files == {"./event.schema.json", "./outcome.schema.json", "./result.schema.json"}
     assert all((SCHEMAS / ref).is_file() for ref in files)
     for ref in found:
         if ref.startswith("#"):
@@ -315,6 +315,7 @@ def test_asyncapi_describes_the_topology() -> None:
     assert {(op["action"], op["channel"]["$ref"]) for op in operations.values()} == {
         ("receive", "#/channels/queue"),
         ("send", "#/channels/outcomes"),
+        ("send", "#/channels/results"),
         ("send", "#/channels/dead_letters"),
     }
     messages = document["components"]["messages"]
@@ -329,3 +330,15 @@ def test_asyncapi_describes_the_topology() -> None:
         outcome = messages[f"outcome_{status}"]
         assert outcome["bindings"]["amqp"]["messageType"] == f"autocall.{status}"
         assert outcome["correlationId"]["location"] == "$message.payload#/event/id"
+
+
+def test_result_events_fit_their_schema() -> None:
+    from service.results.calls import result_of, unknown_of
+    from tests.test_results_store import open_call, record
+
+    call = open_call()
+    answered = result_of(call, record(), {"1": "confirmed"}, "webhook")
+    no_answer = result_of(call, record(result="no_answer", keys=None, attempt=2), {}, "poll")
+    for event in (answered, no_answer, unknown_of(call, 1_764_490_000)):
+        assert_valid("result.schema.json", orjson.loads(event.body()))
+    assert not is_valid("result.schema.json", orjson.loads(answered.body()) | {"result": "x"})

@@ -53,6 +53,11 @@ class RedisStore:
         )
         return cls(client, prefix, ttl)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client, for other state that lives beside the keys (call results)."""
+        return self._redis
+
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self._prefix!r}, owner={self.owner!r})"
 

@@ -1,0 +1,79 @@
+"""What the event path tells the result side: a call was accepted, or may have been made."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from ..errors import InvalidPhone, StoreUnavailable
+from ..filters import normalise_phone
+from ..render import Call
+from .calls import OpenCall
+from .store import ResultStore
+
+log = logging.getLogger("autocall.results")
+
+
+class Recorder:
+    """Records accepted calls (and `outcome_unknown` ones) for matching their records later.
+    One store step per call; a store that does not answer costs the call its result, never
+    its outcome."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"Recorder({self._store!r})"
+
+    async def accepted(self, call: Call, autocall_id: str, at: datetime) -> None:
+        """The provider accepted `call` as `autocall_id`."""
+        opened = open_call(call, autocall_id, at)
+        if opened is not None and autocall_id:
+            await self._save(self._store.record(opened), call)
+
+    async def unknown(self, call: Call, at: datetime) -> None:
+        """`call` may have been made: the poller looks for it by phone and time."""
+        opened = open_call(call, "", at)
+        if opened is not None:
+            await self._save(self._store.record_unknown(opened), call)
+
+    async def _save(self, step: Any, call: Call) -> None:
+        try:
+            await step
+        except StoreUnavailable as exc:
+            log.warning(
+                "cannot record the call for its result: %s",
+                exc.message,
+                extra={"event_id": call.event.id},
+            )
+
+
+def open_call(call: Call, autocall_id: str, at: datetime) -> OpenCall | None:
+    """The call as the result store keeps it; None for a call to an extension (no records)."""
+    body = call.request.json
+    phones = body.get("phone_number_list")
+    if not isinstance(phones, list) or not phones:
+        return None
+    return OpenCall(
+        autocall_id=autocall_id,
+        event=call.event.identity,
+        template=call.template.name,
+        idempotency_key=call.idempotency_key,
+        phone=_national(str(phones[0])),
+        accepted_at=at.timestamp(),
+        num_retry=_int(body.get("num_retry")),
+        distance_retry=_int(body.get("distance_retry")),
+    )
+
+
+def _national(phone: str) -> str:
+    """The number as records are matched: national (the request may use e164 or digits)."""
+    try:
+        return normalise_phone(phone)
+    except InvalidPhone:
+        return phone
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

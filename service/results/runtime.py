@@ -1,0 +1,96 @@
+"""The result side in one context: its store, the history, the listener and the poller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from ..settings import Settings
+from ..store import RedisStore, Store
+from ..templates import Templates
+from .history import Api, History
+from .listener import Listener, networks, serve
+from .metrics import ResultMetrics
+from .pipeline import Matcher, Publishes, Results
+from .poller import Poller
+from .recorder import Recorder
+from .redis_store import RedisResults
+from .store import MemoryResults, ResultStore
+
+log = logging.getLogger("autocall.results")
+
+
+@dataclass(slots=True)
+class ResultSide:
+    """What the rest of the service sees of the result side."""
+
+    recorder: Recorder
+    results: Results
+    poller: Poller | None
+    webhook_port: int  # 0 when the listener is off
+
+
+@asynccontextmanager
+async def start(
+    settings: Settings,
+    templates: Templates,
+    *,
+    store: Store,
+    registry: CollectorRegistry,
+    api: Api | None,
+    publisher: Publishes,
+) -> AsyncIterator[ResultSide]:
+    """The result side, running until the context ends."""
+    async with AsyncExitStack() as stack:
+        results_store = result_store(store, f"autocall:{settings.queue}:", settings.result_ttl)
+        metrics = ResultMetrics(registry, templates.names())
+        history = History(api, metrics) if api is not None else None
+        if history is not None:
+            stack.push_async_callback(history.close)
+        matcher = Matcher(results_store, history)
+        results = Results(results_store, matcher, publisher, metrics, choices_of(templates))
+        port = 0
+        if settings.webhook_on and settings.webhook_token is not None:
+            token = settings.webhook_token.get_secret_value()
+            allow = networks(",".join(settings.webhook_allow))
+            listener = Listener(token, results, metrics, allow)
+            port = await stack.enter_async_context(serve(listener, settings.webhook_port))
+        poller = None
+        if settings.result_poll_interval > 0:
+            poller = Poller(
+                results,
+                history,
+                interval=settings.result_poll_interval,
+                timeout=settings.result_timeout,
+            )
+            stack.push_async_callback(_cancel, asyncio.create_task(poller.run(), name="poller"))
+        log.info(
+            "call results: webhook %s, poll %s",
+            f"on port {port}" if port else "off",
+            f"every {settings.result_poll_interval:g} s" if poller else "off",
+        )
+        yield ResultSide(Recorder(results_store), results, poller, port)
+
+
+def result_store(store: Store, prefix: str, ttl: float) -> ResultStore:
+    """Beside the idempotency keys: in the same Redis, or in memory."""
+    if isinstance(store, RedisStore):
+        return RedisResults(store.client, prefix, ttl)
+    return MemoryResults(ttl)
+
+
+def choices_of(templates: Templates) -> dict[str, dict[str, str]]:
+    """Each template's `choices`, by template name."""
+    return {t.name: dict(t.spec.choices) for t in templates if t.spec.choices}
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
