@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ async def start(
     registry: CollectorRegistry,
     api: Api | None,
     publisher: Publishes,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[ResultSide]:
     """The result side, running until the context ends."""
     async with AsyncExitStack() as stack:
@@ -68,6 +70,7 @@ async def start(
                 history,
                 interval=settings.result_poll_interval,
                 timeout=settings.result_timeout,
+                clock=clock,
             )
             stack.push_async_callback(_cancel, asyncio.create_task(poller.run(), name="poller"))
         log.info(
