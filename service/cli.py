@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("event", help="a JSON file, or - for standard input")
     publish.add_argument("--type", help="event type: routing key and AMQP type property")
     publish.add_argument("--header", action="append", default=[], metavar="K=V")
-    publish.set_defaults(command=_publish)
+    publish.set_defaults(command=_send_event)
 
     add_webhook_commands(commands)
 
@@ -145,12 +145,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _publish(args: argparse.Namespace) -> int:
-    from .publish import publish
+def _send_event(args: argparse.Namespace) -> int:
+    from .send_event import send_event
 
     settings = load_settings()
     body = _read(args.event)
-    result = asyncio.run(publish(settings, body, args.type, _headers(args.header)))
+    result = asyncio.run(send_event(settings, body, args.type, _headers(args.header)))
     print(result)
     return 0
 

@@ -1,4 +1,4 @@
-"""`autocall-bridge publish`: one event onto the input exchange, confirmed by the broker."""
+"""`autocall-bridge publish`: send one event to the input exchange, confirmed by the broker."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from .settings import Settings
 CONNECT_TIMEOUT = 10.0
 
 
-async def publish(
+async def send_event(
     settings: Settings, body: bytes, event_type: str | None, headers: dict[str, Any]
 ) -> str:
-    """Publish `body` with routing key and type `event_type` (a CloudEvent's own by default)."""
+    """Send `body` with routing key and type `event_type` (a CloudEvent's own by default)."""
     cloudevent = _cloudevent(body)
     routing_key = event_type or (cloudevent or {}).get("type")
     if not isinstance(routing_key, str) or not routing_key:
