@@ -3,7 +3,8 @@
 protocol.py     Store, State, Claim, Reservation: what every store answers
 memory.py       MemoryStore: one process's keys, nothing shared
 redis_store.py  RedisStore: shared keys with owner leases
-scripts.py      the Lua scripts RedisStore runs, one round trip each
+scripts.py      the Lua scripts RedisStore runs, one step each
+batch.py        the commands of concurrent events in one round trip a loop turn
 """
 
 from __future__ import annotations

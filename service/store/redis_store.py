@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
 from . import scripts
+from .batch import Batch
 from .protocol import Claim, Reservation, State
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,8 @@ class RedisStore:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims: dict[str, bytes] = {}  # our pending claims' exact values, for release
         self._lease_task: asyncio.Task[None] | None = None
-        self._claim = client.register_script(scripts.CLAIM)
-        self._reserve = client.register_script(scripts.RESERVE)
-        self._refund = client.register_script(scripts.REFUND)
-        self._release = client.register_script(scripts.RELEASE)
+        # The commands of events in flight at once go in one round trip.
+        self._batch = Batch(client)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, ttl: float) -> RedisStore:
@@ -77,6 +76,7 @@ class RedisStore:
                 await self._lease_task
         with contextlib.suppress(RedisError, OSError):
             # Claims still pending stay: their calls may be out. The lease lapses on its own.
+            await self._batch.aclose()
             await self._redis.delete(self._owner_key(self.owner))
         await self._redis.aclose()
 
@@ -86,8 +86,8 @@ class RedisStore:
         chars, limit = (reservation.chars, reservation.limit) if reservation else (0, 0)
         args: list[bytes | int] = [value, self._ttl, chars, limit, TTS_KEY_SECONDS]
         found, detail = await self._call(
-            self._claim(keys=[self._key(key), counter], args=args)
-        )  # one round trip: the key is taken only with the characters, and the other way round
+            self._batch.script(scripts.CLAIM, [self._key(key), counter], args)
+        )  # one step: the key is taken only with the characters, and the other way round
         if found == b"new":
             self._claims[key] = value
             used = int(detail)
@@ -97,29 +97,31 @@ class RedisStore:
         record: dict[str, Any] = orjson.loads(detail)
         if record["s"] == "done":
             return Claim(State.DONE, record["e"], record["r"].encode())
-        alive = await self._call(self._redis.exists(self._owner_key(record["o"])))
+        alive = await self._call(self._batch.execute("EXISTS", self._owner_key(record["o"])))
         return Claim(State.BUSY if alive else State.ORPHANED, record["e"])
 
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
         self._claims.pop(key, None)
         value = _record("done", event_id, outcome=outcome)
-        await self._call(self._redis.set(self._key(key), value, ex=self._ttl))
+        await self._call(self._batch.execute("SET", self._key(key), value, "EX", self._ttl))
 
     async def release(self, key: str) -> None:
         value = self._claims.pop(key, None)
         if value is not None:
-            await self._call(self._release(keys=[self._key(key)], args=[value]))
+            await self._call(self._batch.script(scripts.RELEASE, [self._key(key)], [value]))
 
     async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
         args = [chars, limit, TTS_KEY_SECONDS]
-        reserved, used = await self._call(self._reserve(keys=[self._tts_key(day)], args=args))
+        reserved, used = await self._call(
+            self._batch.script(scripts.RESERVE, [self._tts_key(day)], args)
+        )
         return bool(reserved), int(used)
 
     async def refund_tts(self, day: str, chars: int) -> None:
-        await self._call(self._refund(keys=[self._tts_key(day)], args=[chars]))
+        await self._call(self._batch.script(scripts.REFUND, [self._tts_key(day)], [chars]))
 
     async def tts_used(self, day: str) -> int:
-        return int(await self._call(self._redis.get(self._tts_key(day))) or 0)
+        return int(await self._call(self._batch.execute("GET", self._tts_key(day))) or 0)
 
     async def _call(self, pending: Any) -> Any:
         try:
