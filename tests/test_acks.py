@@ -1,0 +1,133 @@
+"""Batched acknowledgements: a multiple ack only ever covers deliveries that are settled."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from service.acks import MAX_SPREAD, Acks
+
+
+@dataclass
+class Channel:
+    """Records the ack frames queued on it, and what the broker would make of them."""
+
+    frames: list[tuple[int, bool]] = field(default_factory=list)
+    unsettled: set[int] = field(default_factory=set)
+    is_closed: bool = False
+
+    def deliver(self, tag: int) -> Delivery:
+        self.unsettled.add(tag)
+        return Delivery(tag, self)
+
+    async def basic_ack(self, tag: int, multiple: bool = False, wait: bool = True) -> None:
+        if self.is_closed:
+            raise RuntimeError("channel closed")
+        # RabbitMQ: the tag itself must be unsettled, or the channel is closed.
+        assert tag in self.unsettled, f"unknown delivery tag {tag}"
+        self.frames.append((tag, multiple))
+        covered = {t for t in self.unsettled if t <= tag} if multiple else {tag}
+        self.unsettled -= covered
+
+    def nack(self, tag: int) -> None:
+        self.unsettled.discard(tag)
+
+
+@dataclass
+class Delivery:
+    delivery_tag: int
+    channel: Channel
+
+
+async def settled(acks: Acks) -> None:
+    await acks.drain()
+
+
+async def test_a_contiguous_run_is_one_multiple_ack() -> None:
+    channel, acks = Channel(), Acks()
+    deliveries = [channel.deliver(tag) for tag in range(1, 6)]
+    for delivery in reversed(deliveries):
+        acks.ack(delivery)  # type: ignore[arg-type]
+    assert channel.frames == []  # not before the turn ends
+    await settled(acks)
+    assert channel.frames == [(5, True)]
+    assert channel.unsettled == set()
+
+
+async def test_a_delivery_in_flight_is_never_covered() -> None:
+    channel, acks = Channel(), Acks()
+    d = {tag: channel.deliver(tag) for tag in range(1, 7)}
+    for tag in (1, 2, 4, 5):  # 3 and 6 still in flight
+        acks.ack(d[tag])  # type: ignore[arg-type]
+    await settled(acks)
+    assert channel.frames == [(2, True), (4, False), (5, False)]
+    assert channel.unsettled == {3, 6}
+    acks.ack(d[3])  # type: ignore[arg-type]
+    await settled(acks)
+    # 4 and 5 were acked alone: the next run passes over them, and 3 goes alone as its top
+    assert channel.frames[-1] == (3, True)
+    acks.ack(d[6])  # type: ignore[arg-type]
+    await settled(acks)
+    assert channel.frames[-1] == (6, True) and channel.unsettled == set()
+
+
+async def test_a_nacked_delivery_lets_the_run_pass() -> None:
+    channel, acks = Channel(), Acks()
+    d = {tag: channel.deliver(tag) for tag in range(1, 5)}
+    acks.nacked(d[2])  # type: ignore[arg-type]
+    channel.nack(2)
+    for tag in (1, 3, 4):
+        acks.ack(d[tag])  # type: ignore[arg-type]
+    await settled(acks)
+    assert channel.frames == [(4, True)] and channel.unsettled == set()
+
+
+async def test_channels_have_their_own_tags() -> None:
+    first, second, acks = Channel(), Channel(), Acks()
+    a, b = first.deliver(1), second.deliver(1)
+    later = second.deliver(2)
+    acks.ack(a)  # type: ignore[arg-type]
+    acks.ack(later)  # type: ignore[arg-type]
+    await settled(acks)
+    assert first.frames == [(1, True)]
+    assert second.frames == [(2, False)] and second.unsettled == {1}
+    acks.ack(b)  # type: ignore[arg-type]
+    await settled(acks)
+    assert second.frames[-1] == (1, True) and second.unsettled == set()
+
+
+async def test_a_closed_channel_is_forgotten() -> None:
+    channel, acks = Channel(), Acks()
+    acks.ack(channel.deliver(1))  # type: ignore[arg-type]
+    channel.is_closed = True
+    await settled(acks)
+    assert channel.frames == [] and repr(acks) == "Acks(channels=0)"
+
+
+async def test_a_tag_never_settled_turns_batching_off_for_its_channel() -> None:
+    channel, acks = Channel(), Acks()
+    channel.deliver(1)  # never finished, never given back
+    for tag in range(2, MAX_SPREAD + 3):
+        acks.ack(channel.deliver(tag))  # type: ignore[arg-type]
+    await settled(acks)
+    assert all(not multiple for _, multiple in channel.frames)
+    acks.ack(channel.deliver(MAX_SPREAD + 3))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    await settled(acks)
+    assert channel.frames[-1] == (MAX_SPREAD + 3, False)
+    assert channel.unsettled == {1}
+
+
+def test_the_fake_channel_refuses_an_ack_of_a_settled_tag() -> None:
+    channel = Channel()
+    channel.deliver(1)
+
+    async def twice() -> Any:
+        await channel.basic_ack(1)
+        await channel.basic_ack(1, multiple=True)
+
+    with pytest.raises(AssertionError, match="unknown delivery tag 1"):
+        asyncio.run(twice())
