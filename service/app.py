@@ -20,8 +20,11 @@ import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from . import http
+from .budget import Budget
 from .consumer import Consumer
 from .errors import cancelled_by_channel
+from .hold import Hold
+from .idempotent import Caller
 from .metrics import Metrics
 from .outcomes import Publisher
 from .provider import Provider
@@ -86,39 +89,13 @@ class Service:
         store = await stack.enter_async_context(
             open_store(s.store_url.get_secret_value(), prefix, s.idempotency_ttl)
         )
-        session = await stack.enter_async_context(_session(s))
-        provider = Provider(
-            session,
-            s.api_base_url,
-            self.metrics,
-            api_key=s.api_key.get_secret_value() if s.api_key else None,
-            token=s.api_token.get_secret_value() if s.api_token else None,
-            timeout=s.api_timeout,
-            connect_timeout=s.api_connect_timeout,
-        )
-        self._connection = connection = await _connect(s)
-        stack.push_async_callback(connection.close)
-        connection.close_callbacks.add(_connection_lost)
-        connection.reconnect_callbacks.add(self._reconnected)
-        consuming = await connection.channel(publisher_confirms=False)
-        await consuming.set_qos(prefetch_count=s.prefetch)
-        topology = await declare(consuming, s, self.templates)
-        publishing = await connection.channel(publisher_confirms=True)
-        outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
-        self.consumer = consumer = Consumer(
-            s,
-            templates=self.templates,
-            topology=topology,
-            store=store,
-            provider=provider,
-            publisher=Publisher(publishing, outcomes),
-            metrics=self.metrics,
-            clock=self.clock,
-        )
+        budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
+        caller = Caller(store, budget, await self._open_provider(stack), self.clock)
+        connection = await self._open_broker(stack)
+        consumer = await self._open_consumer(stack, connection, caller)
+        await budget.refresh()
+        await consumer.resume()
         watchdog = await connection.channel(publisher_confirms=False)
-        # Last in, first out: stop consuming and drain before anything above closes.
-        stack.push_async_callback(consumer.stop, s.shutdown_grace)
-        await consumer.start()
         stack.push_async_callback(_cancel, asyncio.create_task(self._watch(watchdog)))
         log.info(
             "consuming %s (%d templates, bound to %s)",
@@ -128,6 +105,52 @@ class Service:
             extra={"http_port": self.http_port, "provider": s.api_base_url},
         )
 
+    async def _open_provider(self, stack: AsyncExitStack) -> Provider:
+        """The provider's client over one HTTP session, closed with the stack."""
+        s = self.settings
+        session = await stack.enter_async_context(_session(s))
+        return Provider(
+            session,
+            s.api_base_url,
+            self.metrics,
+            api_key=s.api_key.get_secret_value() if s.api_key else None,
+            token=s.api_token.get_secret_value() if s.api_token else None,
+            timeout=s.api_timeout,
+            connect_timeout=s.api_connect_timeout,
+        )
+
+    async def _open_broker(self, stack: AsyncExitStack) -> AbstractRobustConnection:
+        """The broker connection (waiting until it answers), closed with the stack."""
+        self._connection = connection = await _connect(self.settings)
+        stack.push_async_callback(connection.close)
+        connection.close_callbacks.add(_connection_lost)
+        connection.reconnect_callbacks.add(self._reconnected)
+        return connection
+
+    async def _open_consumer(
+        self, stack: AsyncExitStack, connection: AbstractRobustConnection, caller: Caller
+    ) -> Consumer:
+        """The consumer on its own channel, its topology declared; it publishes on another."""
+        s = self.settings
+        consuming = await connection.channel(publisher_confirms=False)
+        await consuming.set_qos(prefetch_count=s.prefetch)
+        topology = await declare(consuming, s, self.templates)
+        publishing = await connection.channel(publisher_confirms=True)
+        outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
+        self.consumer = consumer = Consumer(
+            s,
+            templates=self.templates,
+            topology=topology,
+            caller=caller,
+            publisher=Publisher(publishing, outcomes),
+            hold=Hold(s.hold_probe_interval, self.metrics, self.clock),
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        # Last in, first out: stop consuming and drain before anything above closes.
+        stack.push_async_callback(consumer.stop, s.shutdown_grace)
+        return consumer
+
     def alive(self) -> tuple[bool, str]:
         """Alive unless not ready for longer than the watchdog allows: Kubernetes restarts it."""
         since = self._unready_since
@@ -136,6 +159,7 @@ class Service:
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
+        """Ready while connected and consuming (or deliberately on hold)."""
         connection, consumer = self._connection, self.consumer
         if connection is None or consumer is None:
             return False, "starting"

@@ -8,11 +8,12 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from .outcomes import STATUSES
+
 INPUT_EXCHANGE = QUEUE = (
     "autocall.events"  # the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE
 )
 OUTCOME_EXCHANGE = "autocall.outcomes"
-STATUSES = ("accepted", "failed", "skipped")
 RESULTS = ("answered", "busy", "no_answer", "failed", "unknown")
 _CE_ATTRIBUTES = ("id", "type", "source", "time", "specversion", "datacontenttype")
 _AMQP = {"bindingVersion": "0.3.0"}

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from .errors import QuotaExceeded, StoreUnavailable
+from .errors import DAILY_BUDGET_CODE, QuotaExceeded, StoreUnavailable
 from .filters import LOCAL_TZ
 from .metrics import Metrics
 from .store import Claim, Reservation, State, Store
@@ -62,7 +62,7 @@ class Budget:
             raise QuotaExceeded(
                 f"today's TTS budget: {claim.used} of {self._limit} characters used, "
                 f"this call needs {reservation.chars}",
-                code="limit_word",
+                code=DAILY_BUDGET_CODE,
             )
 
     async def refund(self, reservation: Reservation | None) -> None:

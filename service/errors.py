@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 
-QUOTA_CODES = frozenset({"limit_service", "limit_word", "limit_word_session"})
+DAILY_BUDGET_CODE = "limit_word"  # the day's TTS characters are spent
+QUOTA_CODES = frozenset({"limit_service", DAILY_BUDGET_CODE, "limit_word_session"})
 BALANCE_CODE = "balance_is_not_enough"
 PROVIDER_CODES = QUOTA_CODES | {BALANCE_CODE}
 # The failures `on_exhausted: hold` waits out instead of failing the event.
-EXHAUSTION_CODES = frozenset({"limit_word", BALANCE_CODE})
+EXHAUSTION_CODES = frozenset({DAILY_BUDGET_CODE, BALANCE_CODE})
 
 
 class AutocallError(Exception):
@@ -81,7 +82,7 @@ class ProviderError(AutocallError):
 
 
 class QuotaExceeded(ProviderError):
-    code = "limit_word"
+    code = DAILY_BUDGET_CODE
 
 
 class BalanceTooLow(ProviderError):
@@ -104,6 +105,23 @@ class StoreUnavailable(AutocallError):
 
 class OutcomeUnknown(AutocallError):
     code = "outcome_unknown"
+
+
+# The codes the service gives itself (the provider's are PROVIDER_CODES), in the tree's order.
+SERVICE_CODES = tuple(
+    leaf.code
+    for leaf in (
+        InvalidEvent,
+        DeliveryLimit,
+        TemplateError,
+        InvalidPhone,
+        Expired,
+        Unauthorized,
+        ProviderUnavailable,
+        StoreUnavailable,
+        OutcomeUnknown,
+    )
+)
 
 
 class ConfigError(Exception):

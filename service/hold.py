@@ -6,43 +6,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal, Protocol
+from enum import Enum
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from .budget import next_midnight
-from .errors import cancelled_by_channel
+from .errors import DAILY_BUDGET_CODE, EXHAUSTION_CODES, cancelled_by_channel
 from .metrics import Metrics
 
 log = logging.getLogger("autocall")
-ProbeResult = Literal["accepted", "held", "other"]
 
 
-class Probed(Protocol):
-    """What a hold needs of the consumer."""
+class ProbeResult(Enum):
+    """What one probe showed."""
 
-    queue: AbstractQueue
+    ACCEPTED = "accepted"  # its call went through: consume again
+    HELD = "held"  # put back again: still exhausted (or the probe itself failed)
+    OTHER = "other"  # a skip or another failure proves nothing either way: probe the next
+    EMPTY = "empty"  # nothing on the queue to probe with
 
-    async def pause(self) -> None: ...
 
-    async def resume(self) -> None: ...
-
-    async def probe(self, message: AbstractIncomingMessage) -> ProbeResult: ...
+Probe = Callable[[AbstractIncomingMessage], Awaitable[ProbeResult]]
+Resume = Callable[[], Awaitable[None]]
 
 
 class Hold:
     """The hold of one consumer. While active, only the probe's message is processed."""
 
-    def __init__(
-        self,
-        consumer: Probed,
-        interval: float,
-        metrics: Metrics,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._consumer = consumer
+    def __init__(self, interval: float, metrics: Metrics, clock: Callable[[], datetime]) -> None:
         self._interval = interval
         self._metrics = metrics
         self._clock = clock
@@ -56,20 +49,23 @@ class Hold:
 
     @property
     def active(self) -> bool:
+        """Whether consuming is held."""
         return self.reason is not None
 
     def probing(self, message: AbstractIncomingMessage) -> bool:
+        """Whether `message` is the probe (the one event processed while held)."""
         return message is self._probe
 
-    async def start(self, reason: str) -> None:
-        """Hold consuming for `reason` (balance_is_not_enough or limit_word)."""
-        if self.reason is not None:
-            self._set(reason)
-            return
+    def start(self, reason: str, queue: AbstractQueue, probe: Probe, resume: Resume) -> bool:
+        """Hold for `reason` (an exhaustion code): probe with events from `queue` until `probe`
+        says ACCEPTED, then `resume`. True when this starts a hold; False when one is on."""
+        started = self.reason is None
         self._set(reason)
-        log.warning("consuming held: %s; probing every %g s", reason, self._interval)
-        await self._consumer.pause()
-        self._task = asyncio.create_task(self._probe_until_accepted(), name="hold-probe")
+        if started:
+            log.warning("consuming held: %s; probing every %g s", reason, self._interval)
+            probing = self._probe_until_accepted(queue, probe, resume)
+            self._task = asyncio.create_task(probing, name="hold-probe")
+        return started
 
     async def stop(self, *, force: bool = False) -> None:
         """No more probes; a probe in flight is left to finish unless `force`."""
@@ -79,48 +75,46 @@ class Hold:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _probe_until_accepted(self) -> None:
-        await self._wait()
-        while not self._closing:
-            try:
-                result = await self._probe_one()
-            except (Exception, asyncio.CancelledError) as exc:
-                if not isinstance(exc, Exception) and not cancelled_by_channel(exc):
-                    raise
-                # e.g. the broker is away: the hold goes on, probing later
-                log.warning("hold probe failed (%s); trying again later", type(exc).__name__)
-                result = "held"
-            if result == "accepted":
-                break
-            if result in ("held", "empty"):
-                await self._wait()
-            # "other" (a skip, another failure) proves nothing either way: probe the next event
+    def wait_seconds(self) -> float:
+        """Until the next probe: the interval; for the day's budget, no earlier than midnight."""
+        if self.reason != DAILY_BUDGET_CODE:
+            return self._interval
+        now = self._clock()
+        return max(self._interval, (next_midnight(now) - now).total_seconds())
+
+    async def _probe_until_accepted(
+        self, queue: AbstractQueue, probe: Probe, resume: Resume
+    ) -> None:
+        result = ProbeResult.HELD
+        while not self._closing and result is not ProbeResult.ACCEPTED:
+            if result in (ProbeResult.HELD, ProbeResult.EMPTY):
+                await asyncio.sleep(self.wait_seconds())
+            if not self._closing:
+                result = await self._probe_one(queue, probe)
         if self._closing:
             return
         log.warning("hold released: a probe call was accepted; consuming again")
         self._set(None)
         self._task = None
-        await self._consumer.resume()
+        await resume()
 
-    async def _probe_one(self) -> ProbeResult | Literal["empty"]:
-        message = await self._consumer.queue.get(no_ack=False, fail=False)
-        if message is None:
-            return "empty"
-        self._probe = message
+    async def _probe_one(self, queue: AbstractQueue, probe: Probe) -> ProbeResult:
         try:
-            return await self._consumer.probe(message)
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                return ProbeResult.EMPTY
+            self._probe = message
+            return await probe(message)
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not cancelled_by_channel(exc):
+                raise
+            # e.g. the broker is away: the hold goes on, probing later
+            log.warning("hold probe failed (%s); trying again later", type(exc).__name__)
+            return ProbeResult.HELD
         finally:
             self._probe = None
 
-    async def _wait(self) -> None:
-        """The probe interval; for the day's budget, no earlier than local midnight."""
-        delay = self._interval
-        if self.reason == "limit_word":
-            until_midnight = (next_midnight(self._clock()) - self._clock()).total_seconds()
-            delay = max(delay, until_midnight)
-        await asyncio.sleep(delay)
-
     def _set(self, reason: str | None) -> None:
-        for known in ("balance_is_not_enough", "limit_word"):
+        for known in sorted(EXHAUSTION_CODES):
             self._metrics.paused.labels(known).set(1 if known == reason else 0)
         self.reason = reason

@@ -8,10 +8,17 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
-from .errors import BALANCE_CODE, PROVIDER_CODES, QUOTA_CODES, AutocallError
+from .errors import (
+    BALANCE_CODE,
+    EXHAUSTION_CODES,
+    PROVIDER_CODES,
+    QUOTA_CODES,
+    SERVICE_CODES,
+    AutocallError,
+)
+from .outcomes import STATUSES
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise in every scrape
-STATUSES = ("accepted", "failed", "skipped")
 ENDPOINTS = ("execute_by_phone", "execute_by_extension", "auth")
 RESULTS = (
     "ok",
@@ -22,18 +29,7 @@ RESULTS = (
     "timeout",
     "connection_error",
 )
-PAUSE_REASONS = ("balance_is_not_enough", "limit_word")
-SERVICE_CODES = (
-    "invalid_event",
-    "delivery_limit",
-    "template_error",
-    "invalid_phone",
-    "expired",
-    "unauthorized",
-    "provider_unavailable",
-    "store_unavailable",
-    "outcome_unknown",
-)
+PAUSE_REASONS = tuple(sorted(EXHAUSTION_CODES))  # what a hold waits out
 
 
 class Metrics:
@@ -155,8 +151,10 @@ class Metrics:
             self.balance_failures.inc()
 
     def dead_letter(self, code: str) -> None:
+        """An event kept on the dead-letter queue, by its outcome's code."""
         known = code in PROVIDER_CODES or code in SERVICE_CODES
         self.dead_lettered.labels(code if known else "other").inc()
 
     def settled(self, clock: Callable[[], float] = time.time) -> None:
+        """An event settled just now."""
         self.last_processed.set(clock())

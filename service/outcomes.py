@@ -5,22 +5,21 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
+from .delivery import DELIVERY_COUNT_HEADER, EXCHANGE_HEADER, ROUTING_KEY_HEADER
 from .errors import AutocallError
 from .filters import LOCAL_TZ, mask_digits
 from .render import Call
 
 Status = Literal["accepted", "failed", "skipped"]
-ROUTING_KEY_HEADER = "x-autocall-routing-key"
-EXCHANGE_HEADER = "x-autocall-exchange"
-ATTEMPT_HEADER = "x-autocall-attempt"
+STATUSES: tuple[Status, ...] = get_args(Status)
 _DROPPED_HEADERS = (
-    "x-delivery-count",
+    DELIVERY_COUNT_HEADER,
     "x-death",
     "x-first-death-exchange",
     "x-first-death-queue",
@@ -232,17 +231,3 @@ def _writable(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _writable(item) for key, item in value.items()}
     return value
-
-
-def routing_key_of(message: AbstractIncomingMessage) -> str:
-    """The routing key the event was first published with (delays and dead letters keep it)."""
-    original = (message.headers or {}).get(ROUTING_KEY_HEADER)
-    if isinstance(original, bytes | bytearray):
-        original = bytes(original).decode("utf-8", "replace")
-    return original if isinstance(original, str) else message.routing_key or ""
-
-
-def attempts_of(message: AbstractIncomingMessage) -> int:
-    """Provider attempts already made for this event (0 on its first delivery)."""
-    value = (message.headers or {}).get(ATTEMPT_HEADER)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -83,11 +83,17 @@ class Provider:
         self._timeout = aiohttp.ClientTimeout(
             total=connect_timeout + timeout, connect=connect_timeout
         )
+        self._call_time = connect_timeout + 2 * timeout
         self._urls: dict[str, URL] = {}
 
     def __repr__(self) -> str:
         auth = "api_key" if self._api_key else "token"
         return f"Provider({self._base_url!r}, auth={auth})"
+
+    @property
+    def call_time(self) -> float:
+        """How long one `execute` may take: a connection, then two answers (a 401 gets a retry)."""
+        return self._call_time
 
     async def execute(self, request: Request) -> Accepted:
         """Place the call once; a 401 gets a new token and one more try."""
@@ -183,7 +189,7 @@ class Provider:
             result = "http_5xx" if answer.status >= 500 else "http_other"
             self._metrics.api_request(endpoint, result)
             raise ProviderUnavailable(f"HTTP {answer.status}: {_trim(answer.body, 120)}")
-        document = _json(answer.body)
+        document = _parsed_or_none(answer.body)
         if isinstance(document, dict) and document.get("status_code") == SUCCESS:
             self._metrics.api_request(endpoint, "ok")
             return document
@@ -219,7 +225,7 @@ class Provider:
             result = "http_5xx" if answer.status >= 500 else "http_other"
             self._metrics.api_request("auth", result)
             raise ProviderUnavailable(f"token request: HTTP {answer.status}")
-        document = _json(answer.body)
+        document = _parsed_or_none(answer.body)
         payload = document.get("payload") if isinstance(document, dict) else None
         value = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(value, str) or not value:
@@ -268,7 +274,8 @@ def _classify(exc: Exception) -> tuple[str, bool, str] | None:
     return None
 
 
-def _json(body: bytes) -> Any:
+def _parsed_or_none(body: bytes) -> Any:
+    """The JSON document in `body`; None when it is not JSON (an HTML error page, say)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
 from . import asyncapi
+from .outcomes import Status
 from .templates import TemplatesFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -85,9 +86,7 @@ class OutcomeEvent(BaseModel):
     """service.outcomes.Outcome as published: every key is present, null when unset."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_status_rules())
-    status: Literal["accepted", "failed", "skipped"] = Field(
-        description="Also the routing key and AMQP `type`: autocall.<status>."
-    )
+    status: Status = Field(description="Also the routing key and AMQP `type`: autocall.<status>.")
     event: EventIdentity
     template: str | None = Field(description="The template that matched, if any.")
     idempotency_key: str | None = Field(description="The call's key; null if none was planned.")
@@ -239,7 +238,7 @@ def documents() -> dict[str, str]:
         ),
     }
     texts = {
-        f"{name}.schema.json": _json(_headed(f"{name}.schema.json", *parts))
+        f"{name}.schema.json": _pretty_json(_headed(f"{name}.schema.json", *parts))
         for name, parts in schemas.items()
     }
     return texts | {"asyncapi.yaml": _yaml(asyncapi.document())}
@@ -262,7 +261,8 @@ def _headed(name: str, schema: dict[str, Any], title: str, description: str) -> 
     return head | {"description": " ".join(description.split())} | body
 
 
-def _json(document: dict[str, Any]) -> str:
+def _pretty_json(document: dict[str, Any]) -> str:
+    """Indented, non-ASCII kept, newline-terminated: a file people read and diff."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 

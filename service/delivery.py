@@ -1,0 +1,63 @@
+"""Reading an AMQP delivery: its message, first routing key, counters kept in headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from .errors import DeliveryLimit
+from .events import Message
+
+ROUTING_KEY_HEADER = "x-autocall-routing-key"
+EXCHANGE_HEADER = "x-autocall-exchange"
+ATTEMPT_HEADER = "x-autocall-attempt"
+RETRIES_HEADER = "x-autocall-retries"
+DELIVERY_COUNT_HEADER = "x-delivery-count"  # the broker's, on quorum queues
+
+
+def int_header(headers: Mapping[str, Any] | None, name: str) -> int:
+    """The header `name` as a count: 0 when absent or not an integer (a bool is not one)."""
+    value = (headers or {}).get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def message_of(delivery: AbstractIncomingMessage) -> Message:
+    """What decoding needs of a delivery, with the routing key it was first published with."""
+    return Message(
+        body=delivery.body,
+        routing_key=routing_key_of(delivery),
+        content_type=delivery.content_type,
+        type=delivery.type,
+        message_id=delivery.message_id,
+        timestamp=delivery.timestamp,
+        headers=delivery.headers or {},
+    )
+
+
+def routing_key_of(delivery: AbstractIncomingMessage) -> str:
+    """The routing key the event was first published with (delays and dead letters keep it)."""
+    original = (delivery.headers or {}).get(ROUTING_KEY_HEADER)
+    if isinstance(original, bytes | bytearray):
+        original = bytes(original).decode("utf-8", "replace")
+    return original if isinstance(original, str) else delivery.routing_key or ""
+
+
+def attempts_of(delivery: AbstractIncomingMessage) -> int:
+    """Provider attempts already made for this event (0 on its first delivery)."""
+    return int_header(delivery.headers, ATTEMPT_HEADER)
+
+
+def retries_of(delivery: AbstractIncomingMessage) -> int:
+    """Retry delays this event already waited in (0 on its first delivery)."""
+    return int_header(delivery.headers, RETRIES_HEADER)
+
+
+def check_deliveries(delivery: AbstractIncomingMessage, limit: int) -> None:
+    """DeliveryLimit once the broker delivered it `limit` times before without a settle."""
+    count = int_header(delivery.headers, DELIVERY_COUNT_HEADER)
+    if count >= limit:
+        raise DeliveryLimit(
+            f"delivered {count + 1} times without finishing; processing it keeps failing"
+        )

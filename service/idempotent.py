@@ -1,0 +1,113 @@
+"""The idempotent call: claim the key → call once → complete it, waiting on a busy key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .budget import Budget
+from .errors import AutocallError, OutcomeUnknown, QuotaExceeded, StoreUnavailable
+from .outcomes import Outcome
+from .provider import Provider
+from .render import Call
+from .store import Claim, Reservation, State, Store
+
+log = logging.getLogger("autocall")
+BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
+
+
+@dataclass(slots=True)
+class NotCalled:
+    """No call was made (or none that counts): retry, hold or fail, by the retry policy."""
+
+    error: AutocallError
+    attempts: int  # provider attempts made, this one included
+
+
+class Caller:
+    """Calls the provider at most once per idempotency key, even across redeliveries."""
+
+    def __init__(
+        self, store: Store, budget: Budget, provider: Provider, clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.budget = budget
+        self.provider = provider
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"Caller({self.provider!r})"
+
+    async def call(self, call: Call, attempts: int) -> Outcome | NotCalled:
+        """The outcome of `call`, made at most once, after `attempts` earlier provider attempts."""
+        try:
+            return await self._claim_and_call(call, attempts)
+        except StoreUnavailable as exc:
+            return NotCalled(exc, attempts)
+
+    async def _claim_and_call(self, call: Call, attempts: int) -> Outcome | NotCalled:
+        """Claim the idempotency key with the call's TTS characters, then call once."""
+        reservation = self.budget.ask(call.tts_chars)
+        claim = await self.store.claim(call.idempotency_key, call.event.id, reservation)
+        if claim.state is State.BUSY and claim.event_id == call.event.id:
+            claim = await self._wait_for(call, reservation)
+        try:
+            self.budget.check(reservation, claim)
+        except QuotaExceeded as exc:
+            return NotCalled(exc, attempts)
+        if claim.state is not State.NEW:
+            return await self._claimed(call, claim, attempts)
+        # From here the request may leave at any moment: cancelled or not, the key stays taken
+        # unless the provider says no call was made.
+        try:
+            accepted = await self.provider.execute(call.request)
+        except OutcomeUnknown as exc:
+            now = self.clock()
+            unknown = Outcome.failed(
+                call.event.identity, exc, now, call=call, attempts=attempts + 1
+            )
+            return await self._complete(unknown)
+        except AutocallError as exc:
+            await self.budget.refund(reservation)
+            await self.store.release(call.idempotency_key)
+            return NotCalled(exc, attempts + 1)
+        outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
+        return await self._complete(outcome)
+
+    async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
+        """The key was taken before: a duplicate, a replay, or a call that may have been made."""
+        now = self.clock()
+        if claim.event_id != call.event.id:
+            return Outcome.skipped(call.event.identity, "duplicate", now, call=call)
+        if claim.state is State.DONE and claim.outcome is not None:
+            return Outcome.replay(claim.outcome, call)
+        unknown = OutcomeUnknown(
+            "an earlier delivery of this event was calling when its process stopped; "
+            "the call may have been made, so it is not made again"
+        )
+        failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
+        return await self._complete(failed)
+
+    async def _complete(self, outcome: Outcome) -> Outcome:
+        """Mark the key done with this outcome, so a redelivery replays it instead of calling."""
+        key = outcome.idempotency_key or ""
+        try:
+            await self.store.complete(key, str(outcome.event["id"]), outcome.record())
+        except StoreUnavailable as exc:
+            # The call is made either way: report it. The claim stays, so no one calls again.
+            log.warning("cannot mark %s done: %s", outcome.event["id"], exc.message)
+        return outcome
+
+    async def _wait_for(self, call: Call, reservation: Reservation | None) -> Claim:
+        """The same event is being processed by another delivery (after a broker reconnect):
+        wait until that one finishes rather than report it twice or call again."""
+        deadline = time.monotonic() + self.provider.call_time
+        claim = Claim(State.BUSY, call.event.id)
+        while claim.state is State.BUSY and time.monotonic() < deadline:
+            await asyncio.sleep(BUSY_WAIT)
+            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation)
+        return claim

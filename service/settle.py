@@ -1,0 +1,96 @@
+"""The one place that acks: publish what an action says, confirmed by the broker, then ack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from .actions import Action, Delay, Publish, PutBack, Requeue
+from .errors import cancelled_by_channel
+from .logs import log_event
+from .metrics import Metrics
+from .outcomes import Publisher
+from .topology import Names
+
+log = logging.getLogger("autocall")
+REPUBLISH_PAUSE = 1.0  # seconds before a delivery whose publish failed goes back to the broker
+
+
+class Settler:
+    """Carries out each action on its delivery: publish with confirms first, then ack."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        names: Names,
+        metrics: Metrics,
+        hold: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._publisher = publisher
+        self._names = names
+        self._metrics = metrics
+        self._hold = hold  # holds consuming for a reason, before the put-back copy is acked
+
+    def __repr__(self) -> str:
+        return f"Settler(queue={self._names.queue!r})"
+
+    async def settle(
+        self, delivery: AbstractIncomingMessage, action: Action, started: float
+    ) -> None:
+        """Ack once the broker confirmed what `action` publishes; otherwise give it back."""
+        if isinstance(action, Requeue):
+            await requeue(delivery)
+            return
+        try:
+            await self._publish(delivery, action)
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not cancelled_by_channel(exc):
+                raise
+            # Not acked: it comes back, and the store keeps a redelivery from calling twice.
+            log.error("cannot publish (%s); the event will be redelivered", _why(exc))
+            await asyncio.sleep(REPUBLISH_PAUSE)
+            await requeue(delivery)
+            return
+        try:
+            await delivery.ack()
+        except Exception as exc:
+            log.warning("cannot ack (%s); a redelivery will replay the outcome", _why(exc))
+        log_event(delivery, action, started)
+
+    async def _publish(
+        self, delivery: AbstractIncomingMessage, action: Publish | Delay | PutBack
+    ) -> None:
+        if isinstance(action, Delay):
+            await self._publisher.copy(delivery, action.queue, action.headers, action.delay_ms)
+            if action.retry:
+                self._metrics.retries.inc()
+            return
+        if isinstance(action, PutBack):
+            await self._publisher.copy(delivery, self._names.queue, {})
+            if action.holds:
+                await self._hold(action.reason)
+            return
+        outcome = action.outcome
+        event_id = str(outcome.event["id"])
+        if outcome.error is not None:
+            # First, so that whoever sees a failed outcome finds its message already kept.
+            await self._publisher.dead_letter(delivery, self._names.dead, outcome.error, event_id)
+        await self._publisher.outcome(outcome.body(), outcome.status, event_id)
+        self._metrics.outcome(outcome.status, outcome.template or "")
+        if outcome.error is not None:
+            self._metrics.dead_letter(outcome.error["code"])
+        self._metrics.settled()
+
+
+async def requeue(delivery: AbstractIncomingMessage) -> None:
+    """Back to the queue, unsettled; a closed channel has already given it back."""
+    with contextlib.suppress(Exception):
+        await delivery.nack(requeue=True)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
