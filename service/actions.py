@@ -1,4 +1,4 @@
-"""What to do with a delivery once processed; `Settle` carries each out, and only it acks."""
+"""What to do with a delivery once processed; settle.Settler carries each out, and only it acks."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from .errors import PROVIDER_CODES, SERVICE_CODES
 from .outcomes import STATUSES
 
 INPUT_EXCHANGE = QUEUE = (
@@ -21,7 +22,6 @@ _AMQP = {"bindingVersion": "0.3.0"}
 
 def document() -> dict[str, Any]:
     """The document, as plain data."""
-    dead = f"{QUEUE}.dead"
     inputs = ("cloud_event", "binary_cloud_event", "plain_event")
     outcomes = tuple(f"outcome_{status}" for status in STATUSES)
     return {
@@ -39,54 +39,7 @@ def document() -> dict[str, Any]:
             "amqp": _server("amqp", 5672, "AUTOCALL_AMQP_URL=amqp://user:password@host:5672/"),
             "amqps": _server("amqps", 5671, "With TLS: AUTOCALL_AMQP_URL=amqps://…"),
         },
-        "channels": {
-            "events": {
-                "address": "{eventType}",
-                "title": f"Input exchange {INPUT_EXCHANGE}",
-                "description": "Producers publish each event with its type as the routing key; "
-                "the queue is bound with each template's `event` pattern.",
-                "parameters": {"eventType": {"description": "The event type: order.created, …"}},
-                "messages": _messages(inputs),
-                "bindings": _exchange(INPUT_EXCHANGE),
-            },
-            "queue": {
-                "address": QUEUE,
-                "title": f"Queue {QUEUE}",
-                "description": f"The service's quorum queue. Retries wait on {QUEUE}.retry.<n> "
-                f"and call windows on {QUEUE}.defer.<HHMM>, then come back to it.",
-                "messages": _messages(inputs),
-                "bindings": _queue(QUEUE),
-            },
-            "outcomes": {
-                "address": "autocall.{status}",
-                "title": f"Outcome exchange {OUTCOME_EXCHANGE}",
-                "description": "One outcome per consumed event, confirmed by the broker before "
-                "the event is acknowledged.",
-                "parameters": {
-                    "status": {"enum": list(STATUSES), "location": "$message.payload#/status"}
-                },
-                "messages": _messages(outcomes),
-                "bindings": _exchange(OUTCOME_EXCHANGE),
-            },
-            "results": {
-                "address": "autocall.result.{result}.{choice}",
-                "title": f"Call results on {OUTCOME_EXCHANGE}",
-                "description": "One result per attempt of an accepted call (CONTRACT.md §9).",
-                "parameters": {
-                    "result": {"enum": list(RESULTS), "location": "$message.payload#/result"},
-                    "choice": {"description": "The template's name for the keys, other, or none."},
-                },
-                "messages": _messages(("result",)),
-                "bindings": _exchange(OUTCOME_EXCHANGE),
-            },
-            "dead_letters": {
-                "address": dead,
-                "title": f"Dead-letter queue {dead}",
-                "description": "The original message of each failed event, with why it failed.",
-                "messages": _messages(("dead_letter",)),
-                "bindings": _queue(dead),
-            },
-        },
+        "channels": _channels(inputs, outcomes),
         "operations": {
             "receive_events": _operation(
                 "receive", "queue", "Consume events; ack once the outcome is confirmed.", ack=True
@@ -99,6 +52,58 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "messages": _input_messages() | _outcome_messages() | _result() | _dead_letter()
+        },
+    }
+
+
+def _channels(inputs: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, Any]:
+    dead = f"{QUEUE}.dead"
+    return {
+        "events": {
+            "address": "{eventType}",
+            "title": f"Input exchange {INPUT_EXCHANGE}",
+            "description": "Producers publish each event with its type as the routing key; "
+            "the queue is bound with each template's `event` pattern.",
+            "parameters": {"eventType": {"description": "The event type: order.created, …"}},
+            "messages": _messages(inputs),
+            "bindings": _exchange(INPUT_EXCHANGE),
+        },
+        "queue": {
+            "address": QUEUE,
+            "title": f"Queue {QUEUE}",
+            "description": f"The service's quorum queue. Retries wait on {QUEUE}.retry.<n> "
+            f"and call windows on {QUEUE}.defer.<HHMM>, then come back to it.",
+            "messages": _messages(inputs),
+            "bindings": _queue(QUEUE),
+        },
+        "outcomes": {
+            "address": "autocall.{status}",
+            "title": f"Outcome exchange {OUTCOME_EXCHANGE}",
+            "description": "One outcome per consumed event, confirmed by the broker before "
+            "the event is acknowledged.",
+            "parameters": {
+                "status": {"enum": list(STATUSES), "location": "$message.payload#/status"}
+            },
+            "messages": _messages(outcomes),
+            "bindings": _exchange(OUTCOME_EXCHANGE),
+        },
+        "results": {
+            "address": "autocall.result.{result}.{choice}",
+            "title": f"Call results on {OUTCOME_EXCHANGE}",
+            "description": "One result per attempt of an accepted call (CONTRACT.md §9).",
+            "parameters": {
+                "result": {"enum": list(RESULTS), "location": "$message.payload#/result"},
+                "choice": {"description": "The template's name for the keys, other, or none."},
+            },
+            "messages": _messages(("result",)),
+            "bindings": _exchange(OUTCOME_EXCHANGE),
+        },
+        "dead_letters": {
+            "address": dead,
+            "title": f"Dead-letter queue {dead}",
+            "description": "The original message of each failed event, with why it failed.",
+            "messages": _messages(("dead_letter",)),
+            "bindings": _queue(dead),
         },
     }
 
@@ -229,6 +234,9 @@ def _dead_letter() -> dict[str, Any]:
         "delivery limit) carry `x-death` instead.",
         properties={name: {"type": "string", "description": text} for name, text in why.items()},
     )
+    # The service's own codes and the documented provider codes; other provider codes may come.
+    codes = [*SERVICE_CODES, *sorted(PROVIDER_CODES)]
+    headers["properties"]["x-autocall-reason"]["examples"] = codes
     message = {
         "name": "DeadLetter",
         "title": "Failed event",

@@ -56,7 +56,7 @@ def decode(message: Message, max_bytes: int = 1024 * 1024) -> Event:
     if len(message.body) > max_bytes:
         raise InvalidEvent(f"body is {len(message.body)} bytes; the limit is {max_bytes}")
     headers = _plain_headers(message.headers)
-    body = _json(message.body)
+    body = _parse_json(message.body)
     content_type = (message.content_type or "").lower()
     if content_type.startswith("application/cloudevents") or (
         isinstance(body, dict) and "specversion" in body
@@ -83,7 +83,8 @@ def identity_of(message: Message) -> dict[str, Any]:
     }
 
 
-def _json(body: bytes) -> Any:
+def _parse_json(body: bytes) -> Any:
+    """The JSON document in `body`; InvalidEvent for an empty body or one that is not JSON."""
     if not body:
         raise InvalidEvent("empty body")
     try:

@@ -37,13 +37,21 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self._event_metrics(self.registry)
+        self._provider_metrics(self.registry)
+        self._budget_and_flow_metrics(self.registry)
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._initialise()
+
+    def _event_metrics(self, r: CollectorRegistry) -> None:
         self.events_received = Counter(
             "autocall_events_received", "Events taken from the queue", registry=r
         )
         self.outcomes = Counter(
             "autocall_outcomes", "Outcome events published", ["status", "template"], registry=r
         )
+
+    def _provider_metrics(self, r: CollectorRegistry) -> None:
         self.provider_errors = Counter(
             "autocall_provider_errors",
             "Failure answers of the provider (status_code other than 9999), by code",
@@ -72,6 +80,8 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+
+    def _budget_and_flow_metrics(self, r: CollectorRegistry) -> None:
         self.tts_used_today = Gauge(
             "autocall_tts_chars_used_today",
             "TTS characters used this local day (Asia/Ho_Chi_Minh), as last seen in the store",
@@ -96,8 +106,6 @@ class Metrics:
             "When the last event was settled (Unix time)",
             registry=r,
         )
-        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
-        self._initialise()
 
     def _initialise(self) -> None:
         for code in (*sorted(PROVIDER_CODES), "other"):

@@ -47,6 +47,7 @@ class Outcome:
 
     @classmethod
     def accepted(cls, call: Call, autocall_id: str, attempts: int, now: datetime) -> Outcome:
+        """The provider took the call."""
         return cls._of(
             "accepted", call.event.identity, now, call, autocall_id=autocall_id, attempts=attempts
         )
@@ -62,6 +63,7 @@ class Outcome:
         template: str | None = None,
         attempts: int = 0,
     ) -> Outcome:
+        """The event ends failed with `error` (masked, bounded); it is dead-lettered too."""
         detail = {
             "code": error.code,
             "message": mask_digits(error.message)[:500],
@@ -73,6 +75,7 @@ class Outcome:
     def skipped(
         cls, event: dict[str, Any], reason: str, now: datetime, *, call: Call | None = None
     ) -> Outcome:
+        """No call, for `reason`."""
         return cls._of("skipped", event, now, call, reason=reason)
 
     @classmethod
@@ -128,9 +131,11 @@ class Outcome:
 
     @property
     def code(self) -> str | None:
+        """The error's code, for a failed outcome."""
         return self.error["code"] if self.error else None
 
     def body(self) -> bytes:
+        """The outcome event's JSON body (CONTRACT.md §7)."""
         return orjson.dumps(
             {
                 "status": self.status,

@@ -66,8 +66,11 @@ def templates_of(text: str) -> Templates:
     return parse(text, "test")
 
 
+MakeSettings = Callable[..., Settings]
+
+
 @pytest.fixture
-def make_settings(prefix: str, sandbox: Sandbox) -> Callable[..., Settings]:
+def make_settings(prefix: str, sandbox: Sandbox) -> MakeSettings:
     """Settings for one test: its own queue and exchanges, the sandbox, fast retries."""
 
     def make(**overrides: Any) -> Settings:

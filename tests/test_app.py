@@ -12,14 +12,14 @@ import pytest
 
 from service.sandbox import Sandbox
 
-from .conftest import REDIS_URL, Broker, StartService, templates_of
-from .test_consumer import TEMPLATES, configure, http_status, metric, order, wait_for
+from .conftest import REDIS_URL, Broker, MakeSettings, StartService, templates_of
+from .helpers import TEMPLATES, configure, http_status, metric, order, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 async def test_replicas_sharing_redis_call_each_key_once(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     config = make_settings(store_url=REDIS_URL, prefetch=8, concurrency=8)
     templates = templates_of(TEMPLATES)
@@ -40,7 +40,7 @@ async def test_replicas_sharing_redis_call_each_key_once(
 
 
 async def test_replicas_share_the_daily_budget(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     config = make_settings(store_url=REDIS_URL, tts_daily_limit=29 * 4)
     templates = templates_of(TEMPLATES)
@@ -57,7 +57,7 @@ async def test_replicas_share_the_daily_budget(
 
 
 async def test_stop_drains_in_flight_calls_and_leaves_the_rest_queued(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     await configure(sandbox, {"latency": 0.3})
     config = make_settings(prefetch=2, concurrency=2, shutdown_grace="10s")
@@ -81,7 +81,7 @@ async def test_stop_drains_in_flight_calls_and_leaves_the_rest_queued(
 
 
 async def test_grace_exhausted_cancels_before_the_call_and_reports_after_it(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     """A call still out when the grace ends keeps its key: its redelivery is outcome_unknown,
     never a second call."""
@@ -105,7 +105,7 @@ async def test_grace_exhausted_cancels_before_the_call_and_reports_after_it(
 
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
 async def test_connection_closed_by_the_broker_reconnects(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     config = make_settings()
     outcomes = await broker.outcomes(config)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
@@ -14,51 +13,29 @@ from service.filters import LOCAL_TZ
 from service.sandbox import Sandbox
 from service.templates import Templates
 
-from .conftest import EXAMPLES, Broker, StartService, templates_of
+from .conftest import EXAMPLES, Broker, MakeSettings, StartService, templates_of
+from .helpers import (
+    TEMPLATES,
+    Clock,
+    Ticking,
+    configure,
+    http_status,
+    metric,
+    order,
+    post,
+    scrape,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-TEMPLATES = """
-version: 1
-defaults:
-  voice: banmai
-templates:
-  - name: confirm
-    event: order.created
-    when: "data.total | default(0) | float >= 100"
-    phone: "{{ data.phone }}"
-    campaign: "Đơn {{ data.code }}"
-    idempotency_key: "order:{{ data.code }}"
-    script:
-      - say: "Đơn hàng {{ data.code | spell }}"
-      - say: "{{ data.note | default('') }}"
-      - say: "tổng {{ data.total | vnd }}"
-      - recording: rec-1
-  - name: desk
-    event: order.flagged
-    extension: "101"
-    cid: "842899959300"
-    script:
-      - ivr_menu: ivr-1
-  - name: held
-    event: shipment.#
-    on_exhausted: hold
-    phone: "{{ data.phone }}"
-    idempotency_key: "ship:{{ data.code }}"
-    script:
-      - say: "Giao hàng {{ data.code | spell }}"
-"""
-
-
-def order(code: str = "A1", phone: str = "0912345678", total: Any = 455000, **extra: Any) -> bytes:
-    return orjson.dumps({"code": code, "phone": phone, "total": total} | extra)
+Event = tuple[bytes, str, dict[str, Any]]  # body, routing key, AMQP properties
 
 
 async def run(
-    make_settings: Any,
+    make_settings: MakeSettings,
     broker: Broker,
     start_service: StartService,
-    events: list[tuple[bytes, str, dict[str, Any]]],
+    events: list[Event],
     templates: Templates | None = None,
     **settings: Any,
 ) -> list[dict[str, Any]]:
@@ -72,7 +49,7 @@ async def run(
 
 
 async def test_accepted_call_and_its_outcome_event(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     config = make_settings()
     outcomes = await broker.outcomes(config)
@@ -115,7 +92,7 @@ async def test_accepted_call_and_its_outcome_event(
 
 
 async def test_extension_call(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     [body] = await run(make_settings, broker, start_service, [(b"{}", "order.flagged", {})])
 
@@ -132,7 +109,7 @@ async def test_extension_call(
 
 
 async def test_skips_are_outcomes_without_calls(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     events = [
         # routed by its key, but its type (the AMQP type property) matches no template
@@ -177,7 +154,7 @@ async def test_skips_are_outcomes_without_calls(
     ids=["not-json", "not-utf8", "no-type", "phone", "template", "too-long", "expired"],
 )
 async def test_failures_before_calling(
-    make_settings: Any,
+    make_settings: MakeSettings,
     broker: Broker,
     start_service: StartService,
     sandbox: Sandbox,
@@ -220,7 +197,7 @@ async def test_failures_before_calling(
     ],
 )
 async def test_provider_refusals(
-    make_settings: Any,
+    make_settings: MakeSettings,
     broker: Broker,
     start_service: StartService,
     sandbox: Sandbox,
@@ -238,7 +215,7 @@ async def test_provider_refusals(
 
 
 async def test_refused_call_releases_its_key(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     """A failure in which no call was made gives the key back: the corrected event goes through."""
     await configure(sandbox, {"balance": 0})
@@ -257,7 +234,7 @@ async def test_refused_call_releases_its_key(
 
 
 async def test_duplicate_keys_call_once(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     events = [(order(code="D1"), "order.created", {"message_id": f"d-{i}"}) for i in range(5)]
 
@@ -270,7 +247,7 @@ async def test_duplicate_keys_call_once(
 
 
 async def test_expired_token_is_renewed_once(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     config = make_settings()
     outcomes = await broker.outcomes(config)
@@ -288,7 +265,7 @@ async def test_expired_token_is_renewed_once(
 
 
 async def test_fixed_token(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     await configure(sandbox, {"fixed_tokens": ["fixed-123"]})
 
@@ -306,7 +283,7 @@ async def test_fixed_token(
 
 
 async def test_transient_failures_are_retried_through_delay_queues(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     await configure(sandbox, {"faults": ["503", "429"]})
 
@@ -318,7 +295,7 @@ async def test_transient_failures_are_retried_through_delay_queues(
 
 
 async def test_outage_longer_than_the_retries_fails_as_provider_unavailable(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     await configure(sandbox, {"outage": 10})
 
@@ -331,7 +308,7 @@ async def test_outage_longer_than_the_retries_fails_as_provider_unavailable(
 
 
 async def test_provider_down_is_retried(
-    make_settings: Any, broker: Broker, start_service: StartService
+    make_settings: MakeSettings, broker: Broker, start_service: StartService
 ) -> None:
     [outcome] = await run(
         make_settings,
@@ -347,7 +324,11 @@ async def test_provider_down_is_retried(
 
 @pytest.mark.parametrize("fault", ["accept_then_hang", "accept_then_drop"])
 async def test_no_answer_after_sending_is_never_sent_again(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox, fault: str
+    make_settings: MakeSettings,
+    broker: Broker,
+    start_service: StartService,
+    sandbox: Sandbox,
+    fault: str,
 ) -> None:
     await configure(sandbox, {"faults": [fault]})
 
@@ -365,7 +346,7 @@ async def test_no_answer_after_sending_is_never_sent_again(
 
 
 async def test_outcome_unknown_keeps_the_key(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     await configure(sandbox, {"faults": ["accept_then_drop"]})
     config = make_settings()
@@ -382,9 +363,9 @@ async def test_outcome_unknown_keeps_the_key(
 
 
 async def test_local_daily_budget(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
-    events = [(order(code=f"B{i}"), "order.created", {}) for i in range(3)]
+    events: list[Event] = [(order(code=f"B{i}"), "order.created", {}) for i in range(3)]
 
     bodies = await run(
         make_settings, broker, start_service, events, tts_daily_limit=50, concurrency=1
@@ -398,7 +379,7 @@ async def test_local_daily_budget(
 
 
 async def test_call_window_defers_through_a_delay_queue(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     """Outside the window the event waits in `<queue>.defer.HHMM` until the window opens."""
     opens = datetime(2026, 11, 27, 8, 0, tzinfo=LOCAL_TZ)
@@ -419,7 +400,7 @@ async def test_call_window_defers_through_a_delay_queue(
 
 
 async def test_hold_waits_for_the_balance_then_resumes(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     await configure(sandbox, {"balance": 0})
     config = make_settings(concurrency=1, prefetch=1)
@@ -446,7 +427,7 @@ async def test_hold_waits_for_the_balance_then_resumes(
 
 
 async def test_delivery_limit_ends_a_poison_message(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     """A message that keeps coming back (as if processing it killed the worker) fails with an
     outcome before the broker would drop it."""
@@ -454,13 +435,15 @@ async def test_delivery_limit_ends_a_poison_message(
     templates = templates_of(TEMPLATES)
     outcomes = await broker.outcomes(config)
     service = await start_service(config, templates)
-    await service.consumer.pause()  # we play the crashing worker
+    consumer = service.consumer
+    assert consumer is not None
+    await consumer.pause()  # we play the crashing worker
     await broker.publish(config, order(), "order.created", message_id="poison")
     queue = await broker.channel.declare_queue(config.queue, passive=True)
     for _ in range(3):
         message = await queue.get(fail=True)
         await message.nack(requeue=True)
-    await service.consumer.resume()
+    await consumer.resume()
 
     [outcome] = await outcomes.wait(1)
 
@@ -470,7 +453,7 @@ async def test_delivery_limit_ends_a_poison_message(
 
 
 async def test_example_events_with_example_templates(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     """What the README's `make run` + `publish` shows: example events end accepted."""
     from service.templates import load
@@ -492,7 +475,7 @@ async def test_example_events_with_example_templates(
 
 
 async def test_metrics_count_what_happened(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     await configure(sandbox, {"faults": ["503"]})
     config = make_settings()
@@ -532,7 +515,7 @@ async def test_metrics_count_what_happened(
 
 
 async def test_health_endpoints(
-    make_settings: Any, broker: Broker, start_service: StartService
+    make_settings: MakeSettings, broker: Broker, start_service: StartService
 ) -> None:
     service = await start_service(make_settings(), templates_of(TEMPLATES))
 
@@ -540,70 +523,8 @@ async def test_health_endpoints(
     assert await http_status(service, "/readyz") == 200
 
 
-class Clock:
-    """Before the first `calls_before_window` reads it is just before 08:00; then 08:00:01."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-        self.calls_before_window = 0
-
-    def __call__(self) -> datetime:
-        if self.calls_before_window == 0:
-            self.calls_before_window += 1
-            return self.start
-        return self.start + timedelta(seconds=1)
-
-
-async def configure(sandbox: Sandbox, changes: dict[str, Any]) -> None:
-    await post(sandbox, "/_sandbox/config", changes)
-
-
-async def post(sandbox: Sandbox, path: str, body: dict[str, Any] | None = None) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(sandbox.url + path, json=body or {}) as answer,
-    ):
-        assert answer.status == 200, await answer.text()
-
-
-async def http_status(service: Any, path: str) -> int:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{service.http_port}{path}") as answer,
-    ):
-        return answer.status
-
-
-async def scrape(service: Any) -> dict[str, float]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{service.http_port}/metrics") as answer,
-    ):
-        text = await answer.text()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
-
-
-def metric(service: Any, name: str, **labels: str) -> float:
-    value = service.metrics.registry.get_sample_value(name, labels)
-    return float(value) if value is not None else float("nan")
-
-
-async def wait_for(condition: Any, timeout: float = 20.0) -> None:
-    """Polls a metric-like condition (state the service exposes only by value)."""
-    import asyncio
-
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 async def test_daily_budget_hold_waits_for_local_midnight(
-    make_settings: Any, broker: Broker, start_service: StartService, sandbox: Sandbox
+    make_settings: MakeSettings, broker: Broker, start_service: StartService, sandbox: Sandbox
 ) -> None:
     """`on_exhausted: hold` and the day's budget spent: held until the local day turns."""
     midnight = datetime(2026, 11, 28, 0, 0, tzinfo=LOCAL_TZ)
@@ -622,20 +543,3 @@ async def test_daily_budget_hold_waits_for_local_midnight(
     assert metric(service, "autocall_quota_failures_total", code="limit_word") == 1
     # the hold ends just after the probe's outcome is out
     await wait_for(lambda: metric(service, "autocall_consumer_paused", reason="limit_word") == 0)
-
-
-class Ticking:
-    """A clock that starts at `start` and runs at real speed."""
-
-    def __init__(self, start: datetime) -> None:
-        import time
-
-        self._offset = start.timestamp() - time.time()
-
-    def now(self) -> datetime:
-        import time
-
-        return datetime.fromtimestamp(time.time() + self._offset, UTC)
-
-    def __call__(self) -> datetime:
-        return self.now()

@@ -34,7 +34,7 @@ from service.settings import Settings
 from service.templates import load
 
 from .conftest import EXAMPLES, Broker, StartService
-from .test_consumer import http_status, metric, wait_for
+from .helpers import http_status, metric, wait_for
 
 TEMPLATES = load(EXAMPLES / "templates.yaml")
 # The routing keys the example templates bind (and so reach the queue).
