@@ -243,7 +243,7 @@ def test_now_outside_the_window_defers(
 def test_now_inside_the_window_turns_the_defer_into_a_call(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = [EXAMPLES, HARAVAN, "--type", "haravan.orders.create"]
+    argv: list[str | Path] = [EXAMPLES, HARAVAN, "--type", "haravan.orders.create"]
 
     night = render(capsys, *argv, "--now", NIGHT)
     day = render(capsys, *argv, "--now", DAY)

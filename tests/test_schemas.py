@@ -221,7 +221,7 @@ def test_an_event_without_a_type_is_rejected() -> None:
 
 
 def template(**changes: Any) -> dict[str, Any]:
-    spec = {"name": "t", "event": "order.created", "phone": "{{ data.phone }}"}
+    spec: dict[str, Any] = {"name": "t", "event": "order.created", "phone": "{{ data.phone }}"}
     spec |= {"script": [{"say": "Xin chào"}]}
     return {"version": 1, "templates": [{**spec, **changes}]}
 
