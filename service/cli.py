@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from . import deadletters
 from .errors import AutocallError, ConfigError
 from .events import Message, decode, identity_of
 from .filters import LOCAL_TZ
@@ -78,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     publish.set_defaults(command=_send_event)
 
     add_webhook_commands(commands)
+
+    deadletters.add_parser(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
     schemas.add_argument("directory", type=Path)

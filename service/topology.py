@@ -12,6 +12,15 @@ from pamqp.common import FieldTable
 from .settings import Settings
 from .templates import CallWindow, Templates
 
+# How `<queue>.dead` is declared. `dead-letters` reads it to learn the queue's type: a quorum
+# queue does not keep the order of requeued messages, so they are put back another way.
+DEAD_QUEUE_ARGUMENTS: FieldTable = {}
+
+
+def dead_queue_name(queue: str) -> str:
+    """Where the failed events of `queue` are kept."""
+    return f"{queue}.dead"
+
 
 @dataclass(frozen=True, slots=True)
 class Names:
@@ -27,7 +36,7 @@ class Names:
         queue = settings.queue
         retries = tuple(f"{queue}.retry.{tier + 1}" for tier in range(len(settings.retry_delays)))
         windows = {str(w): f"{queue}.defer.{w.start:%H%M}" for w in templates.windows()}
-        return cls(queue, f"{queue}.dead", retries, windows)
+        return cls(queue, dead_queue_name(queue), retries, windows)
 
     def window(self, window: CallWindow) -> str:
         return self.windows[str(window)]
@@ -63,7 +72,7 @@ async def declare(channel: AbstractChannel, settings: Settings, templates: Templ
             "x-dead-letter-routing-key": names.dead,
         },
     )
-    await channel.declare_queue(names.dead, durable=True)
+    await channel.declare_queue(names.dead, durable=True, arguments=DEAD_QUEUE_ARGUMENTS)
     back: FieldTable = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.queue}
     for name in [*names.retries, *names.windows.values()]:
         await channel.declare_queue(name, durable=True, arguments=back)
