@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 
@@ -55,8 +58,15 @@ def selection_of(args: argparse.Namespace) -> Selection:
     )
 
 
+def _pass(work: Coroutine[Any, Any, Report]) -> Report:
+    # The AMQP client logs each failed connection attempt; the command says it once, briefly.
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return asyncio.run(work)
+
+
 def _list(args: argparse.Namespace) -> int:
-    report = asyncio.run(run(load_settings(), selection_of(args), "list"))
+    report = _pass(run(load_settings(), selection_of(args), "list"))
     for letter in report.selected:
         print(orjson.dumps(letter.as_json()).decode() if args.json else letter.line())
     print(f"{len(report.selected)} of {report.total} on {report.queue}", file=sys.stderr)
@@ -65,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     settings = load_settings()
-    report = asyncio.run(run(settings, selection_of(args), "replay", dry_run=args.dry_run))
+    report = _pass(run(settings, selection_of(args), "replay", dry_run=args.dry_run))
     if args.dry_run:
         _would(report, "replay")
         return 0
@@ -85,7 +95,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     if not (args.yes or args.dry_run):
         raise ConfigError(["dead-letters purge: add --yes to remove them (--dry-run shows which)"])
-    report = asyncio.run(run(load_settings(), selection_of(args), "purge", dry_run=args.dry_run))
+    report = _pass(run(load_settings(), selection_of(args), "purge", dry_run=args.dry_run))
     if args.dry_run:
         _would(report, "purge")
     else:

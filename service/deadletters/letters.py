@@ -100,12 +100,7 @@ class Selection:
     templates: frozenset[str] = field(default_factory=frozenset)
     event_ids: frozenset[str] = field(default_factory=frozenset)
     older_than: float | None = None  # seconds; a letter of unknown age is never older
-    limit: int | None = None
-
-    def pick(self, letters: list[DeadLetter], now: datetime) -> list[int]:
-        """The positions of the letters selected, in order, at most `limit` of them."""
-        picked = [i for i, letter in enumerate(letters) if self.matches(letter, now)]
-        return picked[: self.limit] if self.limit is not None else picked
+    limit: int | None = None  # at most this many, the first ones that match
 
     def matches(self, letter: DeadLetter, now: datetime) -> bool:
         """Whether `letter` passes the filters (the limit aside)."""

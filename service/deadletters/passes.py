@@ -16,10 +16,11 @@ from ..errors import ConfigError
 from ..settings import Settings
 from ..topology import DEAD_QUEUE_ARGUMENTS, dead_queue_name
 from .letters import DeadLetter, Selection
-from .queue import DeadQueue, NotConfirmed
+from .queue import DeadQueue, Fate, NotConfirmed
 
 CONNECT_TIMEOUT = 10.0
 Action = Literal["list", "replay", "purge"]
+_FATES = {"list": Fate.KEEP, "replay": Fate.REPLAY, "purge": Fate.REMOVE}
 _BROKER_ERRORS = (OSError, TimeoutError, aio_pika.exceptions.AMQPError, NotConfirmed)
 
 
@@ -45,18 +46,13 @@ async def run(
     name = dead_queue_name(settings.queue)
     quorum = DEAD_QUEUE_ARGUMENTS.get("x-queue-type") == "quorum"
     report = Report(name)
+    fate = Fate.KEEP if dry_run else _FATES[action]
     try:
         async with connect(settings) as connection:
-            dead = DeadQueue(connection, name, quorum=quorum)
+            exchange = settings.input_exchange
+            dead = DeadQueue(connection, name, quorum=quorum, exchange=exchange)
             try:
-                await _act(
-                    dead,
-                    selection,
-                    action,
-                    dry_run=dry_run,
-                    exchange=settings.input_exchange,
-                    report=report,
-                )
+                await _act(dead, selection, fate, report)
             finally:
                 await dead.close()
     except aio_pika.exceptions.ChannelNotFoundEntity as exc:
@@ -66,28 +62,22 @@ async def run(
     return report
 
 
-async def _act(
-    dead: DeadQueue,
-    selection: Selection,
-    action: Action,
-    *,
-    dry_run: bool,
-    exchange: str,
-    report: Report,
-) -> None:
+async def _act(dead: DeadQueue, selection: Selection, fate: Fate, report: Report) -> None:
     await dead.open()
     report.total = dead.count
     now = datetime.now(UTC)
-    held = await dead.take(selection.limit, lambda letter: selection.matches(letter, now))
-    picked = [held[i] for i in selection.pick([item.letter for item in held], now)]
-    report.selected = [item.letter for item in picked]
-    removed: set[int] = set()
-    if action == "replay" and not dry_run:
-        removed = await dead.replay(picked, exchange)
-    elif action == "purge" and not dry_run:
-        removed = {item.position for item in picked}
-    await dead.settle(held, removed)
-    report.done = len(removed)
+
+    def full() -> bool:
+        return selection.limit is not None and len(report.selected) >= selection.limit
+
+    def judge(letter: DeadLetter) -> Fate:
+        if full() or not selection.matches(letter, now):
+            return Fate.KEEP
+        report.selected.append(letter)
+        return fate
+
+    fates = await dead.sweep(judge, full)
+    report.done = sum(1 for _, given in fates if given is not Fate.KEEP)
 
 
 @asynccontextmanager

@@ -1,18 +1,20 @@
 """One pass over `<queue>.dead` that leaves what it does not take where it was.
 
-AMQP has no way to read a queue without taking its messages, so a pass takes every message the
-queue holds when it starts (unacknowledged) and then settles each one: removed ones are
-acknowledged, kept ones go back. A classic queue puts a requeued message back in its place. A
-quorum queue (RabbitMQ 3.10, measured) returns a batch of requeued messages out of order and
-counts each return as a delivery; so on a quorum queue the kept messages are published again, in
-order, and their originals acknowledged once the broker confirmed the copies. Nothing is
-acknowledged before what replaces it (a copy, or a replay on the input exchange) is confirmed.
+AMQP cannot read a queue without taking its messages, so a pass takes each message the queue held
+when it began and gives it a fate: kept, replayed (published to the input exchange) or removed.
+Nothing is acknowledged before what replaces it (a replay, or a copy) is confirmed by the broker.
+A classic queue puts a requeued message back in its place, so there the pass holds every message
+it took and at the end acknowledges the replayed and removed ones and requeues the rest. A quorum
+queue (RabbitMQ 3.10, measured) requeues a batch out of order, counts each return as a delivery,
+and may forget acknowledgements queued behind 32 commands in flight when the channel closes; so
+there each kept message is published again at the tail, confirmed, and its original acknowledged
+at once: after one pass the queue holds the same messages in the same order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import aio_pika
@@ -32,28 +34,30 @@ GET_TIMEOUT = 30.0
 _BROKER_HEADERS = ("x-delivery-count",)  # set by the broker on delivery, never by a publisher
 
 
-@dataclass(slots=True)
-class Held:
-    """A message taken off the queue and not yet settled."""
+class Fate(Enum):
+    """What a pass does with one dead letter."""
 
-    letter: DeadLetter
-    message: AbstractIncomingMessage
-    position: int
+    KEEP = "keep"
+    REPLAY = "replay"
+    REMOVE = "remove"
 
 
 class NotConfirmed(Exception):
-    """The broker did not take a copy of a kept message: nothing was removed."""
+    """The broker did not take a copy of a kept message (its original stays)."""
 
 
 class DeadQueue:
-    """A pass over one dead-letter queue: `open`, `take`, then `settle`; `close` gives back
-    whatever is still held."""
+    """A pass over one dead-letter queue: `open`, `sweep`, `close` (which gives back whatever a
+    failed pass still holds)."""
 
-    def __init__(self, connection: AbstractConnection, name: str, *, quorum: bool) -> None:
+    def __init__(
+        self, connection: AbstractConnection, name: str, *, quorum: bool, exchange: str
+    ) -> None:
         self.name = name
         self.count = 0  # messages on the queue when the pass began
         self._connection = connection
         self._quorum = quorum
+        self._exchange_name = exchange  # where replays go
         self._channels: list[AbstractChannel] = []
         self._queue: AbstractQueue | None = None
         self._confirmed: AbstractChannel | None = None
@@ -68,56 +72,57 @@ class DeadQueue:
         self._confirmed = await self._connection.channel(publisher_confirms=True)
         self._channels.append(self._confirmed)
 
-    async def take(
-        self, want: int | None = None, matches: Callable[[DeadLetter], bool] = bool
-    ) -> list[Held]:
-        """The messages the queue held when opened, in order. On a classic queue, only as far
-        as the `want`-th that `matches`: the rest need not move."""
+    async def sweep(
+        self, judge: Callable[[DeadLetter], Fate], enough: Callable[[], bool]
+    ) -> list[tuple[DeadLetter, Fate]]:
+        """Each message the queue held when opened, in order, with the fate it got (a replay no
+        queue took is kept). On a classic queue the pass stops once `enough`: the rest stay."""
         assert self._queue is not None, "open() first"
-        held: list[Held] = []
-        found = 0
+        done: list[tuple[DeadLetter, Fate]] = []
+        held: list[tuple[AbstractIncomingMessage, Fate]] = []
         # Messages that arrive during the pass come after these: they are not looked at.
-        while len(held) < self.count and (want is None or found < want or self._quorum):
+        while len(done) < self.count and (self._quorum or not enough()):
             message = await self._queue.get(no_ack=False, fail=False, timeout=GET_TIMEOUT)
             if message is None:
                 break
             letter = DeadLetter.of(_plain(message))
-            found += matches(letter)
-            held.append(Held(letter, message, len(held)))
-        return held
-
-    async def replay(self, picked: list[Held], exchange: str) -> set[int]:
-        """Publish each of `picked` to `exchange` with its original routing key; the positions
-        of those the broker confirmed and routed."""
-        assert self._confirmed is not None, "open() first"
-        target = await self._confirmed.get_exchange(exchange, ensure=True)
-        done = set()
-        for item in picked:
-            # Marked, so the service counts replays by the code they failed with.
-            mark = {REPLAYED_HEADER: item.letter.code or "unknown"}
-            copy = _copy(item.message, DROPPED_ON_REPLAY, mark)
-            if await _published(target, copy, item.letter.routing_key):
-                done.add(item.position)
+            fate = await self._carry_out(message, letter, judge(letter))
+            done.append((letter, fate))
+            if self._quorum:
+                await message.ack()
+            else:
+                held.append((message, fate))
+        await self._settle_classic(held)
         return done
 
-    async def settle(self, held: list[Held], removed: set[int]) -> None:
-        """Take the messages at the positions in `removed` off the queue; leave the others in
-        their order. Call only once whatever replaces a removed message is confirmed."""
+    async def _carry_out(
+        self, message: AbstractIncomingMessage, letter: DeadLetter, fate: Fate
+    ) -> Fate:
         assert self._confirmed is not None, "open() first"
-        kept = [item for item in held if item.position not in removed]
-        if self._quorum:
-            for item in kept:
-                copy = _copy(item.message, frozenset())
-                if not await _published(self._confirmed.default_exchange, copy, self.name):
-                    raise NotConfirmed(f"{self.name}: the broker refused a copy")
-            for item in held:
-                await item.message.ack()
-            return
-        for item in held:
-            if item.position in removed:
-                await item.message.ack()
-        for item in kept:
-            await item.message.nack(requeue=True)
+        if fate is Fate.REPLAY:
+            exchange = await self._confirmed.get_exchange(self._exchange_name, ensure=True)
+            # Marked, so that the service counts replays by the code they had failed with.
+            mark = {REPLAYED_HEADER: letter.code or "unknown"}
+            replay = _copy(message, DROPPED_ON_REPLAY, mark)
+            if not await _published(exchange, replay, letter.routing_key):
+                fate = Fate.KEEP
+        if fate is Fate.KEEP and self._quorum:
+            copy = _copy(message, frozenset())
+            if not await _published(self._confirmed.default_exchange, copy, self.name):
+                raise NotConfirmed(f"{self.name}: the broker did not take a copy back")
+        return fate
+
+    async def _settle_classic(self, held: list[tuple[AbstractIncomingMessage, Fate]]) -> None:
+        for message, fate in held:
+            if fate is not Fate.KEEP:
+                await message.ack()
+        for message, fate in held:
+            if fate is Fate.KEEP:
+                await message.nack(requeue=True)
+        if held:
+            # The queue has them back once it answers this channel again (Erlang keeps the order
+            # of one process's messages): the next command sees the whole queue.
+            await self._channels[0].declare_queue(self.name, passive=True)
 
     async def close(self) -> None:
         """Close the pass's channels: any message still held goes back to the queue."""
