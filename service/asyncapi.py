@@ -226,6 +226,8 @@ def _dead_letter() -> dict[str, Any]:
         "x-autocall-reason": "The outcome's error code.",
         "x-autocall-error": "The outcome's error message.",
         "x-autocall-event-id": "The event's id.",
+        "x-autocall-template": "The template that matched it (empty when none did).",
+        "x-autocall-dead-lettered-at": "When it was dead-lettered (ISO-8601, local time).",
         "x-autocall-exchange": "The exchange of its last delivery (empty after a retry or wait).",
         "x-autocall-routing-key": "The routing key it was first published with.",
     }

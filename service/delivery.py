@@ -15,6 +15,23 @@ EXCHANGE_HEADER = "x-autocall-exchange"
 ATTEMPT_HEADER = "x-autocall-attempt"
 RETRIES_HEADER = "x-autocall-retries"
 DELIVERY_COUNT_HEADER = "x-delivery-count"  # the broker's, on quorum queues
+# Why a dead letter failed (dead-letters reads them back), and the mark of a replayed one.
+REASON_HEADER = "x-autocall-reason"
+ERROR_HEADER = "x-autocall-error"
+EVENT_ID_HEADER = "x-autocall-event-id"
+TEMPLATE_HEADER = "x-autocall-template"
+DEAD_LETTERED_AT_HEADER = "x-autocall-dead-lettered-at"
+REPLAYED_HEADER = "x-autocall-replayed"
+# What the broker writes when it dead-letters a message (a copy must not carry them on).
+DEATH_HEADERS = (
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
 
 
 def int_header(headers: Mapping[str, Any] | None, name: str) -> int:
@@ -52,6 +69,12 @@ def attempts_of(delivery: AbstractIncomingMessage) -> int:
 def retries_of(delivery: AbstractIncomingMessage) -> int:
     """Retry delays this event already waited in (0 on its first delivery)."""
     return int_header(delivery.headers, RETRIES_HEADER)
+
+
+def replayed_code(delivery: AbstractIncomingMessage) -> str | None:
+    """The code a replayed dead letter had failed with; None for any other delivery."""
+    code = (delivery.headers or {}).get(REPLAYED_HEADER)
+    return code if isinstance(code, str) else None
 
 
 def check_deliveries(delivery: AbstractIncomingMessage, limit: int) -> None:

@@ -97,6 +97,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.replays = Counter(
+            "autocall_dead_letters_replayed",
+            "Replayed dead letters settled again, by the code they had failed with",
+            ["code"],
+            registry=r,
+        )
         self.inflight = Gauge("autocall_inflight_events", "Events being processed", registry=r)
         self.paused = Gauge(
             "autocall_consumer_paused", "1 while consuming is on hold", ["reason"], registry=r
@@ -120,6 +126,7 @@ class Metrics:
             self.paused.labels(reason).set(0)
         for code in (*sorted(PROVIDER_CODES), *SERVICE_CODES, "other"):
             self.dead_lettered.labels(code)
+            self.replays.labels(code)
 
     def outcome(self, status: str, template: str) -> None:
         """An outcome published."""
@@ -160,9 +167,17 @@ class Metrics:
 
     def dead_letter(self, code: str) -> None:
         """An event kept on the dead-letter queue, by its outcome's code."""
-        known = code in PROVIDER_CODES or code in SERVICE_CODES
-        self.dead_lettered.labels(code if known else "other").inc()
+        self.dead_lettered.labels(_known(code)).inc()
+
+    def replayed(self, code: str) -> None:
+        """A replayed dead letter settled, by the code it had failed with."""
+        self.replays.labels(_known(code)).inc()
 
     def settled(self, clock: Callable[[], float] = time.time) -> None:
         """An event settled just now."""
         self.last_processed.set(clock())
+
+
+def _known(code: str) -> str:
+    """`code`, or `other` for a code outside the bounded set a label may take."""
+    return code if code in PROVIDER_CODES or code in SERVICE_CODES else "other"

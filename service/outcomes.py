@@ -11,23 +11,24 @@ import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from .delivery import DELIVERY_COUNT_HEADER, EXCHANGE_HEADER, ROUTING_KEY_HEADER
+from .delivery import (
+    DEAD_LETTERED_AT_HEADER,
+    DEATH_HEADERS,
+    DELIVERY_COUNT_HEADER,
+    ERROR_HEADER,
+    EVENT_ID_HEADER,
+    EXCHANGE_HEADER,
+    REASON_HEADER,
+    ROUTING_KEY_HEADER,
+    TEMPLATE_HEADER,
+)
 from .errors import AutocallError
 from .filters import LOCAL_TZ, mask_digits
 from .render import Call
 
 Status = Literal["accepted", "failed", "skipped"]
 STATUSES: tuple[Status, ...] = get_args(Status)
-_DROPPED_HEADERS = (
-    DELIVERY_COUNT_HEADER,
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-last-death-exchange",
-    "x-last-death-queue",
-    "x-last-death-reason",
-)
+_DROPPED_HEADERS = (DELIVERY_COUNT_HEADER, *DEATH_HEADERS)
 
 
 @dataclass(slots=True)
@@ -188,7 +189,7 @@ class Publisher:
     ) -> None:
         """The original message, unchanged but for `headers`, into `queue`."""
         merged = {
-            key: _writable(value)
+            key: writable(value)
             for key, value in (original.headers or {}).items()
             if key not in _DROPPED_HEADERS
         }
@@ -215,24 +216,27 @@ class Publisher:
         await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
 
     async def dead_letter(
-        self, original: AbstractIncomingMessage, queue: str, error: dict[str, Any], event_id: str
+        self, original: AbstractIncomingMessage, queue: str, outcome: Outcome
     ) -> None:
         """The original message on the dead-letter queue, with why it failed in its headers."""
+        error = outcome.error or {}
         headers = {
-            "x-autocall-reason": error["code"],
-            "x-autocall-error": error["message"],
-            "x-autocall-event-id": event_id,
+            REASON_HEADER: error.get("code", ""),
+            ERROR_HEADER: error.get("message", ""),
+            EVENT_ID_HEADER: str(outcome.event["id"]),
+            TEMPLATE_HEADER: outcome.template or "",
+            DEAD_LETTERED_AT_HEADER: outcome.occurred_at,
         }
         await self.copy(original, queue, headers)
 
 
-def _writable(value: Any) -> Any:
+def writable(value: Any) -> Any:
     """A header value as pamqp can write it back: it reads long strings that are not UTF-8 as
     bytes, but writes bytes only as a byte array."""
     if isinstance(value, bytes | memoryview):
         return bytearray(value)
     if isinstance(value, list | tuple):
-        return [_writable(item) for item in value]
+        return [writable(item) for item in value]
     if isinstance(value, dict):
-        return {key: _writable(item) for key, item in value.items()}
+        return {key: writable(item) for key, item in value.items()}
     return value

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage
 
 from .actions import Action, Delay, Publish, PutBack, Requeue
+from .delivery import replayed_code
 from .errors import cancelled_by_channel
 from .logs import log_event
 from .metrics import Metrics
@@ -78,11 +79,13 @@ class Settler:
         event_id = str(outcome.event["id"])
         if outcome.error is not None:
             # First, so that whoever sees a failed outcome finds its message already kept.
-            await self._publisher.dead_letter(delivery, self._names.dead, outcome.error, event_id)
+            await self._publisher.dead_letter(delivery, self._names.dead, outcome)
         await self._publisher.outcome(outcome.body(), outcome.status, event_id)
         self._metrics.outcome(outcome.status, outcome.template or "")
         if outcome.error is not None:
             self._metrics.dead_letter(outcome.error["code"])
+        if (replayed := replayed_code(delivery)) is not None:
+            self._metrics.replayed(replayed)
         self._metrics.settled()
 
 

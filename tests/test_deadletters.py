@@ -19,6 +19,7 @@ from service.sandbox import Sandbox
 from service.settings import Settings
 
 from .conftest import Broker, StartService, templates_of
+from .helpers import metric, wait_for
 
 TEMPLATES = """
 version: 1
@@ -249,12 +250,20 @@ async def test_replay_calls_a_fixed_event_once_and_skips_one_whose_key_was_taken
     await configure(sandbox, {"balance": 0})
     config = make_settings()
     outcomes = await broker.outcomes(config)
-    await start_service(config, templates_of(TEMPLATES))
+    service = await start_service(config, templates_of(TEMPLATES))
     for code, event_id in (("A", "fixed"), ("B", "taken")):
         body = orjson.dumps({"code": code, "phone": "0912345678"})
         await broker.publish(config, body, "order.created", message_id=event_id)
     failed = await outcomes.wait(2)
     assert {o["error"]["code"] for o in failed} == {"balance_is_not_enough"}
+    listed = await run(config, Selection(templates=frozenset({"confirm"})), "list")
+    assert {(x.event_id, x.code) for x in listed.selected} == {
+        ("fixed", "balance_is_not_enough"),
+        ("taken", "balance_is_not_enough"),
+    }
+    assert all(
+        x.when and abs(x.when - datetime.now(UTC)) < timedelta(minutes=1) for x in listed.selected
+    )
     await configure(sandbox, {"balance": 1_000_000})
     body = orjson.dumps({"code": "B", "phone": "0912345678"})
     await broker.publish(config, body, "order.created", message_id="other")  # takes order:B
@@ -269,6 +278,9 @@ async def test_replay_calls_a_fixed_event_once_and_skips_one_whose_key_was_taken
     names = [call.body["phone_number_list"] for call in sandbox.state.calls]
     assert len(names) == 2  # "other", then the fixed event: once
     assert await count(broker, f"{config.queue}.dead") == 0
+    # Counted once each replayed event is settled: its outcome may arrive a moment before.
+    replays = {"code": "balance_is_not_enough"}
+    await wait_for(lambda: metric(service, "autocall_dead_letters_replayed_total", **replays) == 2)
 
 
 async def test_a_replay_no_queue_takes_stays_and_a_dry_run_changes_nothing(

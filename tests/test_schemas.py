@@ -322,7 +322,7 @@ def test_asyncapi_describes_the_topology() -> None:
     dead_headers = set(messages["dead_letter"]["headers"]["properties"])
     assert dead_headers == {
         "x-autocall-reason", "x-autocall-error", "x-autocall-event-id", "x-autocall-exchange",
-        "x-autocall-routing-key",
+        "x-autocall-routing-key", "x-autocall-template", "x-autocall-dead-lettered-at",
     }  # fmt: skip
     binary = messages["binary_cloud_event"]["headers"]["properties"]
     assert {"cloudEvents_id", "cloudEvents_type", "cloudEvents_time"} <= set(binary)

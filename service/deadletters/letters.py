@@ -7,20 +7,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..delivery import (
+    ATTEMPT_HEADER,
+    DEAD_LETTERED_AT_HEADER,
+    DEATH_HEADERS,
+    ERROR_HEADER,
+    EVENT_ID_HEADER,
+    EXCHANGE_HEADER,
+    REASON_HEADER,
+    REPLAYED_HEADER,
+    RETRIES_HEADER,
+    ROUTING_KEY_HEADER,
+    TEMPLATE_HEADER,
+)
 from ..errors import InvalidEvent
 from ..events import Message, decode
 from ..filters import LOCAL_TZ
-from ..outcomes import ATTEMPT_HEADER, EXCHANGE_HEADER, ROUTING_KEY_HEADER
 
-# Written by the service when it dead-letters an event (outcomes.Publisher.dead_letter).
-REASON_HEADER = "x-autocall-reason"
-ERROR_HEADER = "x-autocall-error"
-EVENT_ID_HEADER = "x-autocall-event-id"
-TEMPLATE_HEADER = "x-autocall-template"
-DEAD_LETTERED_AT_HEADER = "x-autocall-dead-lettered-at"
-# Set on a replayed message: the code it had failed with (the service counts replays by it).
-REPLAYED_HEADER = "x-autocall-replayed"
-# What a replay leaves out: it is a new delivery of the original message, from the start.
+# What a replay leaves out: it is the original message, delivered anew from the start.
 DROPPED_ON_REPLAY = frozenset(
     {
         REASON_HEADER,
@@ -32,13 +36,8 @@ DROPPED_ON_REPLAY = frozenset(
         REPLAYED_HEADER,
         EXCHANGE_HEADER,
         ATTEMPT_HEADER,
-        "x-death",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-last-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
+        RETRIES_HEADER,
+        *DEATH_HEADERS,
     }
 )
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -27,11 +26,11 @@ from aio_pika.abc import (
 )
 from pamqp.commands import Basic
 
-from ..events import Message
-from .letters import DROPPED_ON_REPLAY, REPLAYED_HEADER, DeadLetter
+from ..delivery import DELIVERY_COUNT_HEADER, REPLAYED_HEADER, message_of
+from ..outcomes import writable
+from .letters import DROPPED_ON_REPLAY, DeadLetter
 
 GET_TIMEOUT = 30.0
-_BROKER_HEADERS = ("x-delivery-count",)  # set by the broker on delivery, never by a publisher
 
 
 class Fate(Enum):
@@ -85,7 +84,7 @@ class DeadQueue:
             message = await self._queue.get(no_ack=False, fail=False, timeout=GET_TIMEOUT)
             if message is None:
                 break
-            letter = DeadLetter.of(_plain(message))
+            letter = DeadLetter.of(message_of(message))
             fate = await self._carry_out(message, letter, judge(letter))
             done.append((letter, fate))
             if self._quorum:
@@ -137,25 +136,13 @@ async def _published(exchange: AbstractExchange, message: aio_pika.Message, key:
     return isinstance(result, Basic.Ack)
 
 
-def _plain(message: AbstractIncomingMessage) -> Message:
-    return Message(
-        body=message.body,
-        routing_key=message.routing_key or "",
-        content_type=message.content_type,
-        type=message.type,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        headers=message.headers or {},
-    )
-
-
 def _copy(
     original: AbstractIncomingMessage, drop: frozenset[str], extra: dict[str, str] | None = None
 ) -> aio_pika.Message:
     headers = {
-        key: _writable(value)
+        key: writable(value)
         for key, value in (original.headers or {}).items()
-        if key not in drop and key not in _BROKER_HEADERS
+        if key not in drop and key != DELIVERY_COUNT_HEADER
     } | (extra or {})
     return aio_pika.Message(
         original.body,
@@ -171,15 +158,3 @@ def _copy(
         type=original.type,
         app_id=original.app_id,
     )
-
-
-def _writable(value: Any) -> Any:
-    """pamqp reads a long string that is not UTF-8 as bytes, but writes bytes only as a byte
-    array."""
-    if isinstance(value, bytes | memoryview):
-        return bytearray(value)
-    if isinstance(value, list | tuple):
-        return [_writable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _writable(item) for key, item in value.items()}
-    return value
