@@ -17,6 +17,7 @@ class MemoryStore:
         self._clock = clock
         self._keys: dict[str, tuple[float, Claim]] = {}  # insertion order is expiry order
         self._tts: dict[str, int] = {}
+        self._next_call = 0.0  # when the next call may go, at the paced rate
 
     async def __aenter__(self) -> Self:
         return self
@@ -60,6 +61,12 @@ class MemoryStore:
     async def refund_tts(self, day: str, chars: int) -> None:
         if day in self._tts:
             self._tts[day] = max(0, self._tts[day] - chars)
+
+    async def pace(self, rate: float) -> float:
+        now = self._clock()
+        at = max(self._next_call, now)
+        self._next_call = at + 1 / rate
+        return at - now
 
     async def tts_used(self, day: str) -> int:
         return self._tts.get(day, 0)

@@ -56,6 +56,10 @@ class Store(Protocol):
     async def tts_used(self, day: str) -> int:
         """Characters used on `day` so far."""
 
+    async def pace(self, rate: float) -> float:
+        """Take the next of `rate` provider calls a second, shared by every replica: the seconds
+        to wait before making it (0: now)."""
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...

@@ -120,6 +120,12 @@ class RedisStore:
     async def refund_tts(self, day: str, chars: int) -> None:
         await self._call(self._batch.script(scripts.REFUND, [self._tts_key(day)], [chars]))
 
+    async def pace(self, rate: float) -> float:
+        interval = max(1, round(1_000_000 / rate))
+        key = f"{self._prefix}pace"
+        wait_us = await self._call(self._batch.script(scripts.PACE, [key], [interval]))
+        return int(wait_us) / 1_000_000
+
     async def tts_used(self, day: str) -> int:
         return int(await self._call(self._batch.execute("GET", self._tts_key(day))) or 0)
 
