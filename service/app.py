@@ -27,6 +27,7 @@ from .hold import Hold
 from .idempotent import Caller
 from .metrics import Metrics
 from .outcomes import Publisher
+from .pace import Pace
 from .provider import Provider
 from .settings import Settings
 from .store import open_store
@@ -90,7 +91,8 @@ class Service:
             open_store(s.store_url.get_secret_value(), prefix, s.idempotency_ttl)
         )
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
-        caller = Caller(store, budget, await self._open_provider(stack), self.clock)
+        pace = Pace(store, s.rate_limit)
+        caller = Caller(store, budget, await self._open_provider(stack), self.clock, pace)
         connection = await self._open_broker(stack)
         consumer = await self._open_consumer(stack, connection, caller)
         await budget.refresh()

@@ -97,6 +97,7 @@ class Consumer:
         for task in leftover:
             task.cancel()
         await asyncio.gather(*leftover, return_exceptions=True)
+        await self.settler.drain()
 
     async def _dispatch(self, delivery: AbstractIncomingMessage) -> None:
         """The consume callback: hands the delivery to a task of our own and returns. The broker

@@ -12,6 +12,7 @@ from datetime import datetime
 from .budget import Budget
 from .errors import AutocallError, OutcomeUnknown, QuotaExceeded, StoreUnavailable
 from .outcomes import Outcome
+from .pace import Pace
 from .provider import Provider
 from .render import Call
 from .store import Claim, Reservation, State, Store
@@ -32,8 +33,14 @@ class Caller:
     """Calls the provider at most once per idempotency key, even across redeliveries."""
 
     def __init__(
-        self, store: Store, budget: Budget, provider: Provider, clock: Callable[[], datetime]
+        self,
+        store: Store,
+        budget: Budget,
+        provider: Provider,
+        clock: Callable[[], datetime],
+        pace: Pace | None = None,
     ) -> None:
+        self.pace = pace or Pace(store, 0)
         self.store = store
         self.budget = budget
         self.provider = provider
@@ -51,6 +58,9 @@ class Caller:
 
     async def _claim_and_call(self, call: Call, attempts: int) -> Outcome | NotCalled:
         """Claim the idempotency key with the call's TTS characters, then call once."""
+        # The rate limit's wait comes first: nothing is taken while waiting, and a process that
+        # stops meanwhile leaves no claim behind.
+        await self.pace.wait()
         reservation = self.budget.ask(call.tts_chars)
         claim = await self.store.claim(call.idempotency_key, call.event.id, reservation)
         if claim.state is State.BUSY and claim.event_id == call.event.id:

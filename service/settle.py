@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from .acks import Acks
 from .actions import Action, Delay, Publish, PutBack, Requeue
 from .delivery import replayed_code
 from .errors import cancelled_by_channel
@@ -35,6 +36,7 @@ class Settler:
         self._names = names
         self._metrics = metrics
         self._hold = hold  # holds consuming for a reason, before the put-back copy is acked
+        self._acks = Acks()
 
     def __repr__(self) -> str:
         return f"Settler(queue={self._names.queue!r})"
@@ -44,7 +46,7 @@ class Settler:
     ) -> None:
         """Ack once the broker confirmed what `action` publishes; otherwise give it back."""
         if isinstance(action, Requeue):
-            await requeue(delivery)
+            await self._requeue(delivery)
             return
         try:
             await self._publish(delivery, action)
@@ -54,13 +56,22 @@ class Settler:
             # Not acked: it comes back, and the store keeps a redelivery from calling twice.
             log.error("cannot publish (%s); the event will be redelivered", _why(exc))
             await asyncio.sleep(REPUBLISH_PAUSE)
-            await requeue(delivery)
+            await self._requeue(delivery)
             return
-        try:
-            await delivery.ack()
-        except Exception as exc:
-            log.warning("cannot ack (%s); a redelivery will replay the outcome", _why(exc))
+        # At the end of this loop turn, with the other deliveries finished in it: one ack for
+        # each run of them (a failed ack is logged there; a redelivery replays the outcome).
+        self._acks.ack(delivery)
         log_event(delivery, action, started)
+
+    async def drain(self) -> None:
+        """Send the acks not sent yet (before the channel closes)."""
+        await self._acks.drain()
+
+    async def _requeue(self, delivery: AbstractIncomingMessage) -> None:
+        """Back to the queue, unsettled; a closed channel has already given it back."""
+        self._acks.nacked(delivery)  # no batched ack may cover it from now on
+        with contextlib.suppress(Exception):
+            await delivery.nack(requeue=True)
 
     async def _publish(
         self, delivery: AbstractIncomingMessage, action: Publish | Delay | PutBack
@@ -87,12 +98,6 @@ class Settler:
         if (replayed := replayed_code(delivery)) is not None:
             self._metrics.replayed(replayed)
         self._metrics.settled()
-
-
-async def requeue(delivery: AbstractIncomingMessage) -> None:
-    """Back to the queue, unsettled; a closed channel has already given it back."""
-    with contextlib.suppress(Exception):
-        await delivery.nack(requeue=True)
 
 
 def _why(exc: BaseException) -> str:

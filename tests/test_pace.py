@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
+from service.budget import Budget
+from service.idempotent import Caller
+from service.metrics import Metrics
+from service.outcomes import Outcome
 from service.pace import Pace
-from service.store import MemoryStore
+from service.provider import Accepted
+from service.store import Claim, MemoryStore
 
+from .helpers import call_of
 from .test_store import redis_corner
 
 
@@ -45,3 +54,29 @@ async def test_no_rate_means_no_store_round_trip() -> None:
             raise AssertionError("asked the store")
 
     await Pace(Refusing(60), 0).wait()
+
+
+async def test_the_call_waits_for_its_turn_before_its_key_is_claimed() -> None:
+    steps: list[str] = []
+
+    class Recording(MemoryStore):
+        async def pace(self, rate: float) -> float:
+            steps.append(f"pace {rate:g}")
+            return 0.0
+
+        async def claim(self, *args: Any, **kwargs: Any) -> Claim:
+            steps.append("claim")
+            return await super().claim(*args, **kwargs)
+
+    class Provider:
+        async def execute(self, request: Any) -> Accepted:
+            steps.append("call")
+            return Accepted("a-1")
+
+    store = Recording(60)
+    now = lambda: datetime(2026, 11, 27, 7, 30, tzinfo=UTC)  # noqa: E731
+    budget = Budget(store, 10_000, Metrics(), now)
+    caller = Caller(store, budget, Provider(), now, Pace(store, 5))  # type: ignore[arg-type]
+    outcome = await caller.call(call_of(), 0)
+    assert isinstance(outcome, Outcome) and outcome.status == "accepted"
+    assert steps == ["pace 5", "claim", "call"]
