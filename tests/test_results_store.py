@@ -15,6 +15,7 @@ from service.results.calls import OpenCall, choose, result_of, unknown_of
 from service.results.records import CallRecord
 from service.results.redis_store import RedisResults
 from service.results.store import MemoryResults, ResultStore
+from service.store.batch import Batch
 
 REDIS_URL = os.environ.get("AUTOCALL_REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_764_480_000.0
@@ -52,7 +53,7 @@ def record(**changes: object) -> CallRecord:
     return CallRecord(**(fields | changes))  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-batch"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResultStore]:
     if request.param == "memory":
         yield MemoryResults(3600)
@@ -60,7 +61,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResultStore]:
     prefix = f"test.{uuid.uuid4().hex}:"
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        yield RedisResults(client, prefix, 3600)
+        batch = Batch(client) if request.param == "redis-batch" else None
+        yield RedisResults(client, prefix, 3600, batch)
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
         if keys:

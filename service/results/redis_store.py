@@ -9,6 +9,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
+from ..store.batch import Batch
 from .calls import OpenCall
 from .store import FINAL, PENDING_SECONDS
 
@@ -58,8 +59,11 @@ return 1
 class RedisResults:
     """Accepted calls and result marks in Redis, under `prefix`."""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl: float) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, ttl: float, batch: Batch | None = None
+    ) -> None:
         self._redis = client
+        self._batch = batch  # the event path's record() joins the store's per-turn pipeline
         self._prefix = f"{prefix}res:"
         self._ttl = max(1, int(ttl))
         self._record = client.register_script(_RECORD)
@@ -79,7 +83,10 @@ class RedisResults:
             call.accepted_at,
             self._ttl,
         ]
-        await self._call(self._record(keys=keys, args=args))
+        if self._batch is not None:
+            await self._call(self._batch.script(_RECORD, keys, args))
+        else:
+            await self._call(self._record(keys=keys, args=args))
 
     async def record_unknown(self, call: OpenCall) -> None:
         await self._call(self._redis.zadd(self._unknown_key, {call.dumps(): call.accepted_at}))

@@ -84,7 +84,7 @@ async def start(
 def result_store(store: Store, prefix: str, ttl: float) -> ResultStore:
     """Beside the idempotency keys: in the same Redis, or in memory."""
     if isinstance(store, RedisStore):
-        return RedisResults(store.client, prefix, ttl)
+        return RedisResults(store.client, prefix, ttl, store.batch)
     return MemoryResults(ttl)
 
 

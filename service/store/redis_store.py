@@ -57,6 +57,11 @@ class RedisStore:
         """The Redis client, for other state that lives beside the keys (call results)."""
         return self._redis
 
+    @property
+    def batch(self) -> Batch:
+        """The per-turn pipeline, for per-event commands that live beside the keys."""
+        return self._batch
+
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self._prefix!r}, owner={self.owner!r})"
 
