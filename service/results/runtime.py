@@ -31,7 +31,7 @@ log = logging.getLogger("autocall.results")
 class ResultSide:
     """What the rest of the service sees of the result side."""
 
-    recorder: Recorder
+    recorder: Recorder | None  # None when nothing would ever read what it records
     results: Results
     poller: Poller | None
     webhook_port: int  # 0 when the listener is off
@@ -74,11 +74,13 @@ async def start(
             )
             stack.push_async_callback(_cancel, asyncio.create_task(poller.run(), name="poller"))
         log.info(
-            "call results: webhook %s, poll %s",
+            "call results: webhook %s, polling %s",
             f"on port {port}" if port else "off",
             f"every {settings.result_poll_interval:g} s" if poller else "off",
         )
-        yield ResultSide(Recorder(results_store), results, poller, port)
+        # Neither webhooks nor polling: no result can ever come, so calls are not recorded.
+        recorder = Recorder(results_store) if port or poller else None
+        yield ResultSide(recorder, results, poller, port)
 
 
 def result_store(store: Store, prefix: str, ttl: float) -> ResultStore:
