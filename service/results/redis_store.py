@@ -62,15 +62,11 @@ class RedisResults:
     def __init__(
         self, client: redis.Redis, prefix: str, ttl: float, batch: Batch | None = None
     ) -> None:
-        self._redis = client
-        self._batch = batch  # the event path's record() joins the store's per-turn pipeline
+        # Every command joins a per-turn pipeline (the store's, when shared): concurrent
+        # records take one round trip and one connection, not one each.
+        self._batch = batch or Batch(client)
         self._prefix = f"{prefix}res:"
         self._ttl = max(1, int(ttl))
-        self._record = client.register_script(_RECORD)
-        self._claim = client.register_script(_CLAIM)
-        self._done = client.register_script(_DONE)
-        self._release = client.register_script(_RELEASE)
-        self._lease = client.register_script(_LEASE)
 
     def __repr__(self) -> str:
         return f"RedisResults(prefix={self._prefix!r})"
@@ -83,40 +79,37 @@ class RedisResults:
             call.accepted_at,
             self._ttl,
         ]
-        if self._batch is not None:
-            await self._call(self._batch.script(_RECORD, keys, args))
-        else:
-            await self._call(self._record(keys=keys, args=args))
+        await self._script(_RECORD, keys, args)
 
     async def record_unknown(self, call: OpenCall) -> None:
-        await self._call(self._redis.zadd(self._unknown_key, {call.dumps(): call.accepted_at}))
+        await self._run("ZADD", self._unknown_key, call.accepted_at, call.dumps())
 
     async def forget_unknown(self, call: OpenCall) -> None:
-        await self._call(self._redis.zrem(self._unknown_key, call.dumps()))
+        await self._run("ZREM", self._unknown_key, call.dumps())
 
     async def call(self, autocall_id: str) -> OpenCall | None:
-        data = await self._call(self._redis.get(self._call_key(autocall_id)))
+        data = await self._run("GET", self._call_key(autocall_id))
         return OpenCall.loads(data) if data else None
 
     async def open_by_phone(self, phone: str) -> list[OpenCall]:
-        ids = await self._call(self._redis.smembers(self._phone_key(phone)))
+        ids = await self._run("SMEMBERS", self._phone_key(phone))
         return await self._load(sorted(i.decode() for i in ids))
 
     async def open_calls(self) -> list[OpenCall]:
-        ids = await self._call(self._redis.zrange(self._open_key, 0, -1))
+        ids = await self._run("ZRANGE", self._open_key, 0, -1)
         return await self._load([i.decode() for i in ids])
 
     async def unknown_calls(self) -> list[OpenCall]:
-        members = await self._call(self._redis.zrange(self._unknown_key, 0, -1))
+        members = await self._run("ZRANGE", self._unknown_key, 0, -1)
         return [OpenCall.loads(member) for member in members]
 
     async def open_count(self) -> int:
-        return int(await self._call(self._redis.zcard(self._open_key)))
+        return int(await self._run("ZCARD", self._open_key))
 
     async def claim(self, call: OpenCall, attempt: str, final: bool) -> bool:
         keys = [self._mark(call, attempt), self._mark(call, FINAL)]
         args = [int(final), PENDING_SECONDS]
-        return bool(await self._call(self._claim(keys=keys, args=args)))
+        return bool(await self._script(_CLAIM, keys, args))
 
     async def done(self, call: OpenCall, attempt: str, final: bool, transaction_id: str) -> None:
         keys = [
@@ -127,48 +120,53 @@ class RedisResults:
             self._transaction_key(transaction_id),
         ]
         args: list[str | int] = [int(final), self._ttl, call.autocall_id, int(bool(transaction_id))]
-        await self._call(self._done(keys=keys, args=args))
+        await self._script(_DONE, keys, args)
 
     async def transaction(self, transaction_id: str) -> str | None:
-        found = await self._call(self._redis.get(self._transaction_key(transaction_id)))
+        found = await self._run("GET", self._transaction_key(transaction_id))
         return found.decode() if found else None
 
     async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
         keys = [self._mark(call, attempt)] + ([self._mark(call, FINAL)] if final else [])
-        await self._call(self._release(keys=keys, args=[]))
+        await self._script(_RELEASE, keys, [])
 
     async def lease(self, name: str, owner: str, seconds: float) -> bool:
         keys = [f"{self._prefix}lease:{name}"]
-        return bool(await self._call(self._lease(keys=keys, args=[owner, int(seconds * 1000)])))
+        return bool(await self._script(_LEASE, keys, [owner, int(seconds * 1000)]))
 
     async def backoff(self) -> tuple[float, int]:
-        until, level = await self._call(
-            self._redis.mget(f"{self._prefix}backoff", f"{self._prefix}backoff-level")
+        until, level = await self._run(
+            "MGET", f"{self._prefix}backoff", f"{self._prefix}backoff-level"
         )
         left = float(until) - time.time() if until else 0.0
         return max(0.0, left), int(level or 0)
 
     async def set_backoff(self, seconds: float, level: int) -> None:
-        pipe = self._redis.pipeline(transaction=False)
+        key = f"{self._prefix}backoff"
         if seconds > 0:
-            pipe.set(f"{self._prefix}backoff", time.time() + seconds, px=int(seconds * 1000) + 1)
+            await self._run("SET", key, time.time() + seconds, "PX", int(seconds * 1000) + 1)
         else:
-            pipe.delete(f"{self._prefix}backoff")
-        pipe.set(f"{self._prefix}backoff-level", level, ex=86400)
-        await self._call(pipe.execute())
+            await self._run("DEL", key)
+        await self._run("SET", f"{self._prefix}backoff-level", level, "EX", 86400)
 
     async def _load(self, ids: list[str]) -> list[OpenCall]:
         """The calls of `ids` still kept; ids whose call expired leave the open set."""
         if not ids:
             return []
-        found = await self._call(self._redis.mget([self._call_key(i) for i in ids]))
+        found = await self._run("MGET", *[self._call_key(i) for i in ids])
         gone = [i for i, data in zip(ids, found, strict=True) if data is None]
         if gone:
-            await self._call(self._redis.zrem(self._open_key, *gone))
+            await self._run("ZREM", self._open_key, *gone)
         return sorted(
             (OpenCall.loads(data) for data in found if data is not None),
             key=lambda call: call.accepted_at,
         )
+
+    async def _run(self, *command: Any) -> Any:
+        return await self._call(self._batch.execute(*command))
+
+    async def _script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._call(self._batch.script(source, keys, args))
 
     async def _call(self, pending: Any) -> Any:
         try:
