@@ -29,6 +29,8 @@ from .metrics import Metrics
 from .outcomes import Publisher
 from .pace import Pace
 from .provider import Provider
+from .results import runtime as results
+from .results.runtime import ResultSide
 from .settings import Settings
 from .store import open_store
 from .templates import Templates, load
@@ -57,6 +59,7 @@ class Service:
         self.clock = clock
         self.http_port = 0
         self.consumer: Consumer | None = None
+        self.results: ResultSide | None = None
         self._connection: AbstractRobustConnection | None = None
         self._broker_consumers: int | None = None  # as the watchdog last saw them
         self._unready_since: float | None = time.monotonic()
@@ -91,10 +94,22 @@ class Service:
             open_store(s.store_url.get_secret_value(), prefix, s.idempotency_ttl)
         )
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
-        pace = Pace(store, s.rate_limit)
-        caller = Caller(store, budget, await self._open_provider(stack), self.clock, pace)
+        provider = await self._open_provider(stack)
+        caller = Caller(store, budget, provider, self.clock, Pace(store, s.rate_limit))
         connection = await self._open_broker(stack)
         consumer = await self._open_consumer(stack, connection, caller)
+        self.results = await stack.enter_async_context(
+            results.start(
+                s,
+                self.templates,
+                store=store,
+                registry=self.metrics.registry,
+                api=provider,
+                publisher=self.publisher,
+                clock=lambda: self.clock().timestamp(),
+            )
+        )
+        caller.recorder = self.results.recorder
         await budget.refresh()
         await consumer.resume()
         watchdog = await connection.channel(publisher_confirms=False)
@@ -139,12 +154,13 @@ class Service:
         topology = await declare(consuming, s, self.templates)
         publishing = await connection.channel(publisher_confirms=True)
         outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
+        self.publisher = publisher = Publisher(publishing, outcomes)  # results publish here too
         self.consumer = consumer = Consumer(
             s,
             templates=self.templates,
             topology=topology,
             caller=caller,
-            publisher=Publisher(publishing, outcomes),
+            publisher=publisher,
             hold=Hold(s.hold_probe_interval, self.metrics, self.clock),
             metrics=self.metrics,
             clock=self.clock,

@@ -15,6 +15,7 @@ from .outcomes import Outcome
 from .pace import Pace
 from .provider import Provider
 from .render import Call
+from .results.recorder import Recorder
 from .store import Claim, Reservation, State, Store
 
 log = logging.getLogger("autocall")
@@ -39,12 +40,14 @@ class Caller:
         provider: Provider,
         clock: Callable[[], datetime],
         pace: Pace | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.pace = pace or Pace(store, 0)
         self.store = store
         self.budget = budget
         self.provider = provider
         self.clock = clock
+        self.recorder = recorder  # records calls for their results; None: results are off
 
     def __repr__(self) -> str:
         return f"Caller({self.provider!r})"
@@ -80,13 +83,13 @@ class Caller:
             unknown = Outcome.failed(
                 call.event.identity, exc, now, call=call, attempts=attempts + 1
             )
-            return await self._complete(unknown)
+            return await self._complete(unknown, call)
         except AutocallError as exc:
             await self.budget.refund(reservation)
             await self.store.release(call.idempotency_key)
             return NotCalled(exc, attempts + 1)
         outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-        return await self._complete(outcome)
+        return await self._complete(outcome, call)
 
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
         """The key was taken before: a duplicate, a replay, or a call that may have been made."""
@@ -100,17 +103,27 @@ class Caller:
             "the call may have been made, so it is not made again"
         )
         failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
-        return await self._complete(failed)
+        return await self._complete(failed, call)
 
-    async def _complete(self, outcome: Outcome) -> Outcome:
-        """Mark the key done with this outcome, so a redelivery replays it instead of calling."""
+    async def _complete(self, outcome: Outcome, call: Call) -> Outcome:
+        """Mark the key done with this outcome, so a redelivery replays it instead of calling;
+        record the call for its results alongside (one store round trip for both)."""
         key = outcome.idempotency_key or ""
+        done = self.store.complete(key, str(outcome.event["id"]), outcome.record())
         try:
-            await self.store.complete(key, str(outcome.event["id"]), outcome.record())
+            await asyncio.gather(done, self._record(call, outcome))
         except StoreUnavailable as exc:
             # The call is made either way: report it. The claim stays, so no one calls again.
             log.warning("cannot mark %s done: %s", outcome.event["id"], exc.message)
         return outcome
+
+    async def _record(self, call: Call, outcome: Outcome) -> None:
+        if self.recorder is None:
+            return
+        if outcome.status == "accepted" and outcome.autocall_id:
+            await self.recorder.accepted(call, outcome.autocall_id, self.clock())
+        elif outcome.code == OutcomeUnknown.code:
+            await self.recorder.unknown(call, self.clock())
 
     async def _wait_for(self, call: Call, reservation: Reservation | None) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):

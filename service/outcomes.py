@@ -180,6 +180,17 @@ class Publisher:
         )
         await self._outcomes.publish(message, routing_key=f"autocall.{status}")
 
+    async def result(self, body: bytes, routing_key: str, event_id: str) -> None:
+        """A call's result event (CONTRACT.md §9): type `autocall.result`."""
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            correlation_id=event_id,
+            type="autocall.result",
+        )
+        await self._outcomes.publish(message, routing_key=routing_key)
+
     async def copy(
         self,
         original: AbstractIncomingMessage,
