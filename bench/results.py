@@ -152,20 +152,23 @@ async def cost(count: int, rounds: int, logs: Path) -> dict[str, Any]:
             figures = result.as_json()
             runs[state].append(figures)
             print(f"  results {state}: {_brief(figures)}", flush=True)
-    summary = {state: _medians(found) for state, found in runs.items()}
-    on, off = summary["on"], summary["off"]
-    summary["throughput_cost_pct"] = round(100 * (1 - on["events_per_s"] / off["events_per_s"]), 1)
-    summary["cpu_cost_pct"] = round(100 * (on["cpu_us_per_event"] / off["cpu_us_per_event"] - 1), 1)
-    return summary
+    on, off = _medians(runs["on"]), _medians(runs["off"])
+    return {
+        "on": on,
+        "off": off,
+        "throughput_cost_pct": round(100 * (1 - on["rate"] / off["rate"]), 1),
+        "cpu_cost_pct": round(100 * (on["cpu_us"] / off["cpu_us"] - 1), 1),
+        "rounds": rounds,
+        "events": count,
+    }
 
 
 def _brief(figures: dict[str, Any]) -> str:
-    return f"{figures.get('events_per_s')} events/s, {figures.get('cpu_us_per_event')} µs CPU/event"
+    return f"{figures['rate']:.0f} events/s, {figures['cpu_us']:.0f} µs CPU/event"
 
 
 def _medians(found: list[dict[str, Any]]) -> dict[str, float]:
-    keys = ("events_per_s", "cpu_us_per_event")
-    return {key: statistics.median(float(f[key]) for f in found if f.get(key)) for key in keys}
+    return {key: statistics.median(float(f[key]) for f in found) for key in ("rate", "cpu_us")}
 
 
 async def main(args: argparse.Namespace) -> None:

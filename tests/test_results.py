@@ -100,8 +100,13 @@ class Rig:
         return self.service.metrics.registry.get_sample_value(name, labels) or 0.0
 
     @property
+    def webhook_port(self) -> int:
+        assert self.service.results is not None
+        return self.service.results.webhook_port
+
+    @property
     def webhook_url(self) -> str:
-        return f"http://127.0.0.1:{self.service.results.webhook_port}/webhooks/omicall"
+        return f"http://127.0.0.1:{self.webhook_port}/webhooks/omicall"
 
 
 MakeRig = Callable[..., Any]
@@ -124,10 +129,10 @@ def make_rig(
         outcomes = await broker.outcomes(settings)
         clock = Clock()
         service = await start_service(settings, templates, clock=clock)
+        rig = Rig(broker, sandbox, settings, service, outcomes, clock)
         if webhook:
-            sandbox.state.webhook_url = f"http://127.0.0.1:{service.results.webhook_port}"
-            sandbox.state.webhook_url += f"/webhooks/omicall/{TOKEN}"
-        return Rig(broker, sandbox, settings, service, outcomes, clock)
+            sandbox.state.webhook_url = f"{rig.webhook_url}/{TOKEN}"
+        return rig
 
     return make
 
@@ -216,7 +221,7 @@ async def test_unmatched_records_are_counted_and_dropped(make_rig: MakeRig) -> N
 async def test_poll_only(make_rig: MakeRig) -> None:
     rig = await make_rig(webhook=False, result_poll_interval="100ms")
     rig.sandbox.state.webhooks = False
-    assert rig.service.results.webhook_port == 0
+    assert rig.webhook_port == 0
     ids = {await rig.order("0901234561"), await rig.order("0901234564")}
     messages = await rig.results(2)
     assert {m.correlation_id for m in messages} == ids
