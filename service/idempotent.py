@@ -40,6 +40,7 @@ class Caller:
         provider: Provider,
         clock: Callable[[], datetime],
         pace: Pace | None = None,
+        *,
         recorder: Recorder | None = None,
     ) -> None:
         self.pace = pace or Pace(store, 0)
