@@ -33,6 +33,20 @@ _MAX_AMOUNT = 10**18
 _PHONE_TEXT = re.compile(r"^[+\d\s().\-/]{6,40}$")
 
 
+def _vn_mobile() -> tuple[re.Pattern[str], frozenset[int]]:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("VN")
+    mobile = metadata.mobile if metadata is not None else None
+    if mobile is None or mobile.national_number_pattern is None:
+        raise RuntimeError("phonenumbers has no VN mobile numbers")
+    return re.compile(mobile.national_number_pattern), frozenset(mobile.possible_length or ())
+
+
+# Most numbers are mobile numbers written 0 + 9 digits: matched against the library's own
+# pattern for VN mobiles without its parse and type search (45 µs; tests compare both ways).
+_MOBILE_NUMBER, _MOBILE_LENGTHS = _vn_mobile()
+_ZERO_AND_NINE = re.compile(r"0(\d{9})")
+
+
 def number(value: Any) -> Decimal:
     """A number, or a string holding one ("404.95"), as a finite Decimal."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
@@ -93,6 +107,14 @@ def _normalise(value: str, fmt: PhoneFormat) -> str:
     # Only what people write in a number: a list's or a dict's text is not a phone number.
     if not _PHONE_TEXT.match(value):
         raise InvalidPhone(f"not a phone number: {mask(value)}")
+    national_number = _mobile(value)
+    if national_number is not None:
+        return {"e164": "+84", "digits": "84"}.get(fmt, "0") + national_number
+    return _by_library(value, fmt)
+
+
+def _by_library(value: str, fmt: PhoneFormat) -> str:
+    """What phonenumbers makes of `value`: parsed, typed and formatted."""
     try:
         parsed = phonenumbers.parse(value, "VN")
     except phonenumbers.NumberParseException:
@@ -111,6 +133,14 @@ def _normalise(value: str, fmt: PhoneFormat) -> str:
         return "0" + national_number
     formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     return "".join(char for char in formatted if char.isdigit())
+
+
+def _mobile(value: str) -> str | None:
+    """The national number of a VN mobile number written 0 + 9 digits; None for anything else."""
+    match = _ZERO_AND_NINE.fullmatch(value)
+    if match is None or len(match[1]) not in _MOBILE_LENGTHS:
+        return None
+    return match[1] if _MOBILE_NUMBER.fullmatch(match[1]) else None
 
 
 @pass_context
