@@ -64,7 +64,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 WORKDIR /app
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('AUTOCALL_HTTP_PORT', '8080'), timeout=2)"]
 

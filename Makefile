@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SANDBOX_PORT ?= 8089
+WEBHOOK_PORT ?= 8081
+# make run's webhook token: the sandbox posts call events to the service's listener with it.
+# A fixed value for a local demo only; never use it where the listener is reachable from outside.
+DEV_WEBHOOK_TOKEN ?= dev-webhook-token-for-make-run-only-0000
 
 export AUTOCALL_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export AUTOCALL_REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
@@ -15,14 +19,18 @@ $(BIN)/autocall-bridge: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@touch $@
 
-## make run: the service with the example templates against the built-in sandbox provider
+## make run: the service with the example templates against the built-in sandbox provider,
+## whose calls come back as results through the service's webhook listener
 run: $(BIN)/autocall-bridge
 	@scripts/ensure-services
-	@$(BIN)/autocall-bridge sandbox --port $(SANDBOX_PORT) & sandbox=$$!; \
+	@$(BIN)/autocall-bridge sandbox --port $(SANDBOX_PORT) \
+	  --webhook-url http://127.0.0.1:$(WEBHOOK_PORT)/webhooks/omicall/$(DEV_WEBHOOK_TOKEN) & sandbox=$$!; \
 	trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
 	AUTOCALL_TEMPLATES=examples/templates.yaml \
 	AUTOCALL_API_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) \
 	AUTOCALL_API_KEY=sandbox-key \
+	AUTOCALL_WEBHOOK_TOKEN=$(DEV_WEBHOOK_TOKEN) \
+	AUTOCALL_WEBHOOK_PORT=$(WEBHOOK_PORT) \
 	$(BIN)/autocall-bridge run
 
 ## make test: lint, type check, unit and integration tests (real RabbitMQ, Redis and sandbox)

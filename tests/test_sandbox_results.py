@@ -303,7 +303,8 @@ async def test_the_history_finds_attempts_by_transaction_phone_and_time(
     one = await call(api, "0901234561")
     three = await call(api, "+84901234563", num_retry=2)
     await sandbox.idle()
-    transaction = receiver.cdrs()[0]["transaction_id"]
+    (answered,) = [cdr for cdr in receiver.cdrs() if cdr["to_number"] == "0901234561"]
+    transaction = answered["transaction_id"]
     (item,) = await history(api, {"transactionIds": [transaction]})
     assert item["autocall_id"] == one and item.keys() >= HISTORY_FIELDS
     assert item["dial_status"] == "answered" and item["ivr"] == "1"

@@ -58,7 +58,7 @@ app.kubernetes.io/part-of: autocall-bridge
 
 {{/* The Secret the chart makes for credentials given inline; empty when none is. */}}
 {{- define "autocall-bridge.inlineSecretName" -}}
-{{- if or .Values.amqp.url .Values.store.url .Values.apiKey.value .Values.apiToken.value }}
+{{- if or .Values.amqp.url .Values.store.url .Values.apiKey.value .Values.apiToken.value (and .Values.webhook.enabled .Values.webhook.token.value) }}
 {{- printf "%s-inline" (include "autocall-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
@@ -85,6 +85,11 @@ Called with (dict "item" .Values.amqp "inlineKey" "amqp-url" "valueKey" "url" "r
 {{- define "autocall-bridge.apiKeyRef" -}}
 {{- include "autocall-bridge.secretRef" (dict "item" .Values.apiKey "inlineKey" "api-key" "valueKey" "value" "root" .) }}
 {{- end }}
+{{- define "autocall-bridge.webhookTokenRef" -}}
+{{- if .Values.webhook.enabled }}
+{{- include "autocall-bridge.secretRef" (dict "item" .Values.webhook.token "inlineKey" "webhook-token" "valueKey" "value" "root" .) }}
+{{- end }}
+{{- end }}
 {{- define "autocall-bridge.apiTokenRef" -}}
 {{- include "autocall-bridge.secretRef" (dict "item" .Values.apiToken "inlineKey" "api-token" "valueKey" "value" "root" .) }}
 {{- end }}
@@ -110,7 +115,7 @@ Called with (dict "item" .Values.amqp "inlineKey" "amqp-url" "valueKey" "url" "r
 
 {{/* Settings the named values own; `config` may not set them. */}}
 {{- define "autocall-bridge.reservedSettings" -}}
-AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE API_KEY API_KEY_FILE API_TOKEN API_TOKEN_FILE API_BASE_URL TEMPLATES HTTP_PORT QUEUE SHUTDOWN_GRACE
+AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE API_KEY API_KEY_FILE API_TOKEN API_TOKEN_FILE API_BASE_URL TEMPLATES HTTP_PORT QUEUE SHUTDOWN_GRACE WEBHOOK_TOKEN WEBHOOK_TOKEN_FILE WEBHOOK_PORT WEBHOOK_ALLOW
 {{- end }}
 
 {{/* Fails the render, naming the value to fix, on settings that would not run. */}}
@@ -156,11 +161,12 @@ AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE API_KEY API_KEY_FILE API_TOKEN A
 {{- if and .Values.keda.enabled (eq .Values.keda.protocol "http") (not .Values.keda.host.existingSecret) }}
 {{- fail "keda.host.existingSecret: the http protocol needs a Secret with the management API's URL" }}
 {{- end }}
+{{- include "autocall-bridge.validateWebhook" . }}
 {{- $reserved := splitList " " (include "autocall-bridge.reservedSettings" .) }}
 {{- range $name, $_ := .Values.config }}
 {{- $setting := upper $name | trimPrefix "AUTOCALL_" }}
 {{- if has $setting $reserved }}
-{{- fail (printf "config.%s: AUTOCALL_%s is set by the chart's named values (amqp, store, apiKey, apiToken, apiBaseUrl, templates, httpPort, shutdownGraceSeconds)" $name $setting) }}
+{{- fail (printf "config.%s: AUTOCALL_%s is set by the chart's named values (amqp, store, apiKey, apiToken, apiBaseUrl, templates, httpPort, shutdownGraceSeconds, webhook)" $name $setting) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -173,4 +179,29 @@ httpGet:
 periodSeconds: {{ .probe.periodSeconds }}
 timeoutSeconds: {{ .probe.timeoutSeconds }}
 failureThreshold: {{ .probe.failureThreshold }}
+{{- end }}
+
+{{/* The webhook listener's values: a token to read, and an Ingress only with a host and TLS. */}}
+{{- define "autocall-bridge.validateWebhook" -}}
+{{- $webhook := .Values.webhook }}
+{{- if $webhook.enabled }}
+{{- if not (include "autocall-bridge.webhookTokenRef" .) }}
+{{- fail "webhook.token: set webhook.token.existingSecret (a Secret holding the webhook token) or webhook.token.value" }}
+{{- end }}
+{{- if and $webhook.token.value (lt (len $webhook.token.value) 32) }}
+{{- fail "webhook.token.value: must be at least 32 characters (e.g. openssl rand -hex 32)" }}
+{{- end }}
+{{- if eq (int $webhook.port) (int .Values.httpPort) }}
+{{- fail "webhook.port: must differ from httpPort: the webhook listener has a port of its own" }}
+{{- end }}
+{{- end }}
+{{- if and $webhook.ingress.enabled (not $webhook.enabled) }}
+{{- fail "webhook.ingress.enabled: needs webhook.enabled" }}
+{{- end }}
+{{- if and $webhook.ingress.enabled (not $webhook.ingress.host) }}
+{{- fail "webhook.ingress.host: the public host name the provider posts to is required" }}
+{{- end }}
+{{- if and $webhook.ingress.enabled (not $webhook.ingress.tlsSecretName) }}
+{{- fail "webhook.ingress.tlsSecretName: the provider posts over HTTPS: name the TLS Secret for the host" }}
+{{- end }}
 {{- end }}
