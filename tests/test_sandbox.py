@@ -598,6 +598,7 @@ async def test_reset_restores_defaults_but_keeps_keys_and_tokens(api: Api) -> No
         "faults": [],
         "call_seconds": 2.0,
         "number_format": "as_sent",
+        "cdr_style": "current",
         "webhook_url": "",
         "webhooks": True,
         "webhook_drop": 0,

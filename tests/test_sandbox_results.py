@@ -223,6 +223,23 @@ async def test_the_number_format_knob_rewrites_the_records(
     assert cdr["destination_number"] == cdr["phone_number"] == "84901234561"
 
 
+async def test_legacy_records_carry_a_disposition_instead_of_a_hangup_cause(
+    sandbox: Sandbox, api: Api, receiver: Receiver
+) -> None:
+    await api.config(webhook_url=receiver.url, cdr_style="legacy")
+    for digit in "1346":
+        await call(api, f"090123456{digit}", num_retry=0)
+    await sandbox.idle()
+    cdrs = {cdr["to_number"][-1]: cdr for cdr in receiver.cdrs()}
+    assert {d: cdr["disposition"] for d, cdr in cdrs.items()} == {
+        "1": "ANSWERED",
+        "3": "NO ANSWER",
+        "4": "BUSY",
+        "6": "FAILED",
+    }
+    assert not any("hangup_cause" in cdr for cdr in cdrs.values())
+
+
 async def test_without_a_webhook_nothing_is_posted_but_the_history_has_it(
     sandbox: Sandbox, api: Api, receiver: Receiver
 ) -> None:
@@ -451,7 +468,13 @@ async def test_reset_forgets_hooks_and_attempts_but_keeps_the_command_line_url(
 
 @pytest.mark.parametrize(
     "settings",
-    [{"call_seconds": -1}, {"webhooks": 1}, {"number_format": "xml"}, {"webhook_drop": -2}],
+    [
+        {"call_seconds": -1},
+        {"webhooks": 1},
+        {"number_format": "xml"},
+        {"webhook_drop": -2},
+        {"cdr_style": "old"},
+    ],
 )
 async def test_bad_result_knobs_are_refused(api: Api, settings: dict[str, Any]) -> None:
     assert (await api.control("config", settings))[0] == 400

@@ -64,6 +64,7 @@ class Dialer:
                 accepted_mono=time.monotonic(),
                 seconds=state.call_seconds,
                 number_format=state.number_format if by_phone else "as_sent",
+                cdr_style=state.cdr_style,
             )
             for number in numbers
         ]

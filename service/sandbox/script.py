@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NUMBER_FORMATS = ("as_sent", "national", "digits", "e164")
+# "legacy": the older records, with `disposition` (Asterisk's words) and no `hangup_cause`
+CDR_STYLES = ("current", "legacy")
+DISPOSITIONS = {
+    "answered": "ANSWERED",
+    "no_answer": "NO ANSWER",
+    "busy": "BUSY",
+    "failed": "FAILED",
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,7 @@ class Dial:
     accepted_mono: float  # time.monotonic() at acceptance
     seconds: float  # real seconds each attempt takes
     number_format: str = "as_sent"
+    cdr_style: str = "current"
 
 
 def script_for(number: str) -> Script:
@@ -114,6 +123,9 @@ def _attempt(dial: Dial, script: Script, autocall_uuid: str, k: int) -> Attempt:
         "dial_status": shape.dial_status,
     }
     cdr = _cdr(dial, script, call_uuid, number, start) | {"send_num_retry": k}
+    if dial.cdr_style == "legacy":
+        del cdr["hangup_cause"]
+        cdr["disposition"] = DISPOSITIONS[script.result]
     attempt = Attempt(dial.autocall_id, autocall_uuid, dial.number, cdr, history)
     attempt.ends_at = start_mono + dial.seconds
     base = {"call_uuid": call_uuid, "from_number": dial.hotline, "to_number": number}

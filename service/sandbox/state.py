@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from .rules import ENVELOPES
-from .script import NUMBER_FORMATS, Attempt
+from .script import CDR_STYLES, NUMBER_FORMATS, Attempt
 
 # Vietnam has kept UTC+7 without daylight saving since 1975; a fixed offset needs no tzdata.
 LOCAL_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -41,6 +41,7 @@ SCALAR_SETTINGS: dict[str, tuple[type, ...]] = {
     "outage": (int,),
     "call_seconds": (int, float),
     "number_format": (str,),
+    "cdr_style": (str,),
     "webhook_url": (str,),
     "webhooks": (bool,),
     "webhook_drop": (int,),
@@ -56,7 +57,7 @@ NON_NEGATIVE = frozenset(
     | {"webhook_retries", "webhook_backoff", "search_throttle"}
 )
 FLOATS = frozenset({"latency", "call_seconds", "webhook_delay", "webhook_backoff"})
-CHOICES = {"envelope": ENVELOPES, "number_format": NUMBER_FORMATS}
+CHOICES = {"envelope": ENVELOPES, "number_format": NUMBER_FORMATS, "cdr_style": CDR_STYLES}
 LIST_SETTINGS = frozenset({"api_keys", "fixed_tokens", "faults"})
 # what /_sandbox/reset leaves alone: who may call, the clock, and where webhooks go
 KEPT_ON_RESET = frozenset({"api_keys", "fixed_tokens", "tokens", "clock", "webhook_url"})
@@ -103,6 +104,7 @@ class SandboxState:
     # call results (CONTRACT.md §9): each attempt of each call, finished or still ringing
     call_seconds: float = 2.0
     number_format: str = "as_sent"
+    cdr_style: str = "current"
     attempts: list[Attempt] = field(default_factory=list)
     # webhooks: the command line's URL and the registered one both receive every post
     webhook_url: str = ""
