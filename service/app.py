@@ -94,8 +94,10 @@ class Service:
             open_store(s.store_url.get_secret_value(), prefix, s.idempotency_ttl)
         )
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
+        pace = Pace(store, s.rate_limit)
         provider = await self._open_provider(stack)
-        caller = Caller(store, budget, provider, self.clock, Pace(store, s.rate_limit))
+        window = self.templates.longest_phone_window()
+        caller = Caller(store, budget, provider, self.clock, pace, phone_window=window)
         connection = await self._open_broker(stack)
         consumer = await self._open_consumer(stack, connection, caller)
         self.results = await stack.enter_async_context(

@@ -16,7 +16,7 @@ from .pace import Pace
 from .provider import Provider
 from .render import Call
 from .results.recorder import Recorder
-from .store import Claim, Reservation, State, Store
+from .store import Claim, Guard, Reservation, State, Store
 
 log = logging.getLogger("autocall")
 BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
@@ -42,6 +42,7 @@ class Caller:
         pace: Pace | None = None,
         *,
         recorder: Recorder | None = None,
+        phone_window: float = 0.0,
     ) -> None:
         self.pace = pace or Pace(store, 0)
         self.store = store
@@ -49,6 +50,7 @@ class Caller:
         self.provider = provider
         self.clock = clock
         self.recorder = recorder  # records calls for their results; None: results are off
+        self.phone_window = phone_window  # the longest `phone_limit` window of any template
 
     def __repr__(self) -> str:
         return f"Caller({self.provider!r})"
@@ -66,9 +68,12 @@ class Caller:
         # stops meanwhile leaves no claim behind.
         await self.pace.wait()
         reservation = self.budget.ask(call.tts_chars)
-        claim = await self.store.claim(call.idempotency_key, call.event.id, reservation)
+        guard = self._guard(call)
+        claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
         if claim.state is State.BUSY and claim.event_id == call.event.id:
-            claim = await self._wait_for(call, reservation)
+            claim = await self._wait_for(call, reservation, guard)
+        if claim.state in (State.SUPPRESSED, State.PHONE_LIMIT):
+            return Outcome.skipped(call.event.identity, claim.state.value, self.clock(), call=call)
         try:
             self.budget.check(reservation, claim)
         except QuotaExceeded as exc:
@@ -126,12 +131,26 @@ class Caller:
         elif outcome.code == OutcomeUnknown.code:
             await self.recorder.unknown(call, self.clock())
 
-    async def _wait_for(self, call: Call, reservation: Reservation | None) -> Claim:
+    def _guard(self, call: Call) -> Guard | None:
+        """The protections of the call's number: the suppression list, and its template's
+        `phone_limit` (a slot counts until the window after the provider may have accepted)."""
+        if call.customer is None:
+            return None
+        now = self.clock().timestamp()
+        limit = call.template.options.phone_limit
+        if limit is None:
+            return Guard(call.customer, now)
+        margin = self.provider.call_time
+        return Guard(call.customer, now, limit.calls, limit.window, self.phone_window, margin)
+
+    async def _wait_for(
+        self, call: Call, reservation: Reservation | None, guard: Guard | None
+    ) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
         wait until that one finishes rather than report it twice or call again."""
         deadline = time.monotonic() + self.provider.call_time
         claim = Claim(State.BUSY, call.event.id)
         while claim.state is State.BUSY and time.monotonic() < deadline:
             await asyncio.sleep(BUSY_WAIT)
-            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation)
+            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
         return claim

@@ -47,6 +47,7 @@ class Call:
     idempotency_key: str
     tts_chars: int
     phone: str | None  # masked
+    customer: str | None = None  # the number in E.164: the suppression list's and limit's key
 
     @property
     def holds(self) -> bool:
@@ -159,7 +160,8 @@ def _plan(template: Template, event: Event, context: dict[str, Any], now: dateti
         until = _next_opening(options.call_window, now)
         return Defer(event, template, until, options.call_window)
     request = _request(template, texts, script, phone)
-    return Call(event, template, request, key, tts_chars, mask(phone) if phone else None)
+    masked, customer = (mask(phone), normalise_phone(phone, "e164")) if phone else (None, None)
+    return Call(event, template, request, key, tts_chars, masked, customer)
 
 
 def _request(

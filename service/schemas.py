@@ -98,7 +98,9 @@ class OutcomeEvent(BaseModel):
         json_schema_extra={"pattern": r"^([0-9]{3}\*+[0-9]{3}|\*+)$"},
     )
     error: OutcomeError | None
-    reason: Literal["no_template", "condition_false", "duplicate"] | None
+    reason: (
+        Literal["no_template", "condition_false", "suppressed", "phone_limit", "duplicate"] | None
+    )
     occurred_at: LocalTime = Field(description="Local time (Asia/Ho_Chi_Minh), to the second.")
 
 

@@ -10,18 +10,20 @@ batch.py        the commands of concurrent events in one round trip a loop turn
 from __future__ import annotations
 
 from .memory import MemoryStore
-from .protocol import Claim, Reservation, State, Store
+from .protocol import Claim, Guard, Reservation, State, Store, Suppression
 from .redis_store import LEASE_SECONDS, TTS_KEY_SECONDS, RedisStore
 
 __all__ = [
     "LEASE_SECONDS",
     "TTS_KEY_SECONDS",
     "Claim",
+    "Guard",
     "MemoryStore",
     "RedisStore",
     "Reservation",
     "State",
     "Store",
+    "Suppression",
     "open_store",
 ]
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Self
 
-from .protocol import Claim, Reservation, State
+from .protocol import Claim, Guard, Reservation, State, Suppression
 
 
 class MemoryStore:
@@ -18,6 +18,9 @@ class MemoryStore:
         self._keys: dict[str, tuple[float, Claim]] = {}  # insertion order is expiry order
         self._tts: dict[str, int] = {}
         self._next_call = 0.0  # when the next call may go, at the paced rate
+        self._suppressed: dict[str, Suppression] = {}
+        self._slots: dict[str, dict[str, float]] = {}  # phone -> key -> until when it counts
+        self._slot_of: dict[str, str] = {}  # pending claim's key -> its phone
 
     async def __aenter__(self) -> Self:
         return self
@@ -25,10 +28,20 @@ class MemoryStore:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    async def claim(self, key: str, event_id: str, reservation: Reservation | None = None) -> Claim:
+    async def claim(
+        self,
+        key: str,
+        event_id: str,
+        reservation: Reservation | None = None,
+        guard: Guard | None = None,
+    ) -> Claim:
         now = self._clock()
         self._expire(now)
         held = self._keys.get(key)
+        if held is not None and held[1].event_id == event_id:
+            return held[1]
+        if guard is not None and (refused := await self.protections(guard)) is not None:
+            return Claim(refused)
         if held is not None:
             return held[1]
         used = None
@@ -38,16 +51,53 @@ class MemoryStore:
             )
             if not reserved:
                 return Claim(State.OVER_BUDGET, used=used)
+        if guard is not None and guard.calls:
+            self._slots.setdefault(guard.phone, {})[key] = guard.now + guard.margin
+            self._slot_of[key] = guard.phone
         self._keys[key] = (now + self._ttl, Claim(State.BUSY, event_id))
         return Claim(State.NEW, event_id, used=used)
 
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
+        self._slot_of.pop(key, None)
         expires = self._keys.get(key, (self._clock() + self._ttl, None))[0]
         # A copy: orjson's bytes keep a 4 KiB buffer each, and these live for days.
         self._keys[key] = (expires, Claim(State.DONE, event_id, bytes(memoryview(outcome))))
 
     async def release(self, key: str) -> None:
         self._keys.pop(key, None)
+        phone = self._slot_of.pop(key, None)
+        if phone is not None:
+            self._slots.get(phone, {}).pop(key, None)
+
+    async def protections(self, guard: Guard) -> State | None:
+        entry = self._suppressed.get(guard.phone)
+        if entry is not None and (entry.until is None or entry.until > guard.now):
+            return State.SUPPRESSED
+        if not guard.calls:
+            return None
+        slots = self._slots.get(guard.phone, {})
+        for key, score in list(slots.items()):
+            if score < guard.now - guard.keep:
+                del slots[key]
+        taken = sum(score >= guard.now - guard.window for score in slots.values())
+        return State.PHONE_LIMIT if taken >= guard.calls else None
+
+    async def suppress(self, entry: Suppression) -> None:
+        self._suppressed[entry.phone] = entry
+
+    async def unsuppress(self, phone: str) -> bool:
+        return self._suppressed.pop(phone, None) is not None
+
+    async def suppressions(self) -> list[Suppression]:
+        await self.suppressed_count()
+        return [self._suppressed[phone] for phone in sorted(self._suppressed)]
+
+    async def suppressed_count(self) -> int:
+        now = time.time()
+        for phone, entry in list(self._suppressed.items()):
+            if entry.until is not None and entry.until <= now:
+                del self._suppressed[phone]
+        return len(self._suppressed)
 
     async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
         used = self._tts.get(day, 0)

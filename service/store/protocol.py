@@ -13,6 +13,8 @@ class State(StrEnum):
     BUSY = "busy"  # a live process holds it
     ORPHANED = "orphaned"  # a process died holding it: its call may have gone out
     OVER_BUDGET = "over_budget"  # free, but the call's TTS characters do not fit today: not taken
+    SUPPRESSED = "suppressed"  # the number is on the suppression list: not taken
+    PHONE_LIMIT = "phone_limit"  # the number had its calls for the window: not taken
 
 
 @dataclass(slots=True)
@@ -34,18 +36,67 @@ class Reservation:
     limit: int
 
 
+@dataclass(slots=True)
+class Guard:
+    """The customer protections a claim checks before it takes a key: the suppression list,
+    then the number's rolling limit (a claim that takes the key takes a slot of it too)."""
+
+    phone: str  # E.164, as the suppression list holds it
+    now: float  # Unix time
+    calls: int = 0  # the limit's N; 0: no limit, no slot
+    window: float = 0.0  # the limit's DURATION, seconds
+    keep: float = 0.0  # slots are kept this long: the longest window of any template
+    # A slot counts from its claim to `window` after the latest time the provider may accept
+    # the call: its score is `now + margin`.
+    margin: float = 0.0
+
+
+@dataclass(slots=True)
+class Suppression:
+    """One number on the suppression list."""
+
+    phone: str  # E.164
+    reason: str
+    until: float | None  # Unix time; None: for good
+    added: float  # Unix time
+
+
 class Store(Protocol):
     """Where idempotency keys and the day's TTS characters live."""
 
-    async def claim(self, key: str, event_id: str, reservation: Reservation | None = None) -> Claim:
-        """Take `key` for `event_id`, and the reservation's characters with it, in one step;
-        unless something holds the key (say what) or the characters do not fit."""
+    async def claim(
+        self,
+        key: str,
+        event_id: str,
+        reservation: Reservation | None = None,
+        guard: Guard | None = None,
+    ) -> Claim:
+        """Take `key` for `event_id`, the reservation's characters and a slot of the number's
+        limit with it, in one step; unless the number is suppressed or over its limit, something
+        else holds the key (say what), or the characters do not fit. A delivery of the event
+        that holds the key finds it whatever the protections say."""
 
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
         """Mark `key` done by `event_id`, keeping its outcome for redeliveries."""
 
     async def release(self, key: str) -> None:
-        """Give `key` back: no call was made, so a corrected event may use it."""
+        """Give `key` (and its slot of the number's limit) back: no call was made, so a
+        corrected event may use it."""
+
+    async def protections(self, guard: Guard) -> State | None:
+        """What the guard's checks would say now, taking nothing (for `render`)."""
+
+    async def suppress(self, entry: Suppression) -> None:
+        """Put a number on the suppression list (replacing its entry)."""
+
+    async def unsuppress(self, phone: str) -> bool:
+        """Take a number off the list; whether it was on it."""
+
+    async def suppressions(self) -> list[Suppression]:
+        """The list, numbers whose `until` passed left out (and dropped)."""
+
+    async def suppressed_count(self) -> int:
+        """How many numbers the list holds (those whose `until` passed dropped first)."""
 
     async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
         """Reserve `chars` of `day`'s budget if they fit under `limit`: (reserved, used)."""

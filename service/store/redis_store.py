@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Any, Self
 
@@ -17,7 +18,7 @@ from redis.exceptions import RedisError
 from ..errors import StoreUnavailable
 from . import scripts
 from .batch import Batch
-from .protocol import Claim, Reservation, State
+from .protocol import Claim, Guard, Reservation, State, Suppression
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 15  # a dead process's claims are known as such this long after it died
@@ -38,10 +39,13 @@ class RedisStore:
         self._prefix = prefix
         self._ttl = max(1, int(ttl))
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._claims: dict[str, bytes] = {}  # our pending claims' exact values, for release
+        # Our pending claims' exact values and their slots of a number's limit, for release.
+        self._claims: dict[str, tuple[bytes, str, str]] = {}
         self._lease_task: asyncio.Task[None] | None = None
         # The commands of events in flight at once go in one round trip.
         self._batch = Batch(client)
+        self._suppressed = f"{prefix}suppressed"  # phone -> its entry
+        self._suppressed_until = f"{prefix}suppressed:until"  # phone -> its until, if any
 
     @classmethod
     def from_url(cls, url: str, prefix: str, ttl: float) -> RedisStore:
@@ -85,20 +89,32 @@ class RedisStore:
             await self._redis.delete(self._owner_key(self.owner))
         await self._redis.aclose()
 
-    async def claim(self, key: str, event_id: str, reservation: Reservation | None = None) -> Claim:
+    async def claim(
+        self,
+        key: str,
+        event_id: str,
+        reservation: Reservation | None = None,
+        guard: Guard | None = None,
+    ) -> Claim:
         value = _record("pending", event_id, self.owner)
         counter = self._tts_key(reservation.day) if reservation else self._tts_key("-")
         chars, limit = (reservation.chars, reservation.limit) if reservation else (0, 0)
-        args: list[bytes | int] = [value, self._ttl, chars, limit, TTS_KEY_SECONDS]
-        found, detail = await self._call(
-            self._batch.script(scripts.CLAIM, [self._key(key), counter], args)
-        )  # one step: the key is taken only with the characters, and the other way round
+        g = guard or Guard("", 0.0)
+        slots = self._slots_key(g.phone)
+        keys = [self._key(key), counter, self._suppressed, slots, self._suppressed_until]
+        args: list[bytes | int | float | str] = [value, self._ttl, chars, limit, TTS_KEY_SECONDS]
+        args += [event_id, g.phone, g.now, g.calls, g.window, g.keep, g.margin, key]
+        # One step: the key is taken only with the characters and the slot, and the other way
+        # round; two replicas that see the number's last slot make one call.
+        found, detail = await self._call(self._batch.script(scripts.CLAIM, keys, args))
         if found == b"new":
-            self._claims[key] = value
+            self._claims[key] = (value, slots, key if g.phone and g.calls else "")
             used = int(detail)
             return Claim(State.NEW, event_id, used=used if used >= 0 else None)
         if found == b"over":
             return Claim(State.OVER_BUDGET, used=int(detail))
+        if found in (b"suppressed", b"phone_limit"):
+            return Claim(State(found.decode()))
         record: dict[str, Any] = orjson.loads(detail)
         if record["s"] == "done":
             return Claim(State.DONE, record["e"], record["r"].encode())
@@ -111,9 +127,36 @@ class RedisStore:
         await self._call(self._batch.execute("SET", self._key(key), value, "EX", self._ttl))
 
     async def release(self, key: str) -> None:
-        value = self._claims.pop(key, None)
-        if value is not None:
-            await self._call(self._batch.script(scripts.RELEASE, [self._key(key)], [value]))
+        claim = self._claims.pop(key, None)
+        if claim is not None:
+            value, slots, member = claim
+            release = self._batch.script(scripts.RELEASE, [self._key(key), slots], [value, member])
+            await self._call(release)
+
+    async def protections(self, guard: Guard) -> State | None:
+        keys = [self._suppressed, self._slots_key(guard.phone)]
+        args = [guard.phone, guard.now, guard.calls, guard.window]
+        found = await self._call(self._batch.script(scripts.PROTECTIONS, keys, args))
+        return State(found.decode()) if found else None
+
+    async def suppress(self, entry: Suppression) -> None:
+        record = orjson.dumps({"reason": entry.reason, "until": entry.until, "added": entry.added})
+        until = "" if entry.until is None else entry.until
+        keys = [self._suppressed, self._suppressed_until]
+        await self._call(self._batch.script(scripts.SUPPRESS, keys, [entry.phone, record, until]))
+
+    async def unsuppress(self, phone: str) -> bool:
+        keys = [self._suppressed, self._suppressed_until]
+        return bool(await self._call(self._batch.script(scripts.UNSUPPRESS, keys, [phone])))
+
+    async def suppressions(self) -> list[Suppression]:
+        await self.suppressed_count()
+        entries = await self._call(self._redis.hgetall(self._suppressed))
+        return [_suppression(phone, record) for phone, record in sorted(entries.items())]
+
+    async def suppressed_count(self) -> int:
+        keys = [self._suppressed, self._suppressed_until]
+        return int(await self._call(self._batch.script(scripts.PRUNE, keys, [time.time()])))
 
     async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
         args = [chars, limit, TTS_KEY_SECONDS]
@@ -159,3 +202,11 @@ class RedisStore:
 
     def _tts_key(self, day: str) -> str:
         return f"{self._prefix}tts:{day}"
+
+    def _slots_key(self, phone: str) -> str:
+        return f"{self._prefix}phone:{phone}"
+
+
+def _suppression(phone: bytes, record: bytes) -> Suppression:
+    entry = orjson.loads(record)
+    return Suppression(phone.decode(), entry["reason"], entry["until"], entry["added"])

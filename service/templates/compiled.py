@@ -61,6 +61,12 @@ class Templates:
         windows = (t.options.call_window for t in self._templates if t.options.call_window)
         return list(dict.fromkeys(windows))
 
+    def longest_phone_window(self) -> float:
+        """The longest `phone_limit` window, in seconds (0 when no template sets a limit): a
+        number's calls are remembered this long."""
+        limits = [t.options.phone_limit for t in self._templates if t.options.phone_limit]
+        return max((limit.window for limit in limits), default=0.0)
+
     def __repr__(self) -> str:
         return f"Templates({self.names()!r}, source={self.source!r})"
 

@@ -51,6 +51,23 @@ def _window(value: Any) -> Any:
     return {"start": time(h1, m1), "end": time(h2, m2)}
 
 
+class PhoneLimit(BaseModel):
+    """At most `calls` calls to one number within any rolling `window` seconds."""
+
+    model_config = ConfigDict(frozen=True)
+    calls: int = Field(ge=1)
+    window: float = Field(gt=0)
+
+
+def _phone_limit(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    calls, slash, window = value.partition("/")
+    if not slash or not calls.strip().isdigit():
+        raise ValueError(f"expected 'N/DURATION' such as '2/24h', got {value!r}")
+    return {"calls": int(calls), "window": parse_duration(window)}
+
+
 def _duration(value: Any) -> Any:
     return None if value is None else parse_duration(value)
 
@@ -71,6 +88,14 @@ _TEXT_OR_NUMBER = WithJsonSchema(
 )
 _WINDOW_TEXT = WithJsonSchema(
     {"anyOf": [{"type": "string", "pattern": _WINDOW.pattern}, {"type": "null"}]}
+)
+_PHONE_LIMIT_TEXT = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*[1-9]\d*\s*/\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+            {"type": "null"},
+        ]
+    }
 )
 _DURATION_TEXT = WithJsonSchema(
     {
@@ -118,6 +143,14 @@ class Options(BaseModel):
         None,
         description="An event older than this (250ms, 30s, 5m, 6h, 7d or seconds) is not "
         "called: failed, code `expired`. null: no limit.",
+    )
+    phone_limit: Annotated[PhoneLimit | None, BeforeValidator(_phone_limit), _PHONE_LIMIT_TEXT] = (
+        Field(
+            None,
+            description="'N/DURATION' (e.g. '2/24h'): at most N calls accepted for one number "
+            "within any rolling DURATION, counted across every template that sets a limit; "
+            "over it the event is skipped, reason `phone_limit`. null: no limit.",
+        )
     )
     on_exhausted: Literal["fail", "hold"] | None = Field(
         None,
