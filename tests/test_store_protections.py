@@ -140,4 +140,5 @@ async def test_redis_keeps_a_numbers_slots_no_longer_than_needed(redis_env: Redi
     slots = f"{redis_env.prefix}phone:{PHONE}"
     assert 7200 < await redis_env.client.ttl(slots) <= 7232
     entry = await redis_env.client.hget(f"{redis_env.prefix}suppressed", OTHER)
+    assert entry is not None
     assert orjson.loads(entry) == {"reason": "x", "until": now + 60, "added": now}
