@@ -65,6 +65,7 @@ class ResultMetrics:
         for template in templates:
             for result in RESULTS:
                 self.results.labels(result, template, "true")
+            self.choices.labels("none", template)  # so the dashboard's panel has its series
 
     def webhook(self, outcome: str) -> None:
         self.webhooks.labels(outcome).inc()
