@@ -48,12 +48,13 @@ class _Publisher:
     def __init__(self, exchange: aio_pika.abc.AbstractExchange) -> None:
         self._exchange = exchange
 
-    async def result(self, body: bytes, routing_key: str, event_id: str) -> None:
+    async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
         message = aio_pika.Message(
             body,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             correlation_id=event_id,
+            message_id=result_id,
             type="autocall.result",
         )
         await self._exchange.publish(message, routing_key=routing_key)

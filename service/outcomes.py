@@ -180,13 +180,15 @@ class Publisher:
         )
         await self._outcomes.publish(message, routing_key=f"autocall.{status}")
 
-    async def result(self, body: bytes, routing_key: str, event_id: str) -> None:
-        """A call's result event (CONTRACT.md §9): type `autocall.result`."""
+    async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
+        """A call's result event (CONTRACT.md §9): type `autocall.result`; `message_id` names
+        the call and attempt, the same in a copy published again after a crash."""
         message = aio_pika.Message(
             body,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             correlation_id=event_id,
+            message_id=result_id,
             type="autocall.result",
         )
         await self._outcomes.publish(message, routing_key=routing_key)

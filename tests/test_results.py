@@ -157,6 +157,7 @@ async def test_answered_with_each_choice(make_rig: MakeRig) -> None:
         assert result["keys"] == {"confirmed": "1", "cancelled": "2", None: None}[choice]
         assert result["event"]["id"] == event_id and result["source"] == "webhook"
         assert result["autocall_id"] and result["transaction_id"] and result["attempt"] == 1
+        assert message.message_id == f"{result['autocall_id']}:1"
         assert "****" in result["phone"] and result["answer_seconds"] > 0
     assert rig.metric("autocall_call_choices_total", choice="confirmed", template="cod") == 1
     assert rig.metric("autocall_webhooks_total", outcome="accepted") == 3

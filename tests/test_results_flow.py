@@ -44,7 +44,7 @@ class FakePublisher:
         self.published: list[tuple[str, dict[str, Any], str]] = []
         self.down = False
 
-    async def result(self, body: bytes, routing_key: str, event_id: str) -> None:
+    async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
         if self.down:
             raise ConnectionError("broker down")
         self.published.append((routing_key, orjson.loads(body), event_id))

@@ -20,7 +20,9 @@ Taken = Literal["accepted", "duplicate", "unmatched"]
 class Publishes(Protocol):
     """Publishes a result event with confirms (outcomes.Publisher)."""
 
-    async def result(self, body: bytes, routing_key: str, event_id: str) -> None: ...
+    async def result(
+        self, body: bytes, routing_key: str, event_id: str, result_id: str
+    ) -> None: ...
 
 
 class Matcher:
@@ -85,10 +87,11 @@ class Results:
         if not await self.store.claim(call, attempt, event.final):
             return "duplicate"
         try:
-            await asyncio.wait_for(
-                self._publisher.result(event.body(), event.routing_key, str(call.event["id"])),
-                PUBLISH_TIMEOUT,
+            result_id = f"{call.autocall_id or call.idempotency_key}:{attempt}"
+            published = self._publisher.result(
+                event.body(), event.routing_key, str(call.event["id"]), result_id
             )
+            await asyncio.wait_for(published, PUBLISH_TIMEOUT)
         except BaseException:
             await asyncio.shield(self.store.release(call, attempt, event.final))
             raise
