@@ -108,6 +108,7 @@ class Service:
                 registry=self.metrics.registry,
                 api=provider,
                 publisher=self.publisher,
+                connection=connection,
                 clock=lambda: self.clock().timestamp(),
             )
         )

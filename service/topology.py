@@ -30,19 +30,21 @@ class Names:
     dead: str
     retries: tuple[str, ...]
     windows: dict[str, str]  # str(CallWindow) -> its delay queue
+    results: str  # the published call results, read back (service/results/published.py)
 
     @classmethod
     def of(cls, settings: Settings, templates: Templates) -> Names:
         queue = settings.queue
         retries = tuple(f"{queue}.retry.{tier + 1}" for tier in range(len(settings.retry_delays)))
         windows = {str(w): f"{queue}.defer.{w.start:%H%M}" for w in templates.windows()}
-        return cls(queue, dead_queue_name(queue), retries, windows)
+        return cls(queue, dead_queue_name(queue), retries, windows, f"{queue}.results")
 
     def window(self, window: CallWindow) -> str:
         return self.windows[str(window)]
 
     def all(self) -> list[str]:
-        return [self.queue, self.dead, *self.retries, *dict.fromkeys(self.windows.values())]
+        windows = dict.fromkeys(self.windows.values())
+        return [self.queue, self.dead, *self.retries, *windows, self.results]
 
 
 @dataclass(frozen=True, slots=True)

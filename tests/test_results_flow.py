@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from service.errors import ProviderError, ProviderUnavailable
+from service.results.calls import result_of
 from service.results.history import History
 from service.results.metrics import ResultMetrics
 from service.results.pipeline import Matcher, Results
@@ -210,3 +211,19 @@ async def test_an_outcome_unknown_call_that_happened_gets_its_result() -> None:
         "k-lost",
     )
     assert await rig.store.unknown_calls() == []
+
+
+async def test_a_published_result_read_back_marks_a_pending_claim_done() -> None:
+    from service.results.published import Published
+
+    rig = Rig()
+    call = open_call(num_retry=0)
+    await rig.store.record(call)
+    assert await rig.store.claim(call, "1", final=True)  # then the process died, say
+    await rig.results.take(record(), "webhook")
+    assert rig.publisher.published == []  # pending: not published again
+    rig.now += 31  # the pending mark would have lapsed by now, but the broker has the result:
+    body = orjson.loads(result_of(call, record(), {}, "webhook").body())
+    await Published(rig.store).mark(body)
+    assert await rig.results.take(record(), "webhook") == "duplicate"
+    assert await rig.store.open_count() == 0

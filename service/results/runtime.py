@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import CollectorRegistry
 
 from ..settings import Settings
@@ -20,6 +21,7 @@ from .listener import Listener, networks, serve
 from .metrics import ResultMetrics
 from .pipeline import Matcher, Publishes, Results
 from .poller import Poller
+from .published import Published
 from .recorder import Recorder
 from .redis_store import RedisResults
 from .store import MemoryResults, ResultStore
@@ -46,6 +48,7 @@ async def start(
     registry: CollectorRegistry,
     api: Api | None,
     publisher: Publishes,
+    connection: AbstractRobustConnection | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[ResultSide]:
     """The result side, running until the context ends."""
@@ -80,6 +83,12 @@ async def start(
         )
         # Neither webhooks nor polling: no result can ever come, so calls are not recorded.
         recorder = Recorder(results_store) if port or poller else None
+        if recorder is not None and connection is not None:
+            published = Published(results_store)
+            await published.start(
+                connection, f"{settings.queue}.results", settings.outcome_exchange
+            )
+            stack.push_async_callback(published.stop)
         yield ResultSide(recorder, results, poller, port)
 
 

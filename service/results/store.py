@@ -9,7 +9,7 @@ from typing import Protocol
 
 from .calls import OpenCall
 
-PENDING_SECONDS = 60  # a mark whose publish never finished (the process died) frees itself after
+PENDING_SECONDS = 30  # a mark whose publish never finished (the process died) frees itself after
 FINAL = "final"
 
 

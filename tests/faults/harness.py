@@ -287,7 +287,8 @@ class Rig:
     async def _delete_topology(self) -> None:
         channel = await self._connection.channel()
         retries = [f"{self.queue}.retry.{n + 1}" for n in range(MAX_RETRY_TIERS)]
-        for name in [self.collect_queue, self.queue, f"{self.queue}.dead", *retries]:
+        queues = [self.collect_queue, self.queue, f"{self.queue}.dead", f"{self.queue}.results"]
+        for name in [*queues, *retries]:
             await channel.queue_delete(name)
         for name in (self.input_exchange, self.outcome_exchange):
             await channel.exchange_delete(name)
