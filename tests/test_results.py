@@ -159,6 +159,7 @@ async def test_answered_with_each_choice(make_rig: MakeRig) -> None:
         assert result["autocall_id"] and result["transaction_id"] and result["attempt"] == 1
         assert message.message_id == f"{result['autocall_id']}:1"
         assert "****" in result["phone"] and result["answer_seconds"] > 0
+    await rig.sandbox.idle()  # every post answered: the listener has counted them
     assert rig.metric("autocall_call_choices_total", choice="confirmed", template="cod") == 1
     assert rig.metric("autocall_webhooks_total", outcome="accepted") == 3
     assert rig.metric("autocall_webhooks_total", outcome="live") > 0
@@ -249,13 +250,11 @@ async def test_unknown_after_the_timeout(make_rig: MakeRig) -> None:
     event_id = await rig.order("0901234561")
     [accepted] = await rig.outcomes.wait(1)
     assert accepted["status"] == "accepted"
-    assert rig.metric("autocall_open_calls") in (0, 1)
     rig.clock.offset = timedelta(hours=1, minutes=3)  # past the span (120 s) and the timeout
     [message] = await rig.results(1)
     result = body(message)
     assert message.routing_key == "autocall.result.unknown.none"
     assert (result["final"], result["event"]["id"], result["source"]) == (True, event_id, "poll")
-    assert rig.metric("autocall_open_calls") == 0
 
 
 async def test_the_poller_backs_off_a_rate_limit(make_rig: MakeRig) -> None:
