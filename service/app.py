@@ -89,9 +89,8 @@ class Service:
         self.http_port = await stack.enter_async_context(
             http.serve(s.http_port, self.metrics, self)
         )
-        prefix = f"autocall:{s.queue}:"
         store = await stack.enter_async_context(
-            open_store(s.store_url.get_secret_value(), prefix, s.idempotency_ttl)
+            open_store(s.store_url.get_secret_value(), s.store_prefix, s.idempotency_ttl)
         )
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
         pace = Pace(store, s.rate_limit)

@@ -19,6 +19,7 @@ from .events import Message, decode, identity_of
 from .filters import LOCAL_TZ
 from .render import as_json, decide
 from .settings import load_settings
+from .suppression import command as suppress_command
 from .templates import load
 from .webhook_admin import add_commands as add_webhook_commands
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     add_webhook_commands(commands)
 
     deadletters.add_parser(commands)
+    suppress_command.add_parser(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
     schemas.add_argument("directory", type=Path)

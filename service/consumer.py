@@ -23,6 +23,7 @@ from .render import Call, Defer, Fail, Skip, decide
 from .retry import Retry
 from .settings import Settings
 from .settle import Settler
+from .suppression import CONTROL_TYPES, Control
 from .templates import Templates
 from .topology import Topology
 
@@ -52,6 +53,7 @@ class Consumer:
         self.metrics = metrics
         self.clock = clock
         self.retry = Retry(settings.retry_delays, self.names.retries)
+        self.control = Control(caller.store, self.retry, metrics)
         self.settler = Settler(publisher, self.names, metrics, self._hold)
         self._max_event_bytes = settings.max_event_bytes
         self._delivery_limit = settings.delivery_limit
@@ -149,6 +151,8 @@ class Consumer:
             event = decode(message, self._max_event_bytes)
         except AutocallError as exc:
             return Publish(Outcome.failed(identity_of(message), exc, now))
+        if event.type in CONTROL_TYPES:
+            return await self.control.apply(event, retries_of(delivery), now)
         decision = decide(self.templates, event, now)
         if not isinstance(decision, Call):
             return self._without_call(event, decision, now)

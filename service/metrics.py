@@ -103,6 +103,11 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.suppressed = Gauge(
+            "autocall_suppressed_phones",
+            "Numbers on the suppression list, as last read from the store (every 30 s at most)",
+            registry=r,
+        )
         self.inflight = Gauge("autocall_inflight_events", "Events being processed", registry=r)
         self.paused = Gauge(
             "autocall_consumer_paused", "1 while consuming is on hold", ["reason"], registry=r

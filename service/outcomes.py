@@ -80,6 +80,13 @@ class Outcome:
         return cls._of("skipped", event, now, call, reason=reason)
 
     @classmethod
+    def applied(cls, event: dict[str, Any], phone: str, now: datetime) -> Outcome:
+        """A control event applied (a change to the suppression list): `phone` masked."""
+        outcome = cls._of("accepted", event, now, None)
+        outcome.phone = phone
+        return outcome
+
+    @classmethod
     def _of(
         cls,
         status: Status,

@@ -183,6 +183,11 @@ class Settings(BaseSettings):
         return self.webhook_token is not None and self.webhook_port != 0
 
     @property
+    def store_prefix(self) -> str:
+        """Where the service's state lives in the store: per queue, shared by its replicas."""
+        return f"autocall:{self.queue}:"
+
+    @property
     def max_attempts(self) -> int:
         """Provider attempts per event: the first and one per retry delay."""
         return len(self.retry_delays) + 1

@@ -10,6 +10,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from pamqp.common import FieldTable
 
 from .settings import Settings
+from .suppression.changes import CONTROL_PATTERN
 from .templates import CallWindow, Templates
 
 # How `<queue>.dead` is declared. `dead-letters` reads it to learn the queue's type: a quorum
@@ -78,6 +79,7 @@ async def declare(channel: AbstractChannel, settings: Settings, templates: Templ
     back: FieldTable = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.queue}
     for name in [*names.retries, *names.windows.values()]:
         await channel.declare_queue(name, durable=True, arguments=back)
-    for pattern in templates.patterns():
+    # and to the suppression list's control events, whatever the templates
+    for pattern in (*templates.patterns(), CONTROL_PATTERN):
         await queue.bind(events, routing_key=pattern)
     return Topology(names, queue, outcomes)
