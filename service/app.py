@@ -30,7 +30,6 @@ from .outcomes import Publisher
 from .pace import Pace
 from .provider import Provider
 from .results import runtime as results
-from .results.runtime import ResultSide
 from .settings import Settings
 from .store import open_store
 from .templates import Templates, load
@@ -59,7 +58,7 @@ class Service:
         self.clock = clock
         self.http_port = 0
         self.consumer: Consumer | None = None
-        self.results: ResultSide | None = None
+        self.results: results.ResultSide | None = None
         self._connection: AbstractRobustConnection | None = None
         self._broker_consumers: int | None = None  # as the watchdog last saw them
         self._unready_since: float | None = time.monotonic()

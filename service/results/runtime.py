@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import CollectorRegistry
 
+from ..errors import StoreUnavailable
 from ..settings import Settings
 from ..store import RedisStore, Store
 from ..templates import Templates
@@ -27,6 +28,7 @@ from .redis_store import RedisResults
 from .store import MemoryResults, ResultStore
 
 log = logging.getLogger("autocall.results")
+OPEN_CALLS_INTERVAL = 15.0
 
 
 @dataclass(slots=True)
@@ -60,22 +62,8 @@ async def start(
             stack.push_async_callback(history.close)
         matcher = Matcher(results_store, history)
         results = Results(results_store, matcher, publisher, metrics, choices_of(templates))
-        port = 0
-        if settings.webhook_on and settings.webhook_token is not None:
-            token = settings.webhook_token.get_secret_value()
-            allow = networks(",".join(settings.webhook_allow))
-            listener = Listener(token, results, metrics, allow)
-            port = await stack.enter_async_context(serve(listener, settings.webhook_port))
-        poller = None
-        if settings.result_poll_interval > 0:
-            poller = Poller(
-                results,
-                history,
-                interval=settings.result_poll_interval,
-                timeout=settings.result_timeout,
-                clock=clock,
-            )
-            stack.push_async_callback(_cancel, asyncio.create_task(poller.run(), name="poller"))
+        port = await _listen(stack, settings, results)
+        poller = _poll(stack, settings, results, history, clock)
         log.info(
             "call results: webhook %s, polling %s",
             f"on port {port}" if port else "off",
@@ -83,13 +71,41 @@ async def start(
         )
         # Neither webhooks nor polling: no result can ever come, so calls are not recorded.
         recorder = Recorder(results_store) if port or poller else None
+        if recorder is not None and poller is None:  # the poller sets the gauge when it runs
+            gauge = asyncio.create_task(_count_open(results_store, metrics), name="open-calls")
+            stack.push_async_callback(_cancel, gauge)
         if recorder is not None and connection is not None:
             published = Published(results_store)
-            await published.start(
-                connection, f"{settings.queue}.results", settings.outcome_exchange
-            )
+            queue = f"{settings.queue}.results"
+            await published.start(connection, queue, settings.outcome_exchange)
             stack.push_async_callback(published.stop)
         yield ResultSide(recorder, results, poller, port)
+
+
+async def _listen(stack: AsyncExitStack, settings: Settings, results: Results) -> int:
+    """The webhook listener, when on: the port it listens on (0: off)."""
+    if not settings.webhook_on or settings.webhook_token is None:
+        return 0
+    token = settings.webhook_token.get_secret_value()
+    allow = networks(",".join(settings.webhook_allow))
+    listener = Listener(token, results, results.metrics, allow)
+    return await stack.enter_async_context(serve(listener, settings.webhook_port))
+
+
+def _poll(
+    stack: AsyncExitStack,
+    settings: Settings,
+    results: Results,
+    history: History | None,
+    clock: Callable[[], float],
+) -> Poller | None:
+    """The reconciliation poller, running, when on."""
+    if settings.result_poll_interval <= 0:
+        return None
+    interval, timeout = settings.result_poll_interval, settings.result_timeout
+    poller = Poller(results, history, interval=interval, timeout=timeout, clock=clock)
+    stack.push_async_callback(_cancel, asyncio.create_task(poller.run(), name="poller"))
+    return poller
 
 
 def result_store(store: Store, prefix: str, ttl: float) -> ResultStore:
@@ -102,6 +118,14 @@ def result_store(store: Store, prefix: str, ttl: float) -> ResultStore:
 def choices_of(templates: Templates) -> dict[str, dict[str, str]]:
     """Each template's `choices`, by template name."""
     return {t.name: dict(t.spec.choices) for t in templates if t.spec.choices}
+
+
+async def _count_open(store: ResultStore, metrics: ResultMetrics) -> None:
+    """Keeps `autocall_open_calls` current while no poller does."""
+    while True:
+        with contextlib.suppress(StoreUnavailable):  # the next look, then
+            metrics.open_calls.set(await store.open_count())
+        await asyncio.sleep(OPEN_CALLS_INTERVAL)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
