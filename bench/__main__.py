@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--latency", default="0,50,200", help="provider latencies, ms (0,50,200)")
     add("--rounds", type=int, default=3, help="interleaved rounds; medians count")
     add("--peer-rounds", type=int, default=1, help="rounds the (slow) peer runs in")
+    add("--peer-n", type=int, default=2_000, help="events per run of the (slow) peer")
+    add("--peer-prefetch", type=int, default=256, help="the peer's prefetch (1024: httpx crawls)")
     add("--sweep", default="64,256,1024", help="the reference's prefetches to try")
     add("--sweep-n", type=int, default=2_000, help="events per sweep run")
     add("--backlog", type=int, default=100_000, help="events in the backlog")
@@ -106,6 +108,8 @@ class Bench:
         args = self.args
         if name == "service":
             system = System(name, args.prefetch, args.concurrency)
+        elif name == "peer":
+            system = System(name, args.prefetch or args.peer_prefetch)
         else:
             best = self.best.get(latency_ms, args.sweeps[-1] if args.sweeps else UNSWEPT)
             system = System(name, args.prefetch or best)
@@ -179,7 +183,9 @@ class Bench:
                     if name == "peer" and index >= self.args.peer_rounds:
                         continue
                     run = Run(self.spec(name, ms, **changes), ms / 1000, self.logs)
-                    collected.setdefault((scenario, name), []).append(await self.one(scenario, run))
+                    count = self.args.peer_n if name == "peer" else None
+                    found = await self.one(scenario, run, count)
+                    collected.setdefault((scenario, name), []).append(found)
         self.results += [median(runs) for runs in collected.values()]
 
     async def paced(self) -> None:

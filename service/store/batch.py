@@ -15,6 +15,10 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
 Command = tuple[Any, ...]
+# Seconds a batch stays open after its first command (0: until the loop turn ends). Each round
+# trip's write wakes Redis; 1 ms gathers more commands into one: -8 % CPU per event with the
+# Redis store at 0 ms provider latency (bench A/B, 4 runs each), for 1 ms more per command.
+WINDOW = 0.001
 
 
 class Batch:
@@ -29,8 +33,11 @@ class Batch:
         """The reply of one command; RedisError or OSError if it or its round trip failed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._flush)  # after the other events of this turn queued theirs
+        if not self._queued:  # after the other events of this turn (or window) queued theirs
+            if WINDOW:
+                loop.call_later(WINDOW, self._flush)
+            else:
+                loop.call_soon(self._flush)
         self._queued.append((command, future))
         return await future
 
