@@ -21,7 +21,7 @@ async def get_calls(request: web.Request) -> web.Response:
 
 async def get_cdrs(request: web.Request) -> web.Response:
     """GET /_sandbox/cdrs: every attempt planned so far, ended or not, as call-history items."""
-    return json_response([attempt.item() for attempt in request.app[STATE_KEY].attempts])
+    return json_response([attempt.item() for attempt in request.app[STATE_KEY].planned()])
 
 
 async def get_idle(request: web.Request) -> web.Response:

@@ -24,11 +24,13 @@ class Dialer:
 
     def start(self, call: RecordedCall) -> None:
         """Plan a newly accepted call's attempts and, while a webhook is set, post them."""
-        attempts = [a for dial in self._dials(call) for a in plan(dial)]
-        self.state.attempts.extend(attempts)
-        # Without a webhook the history alone serves the attempts: no task per call (the
-        # benchmark accepts thousands of calls a second).
-        if attempts and self.state.webhook_targets():
+        dials = self._dials(call)
+        if not self.state.webhook_targets():
+            self.state.pending.extend(dials)  # the history plans them when it is read
+            return
+        attempts = [a for dial in dials for a in plan(dial)]
+        self.state.planned().extend(attempts)
+        if attempts:
             task = asyncio.create_task(self._play(attempts))
             self._playing.add(task)
             self._idle.clear()
@@ -37,7 +39,7 @@ class Dialer:
     def finished(self) -> list[Attempt]:
         """The attempts whose calls have ended: what the call history knows."""
         now = time.monotonic()
-        return [a for a in self.state.attempts if a.ends_at <= now]
+        return [a for a in self.state.planned() if a.ends_at <= now]
 
     async def idle(self) -> None:
         """Return once no call is being played out."""

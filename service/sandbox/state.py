@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from .rules import ENVELOPES
-from .script import CDR_STYLES, NUMBER_FORMATS, Attempt
+from .script import CDR_STYLES, NUMBER_FORMATS, Attempt, Dial, plan
 
 # Vietnam has kept UTC+7 without daylight saving since 1975; a fixed offset needs no tzdata.
 LOCAL_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -106,6 +106,9 @@ class SandboxState:
     number_format: str = "as_sent"
     cdr_style: str = "current"
     attempts: list[Attempt] = field(default_factory=list)
+    # accepted calls no webhook waits for: played out only when the history is read, since the
+    # benchmark makes thousands of calls a second (37 µs and 2.7 kB each when planned)
+    pending: list[Dial] = field(default_factory=list)
     # webhooks: the command line's URL and the registered one both receive every post
     webhook_url: str = ""
     hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -168,6 +171,13 @@ class SandboxState:
         self.calls.append(call)
         return call
 
+    def planned(self) -> list[Attempt]:
+        """Every attempt of every accepted call, ended or not, in the order of acceptance."""
+        if self.pending:
+            self.attempts.extend(a for dial in self.pending for a in plan(dial))
+            self.pending.clear()
+        return self.attempts
+
     def webhook_targets(self) -> list[str]:
         """Where call events are posted now: none while webhooks are off."""
         if not self.webhooks:
@@ -200,7 +210,7 @@ class SandboxState:
         """What GET /_sandbox/state shows."""
         shown = {name: getattr(self, name) for name in SHOWN}
         shown["tts_used_today"] = self.tts_used.get(self.today(), 0)
-        extra = {"calls": len(self.calls), "attempts": len(self.attempts)}
+        extra = {"calls": len(self.calls), "attempts": len(self.planned())}
         return shown | extra | {"faults": list(self.faults), "hooks": list(self.hooks.values())}
 
 
