@@ -22,7 +22,7 @@ _AMQP = {"bindingVersion": "0.3.0"}
 
 def document() -> dict[str, Any]:
     """The document, as plain data."""
-    inputs = ("cloud_event", "binary_cloud_event", "plain_event")
+    inputs = ("cloud_event", "binary_cloud_event", "plain_event", "suppression_change")
     outcomes = tuple(f"outcome_{status}" for status in STATUSES)
     return {
         "asyncapi": "3.0.0",
@@ -168,6 +168,14 @@ def _input_messages() -> dict[str, Any]:
             "summary": "The same attributes in headers; the body is the data.",
             "headers": binary,
             "payload": data,
+        },
+        "suppression_change": {
+            "name": "SuppressionChange",
+            "title": "Control event: the suppression list",
+            "summary": "autocall.suppression.add or .remove, routing key = its type (the queue "
+            "is bound to autocall.suppression.*); answered with an outcome like any event.",
+            "contentType": "application/cloudevents+json",
+            "payload": {"$ref": "./control.schema.json"},
         },
         "plain_event": {
             "name": "PlainEvent",

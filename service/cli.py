@@ -14,13 +14,15 @@ from typing import Any
 import orjson
 
 from . import deadletters
-from .errors import AutocallError, ConfigError
+from .errors import AutocallError, ConfigError, StoreUnavailable
 from .events import Message, decode, identity_of
 from .filters import LOCAL_TZ
-from .render import as_json, decide
+from .idempotent import guard_of
+from .render import Call, as_json, decide
 from .settings import load_settings
+from .store import Guard, State, open_store
 from .suppression import command as suppress_command
-from .templates import load
+from .templates import Templates, load
 from .webhook_admin import add_commands as add_webhook_commands
 
 USAGE_ERROR = 2
@@ -123,13 +125,36 @@ def _render(args: argparse.Namespace) -> int:
     )
     now = _now(args.now)
     try:
-        decision: dict[str, Any] = as_json(decide(templates, decode(message), now))
+        chosen = decide(templates, decode(message), now)
+        decision: dict[str, Any] = as_json(chosen)
+        if isinstance(chosen, Call) and (refused := _protections(templates, chosen, now)):
+            decision = {"decision": "skip", "reason": refused, "event": decision["event"]}
     except AutocallError as exc:
         error = {"code": exc.code, "message": exc.message}
         decision = {"decision": "fail", "template": None, "error": error}
         decision["event"] = identity_of(message)
     sys.stdout.write(orjson.dumps(decision, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+def _protections(templates: Templates, call: Call, now: datetime) -> str | None:
+    """`suppressed` or `phone_limit`, when a shared store (AUTOCALL_STORE_URL=redis://…) says
+    so; with memory:// the service's own process holds them, so the dry run cannot tell."""
+    settings = load_settings()
+    url = settings.store_url.get_secret_value()
+    guard = guard_of(call, now.timestamp(), templates.longest_phone_window(), 0.0)
+    if url.startswith("memory://") or guard is None:
+        return None
+
+    async def ask(checked: Guard) -> State | None:
+        async with open_store(url, settings.store_prefix, settings.idempotency_ttl) as store:
+            return await store.protections(checked)
+
+    try:
+        refused = asyncio.run(ask(guard))
+    except StoreUnavailable as exc:
+        raise ConfigError([f"AUTOCALL_STORE_URL: {exc.message}"]) from None
+    return refused.value if refused else None
 
 
 def _sandbox(args: argparse.Namespace) -> int:

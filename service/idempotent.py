@@ -68,7 +68,8 @@ class Caller:
         # stops meanwhile leaves no claim behind.
         await self.pace.wait()
         reservation = self.budget.ask(call.tts_chars)
-        guard = self._guard(call)
+        moment = self.clock().timestamp()
+        guard = guard_of(call, moment, self.phone_window, self.provider.call_time)
         claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
         if claim.state is State.BUSY and claim.event_id == call.event.id:
             claim = await self._wait_for(call, reservation, guard)
@@ -131,18 +132,6 @@ class Caller:
         elif outcome.code == OutcomeUnknown.code:
             await self.recorder.unknown(call, self.clock())
 
-    def _guard(self, call: Call) -> Guard | None:
-        """The protections of the call's number: the suppression list, and its template's
-        `phone_limit` (a slot counts until the window after the provider may have accepted)."""
-        if call.customer is None:
-            return None
-        now = self.clock().timestamp()
-        limit = call.template.options.phone_limit
-        if limit is None:
-            return Guard(call.customer, now)
-        margin = self.provider.call_time
-        return Guard(call.customer, now, limit.calls, limit.window, self.phone_window, margin)
-
     async def _wait_for(
         self, call: Call, reservation: Reservation | None, guard: Guard | None
     ) -> Claim:
@@ -154,3 +143,15 @@ class Caller:
             await asyncio.sleep(BUSY_WAIT)
             claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
         return claim
+
+
+def guard_of(call: Call, now: float, keep: float, margin: float) -> Guard | None:
+    """The protections of the call's number: the suppression list, and its template's
+    `phone_limit` (a slot counts until `window` after `margin`, when the provider may still
+    accept the call; slots are kept `keep` seconds, the longest window of any template)."""
+    if call.customer is None:
+        return None
+    limit = call.template.options.phone_limit
+    if limit is None:
+        return Guard(call.customer, now)
+    return Guard(call.customer, now, limit.calls, limit.window, keep, margin)

@@ -13,6 +13,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from . import asyncapi
 from .outcomes import Status
+from .suppression.schema import ControlEvent
 from .templates import TemplatesFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -70,7 +71,8 @@ class OutcomeError(BaseModel):
 def _status_rules() -> dict[str, Any]:
     null: dict[str, Any] = {"type": "null"}
     rules = {
-        "accepted": {"autocall_id": {"type": "string"}, "error": null, "reason": null},
+        # null for an applied control event (a change to the suppression list): no call
+        "accepted": {"autocall_id": {"type": ["string", "null"]}, "error": null, "reason": null},
         "failed": {"autocall_id": null, "error": {"type": "object"}, "reason": null},
         "skipped": {"autocall_id": null, "error": null, "reason": {"type": "string"}},
     }
@@ -142,7 +144,10 @@ class SkipDecision(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     decision: Literal["skip"]
-    reason: Literal["no_template", "condition_false"]
+    reason: Literal["no_template", "condition_false", "suppressed", "phone_limit"] = Field(
+        description="`suppressed` and `phone_limit` only when AUTOCALL_STORE_URL names a shared "
+        "store to ask (redis://…)."
+    )
     event: EventIdentity
 
 
@@ -222,6 +227,11 @@ def documents() -> dict[str, str]:
             CloudEvent.model_json_schema(schema_generator=_Generator),
             "autocall-bridge inbound event",
             CloudEvent.__doc__ or "",
+        ),
+        "control": (
+            ControlEvent.model_json_schema(schema_generator=_Generator),
+            "autocall-bridge control event",
+            ControlEvent.__doc__ or "",
         ),
         "outcome": (
             OutcomeEvent.model_json_schema(schema_generator=_Generator),

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import redis.asyncio as redis
 
 from service.errors import InvalidEvent, InvalidPhone
 from service.events import Event
+from service.outcomes import Outcome
 from service.sandbox import Sandbox
-from service.store import RedisStore, Suppression
+from service.store import Guard, RedisStore, Suppression
 from service.suppression import ADD, REMOVE, change_of
 
 from .conftest import REDIS_URL, Broker, StartService, templates_of
@@ -222,3 +225,71 @@ async def test_suppress_with_memory_publishes_control_events_the_service_applies
     assert (applied["status"], applied["event"]["type"]) == ("accepted", ADD)
     assert (skipped["status"], skipped["reason"]) == ("skipped", "suppressed")
     assert sandbox.state.calls == []
+
+
+def test_render_says_suppressed_and_phone_limit_only_with_a_store_to_ask(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates.yaml"
+    templates.write_text(
+        TEMPLATES.replace(
+            "    event: order.paid\n", '    event: order.paid\n    phone_limit: "1/1h"\n'
+        )
+    )
+    events = {name: tmp_path / f"{name}.json" for name in ("listed", "limited", "free")}
+    events["listed"].write_bytes(orjson.dumps({"phone": "0912345678"}))
+    events["limited"].write_bytes(orjson.dumps({"phone": "0987654321"}))
+    events["free"].write_bytes(orjson.dumps({"phone": "0901234567"}))
+    queue = f"test.render.{uuid.uuid4().hex[:8]}"
+    prefix = f"autocall:{queue}:"
+
+    async def prepare() -> None:
+        async with RedisStore.from_url(REDIS_URL, prefix, 60) as store:
+            await store.suppress(Suppression("+84912345678", "asked", None, time.time()))
+            guard = Guard("+84987654321", time.time(), 1, 3600, 3600)
+            await store.claim("earlier", "e0", guard=guard)
+
+    async def clean() -> None:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+    def render(name: str) -> dict[str, Any]:
+        code, out, err = cli(
+            capsys, "render", str(templates), str(events[name]), "--type", "order.paid"
+        )
+        assert code == 0, err
+        decision: dict[str, Any] = orjson.loads(out)
+        return decision
+
+    asyncio.run(prepare())
+    try:
+        monkeypatch.setenv("AUTOCALL_QUEUE", queue)
+        monkeypatch.setenv("AUTOCALL_STORE_URL", "memory://")
+        assert [render(name)["decision"] for name in events] == ["call", "call", "call"]
+        monkeypatch.setenv("AUTOCALL_STORE_URL", REDIS_URL)
+        assert [(d["decision"], d.get("reason")) for d in map(render, events)] == [
+            ("skip", "suppressed"),
+            ("skip", "phone_limit"),
+            ("call", None),
+        ]
+    finally:
+        asyncio.run(clean())
+
+
+def test_control_events_and_their_outcomes_fit_their_schemas() -> None:
+    from .test_schemas import is_valid
+
+    added = control(ADD, "c1", phone="0912345678", reason="asked", until=None)
+    assert is_valid("control.schema.json", added)
+    assert is_valid("control.schema.json", control(REMOVE, "c2", phone="+84912345678"))
+    assert not is_valid(
+        "control.schema.json", control("autocall.suppression.clear", "c3", phone="1")
+    )
+    assert not is_valid("control.schema.json", control(ADD, "c4"))
+    applied = Outcome.applied({"id": "c1", "type": ADD, "source": "crm"}, "091****678", NOW)
+    assert is_valid("outcome.schema.json", orjson.loads(applied.body()))
+    skipped = Outcome.skipped({"id": "e1", "type": "order.paid", "source": None}, "suppressed", NOW)
+    assert is_valid("outcome.schema.json", orjson.loads(skipped.body()))
