@@ -40,4 +40,3 @@ class ControlEvent(BaseModel):
     source: str | None = None
     time: str | None = None
     data: SuppressionData
-
