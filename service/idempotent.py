@@ -68,8 +68,9 @@ class Caller:
         # stops meanwhile leaves no claim behind.
         await self.pace.wait()
         reservation = self.budget.ask(call.tts_chars)
-        moment = self.clock().timestamp()
-        guard = guard_of(call, moment, self.phone_window, self.provider.call_time)
+        limited = call.template.options.phone_limit is not None
+        margin = self.provider.call_time if limited else 0.0
+        guard = guard_of(call, self.clock().timestamp(), self.phone_window, margin)
         claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
         if claim.state is State.BUSY and claim.event_id == call.event.id:
             claim = await self._wait_for(call, reservation, guard)
