@@ -6,6 +6,7 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -18,6 +19,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
+from .store.sentinel import SCHEMES as SENTINEL_SCHEMES
+from .store.sentinel import SentinelURL
 
 MIN_TOKEN = 32
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -102,15 +105,25 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _amqp_scheme(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("amqp://", "amqps://")):
-            raise ValueError("must start with amqp:// or amqps://")
+        urls = value.get_secret_value().split(",")
+        for n, url in enumerate(urls, 1):
+            node = f"node {n} of {len(urls)}: " if len(urls) > 1 else ""
+            if not url.strip().startswith(("amqp://", "amqps://")):
+                raise ValueError(f"{node}must start with amqp:// or amqps://")
+            if not urlsplit(url.strip()).hostname:
+                raise ValueError(f"{node}has no host")
         return value
 
     @field_validator("store_url")
     @classmethod
     def _store_scheme(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("memory://", "redis://", "rediss://")):
-            raise ValueError("must be memory:// or redis://… (rediss:// for TLS)")
+        url = value.get_secret_value()
+        if url.startswith(SENTINEL_SCHEMES):
+            SentinelURL.parse(url)
+        elif not url.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError(
+                "must be memory://, redis://… (rediss:// for TLS) or redis+sentinel://…"
+            )
         return value
 
     @field_validator("webhook_token")
@@ -186,6 +199,11 @@ class Settings(BaseSettings):
     def store_prefix(self) -> str:
         """Where the service's state lives in the store: per queue, shared by its replicas."""
         return f"autocall:{self.queue}:"
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The broker's nodes, in the order to try them."""
+        return [url.strip() for url in self.amqp_url.get_secret_value().split(",")]
 
     @property
     def max_attempts(self) -> int:

@@ -5,6 +5,7 @@ memory.py       MemoryStore: one process's keys, nothing shared
 redis_store.py  RedisStore: shared keys with owner leases
 scripts.py      the Lua scripts RedisStore runs, one step each
 batch.py        the commands of concurrent events in one round trip a loop turn
+sentinel.py     redis+sentinel:// URLs: the master the sentinels name, followed on failover
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = [
 
 
 def open_store(url: str, prefix: str, ttl: float) -> Store:
-    """The store for `url`: memory:// or redis://…"""
+    """The store for `url`: memory://, redis://… or redis+sentinel://…"""
     if url.startswith("memory://"):
         return MemoryStore(ttl)
     return RedisStore.from_url(url, prefix, ttl)

@@ -16,7 +16,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
-from . import scripts
+from . import scripts, sentinel
 from .batch import Batch
 from .protocol import Claim, Guard, Reservation, State, Suppression
 
@@ -49,12 +49,15 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str, ttl: float) -> RedisStore:
-        """A store on the Redis at `url` (redis://…)."""
+        """A store on the Redis at `url`: redis://… or, behind Sentinel, redis+sentinel://…"""
         # Bounded waits: a Redis that stops answering must fail calls, not hang them.
-        client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
-        return cls(client, prefix, ttl)
+        timeouts: dict[str, Any] = {
+            "socket_timeout": REDIS_TIMEOUT,
+            "socket_connect_timeout": REDIS_TIMEOUT,
+        }
+        if url.startswith(sentinel.SCHEMES):
+            return cls(sentinel.client(url, **timeouts), prefix, ttl)
+        return cls(redis.Redis.from_url(url, **timeouts), prefix, ttl)
 
     @property
     def client(self) -> redis.Redis:
