@@ -15,11 +15,10 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from . import http
+from . import broker, http
 from .budget import Budget
 from .consumer import Consumer
 from .errors import cancelled_by_channel
@@ -31,14 +30,13 @@ from .pace import Pace
 from .provider import Provider
 from .results import runtime as results
 from .settings import Settings
-from .store import open_store
+from .store import Store, open_store
 from .templates import Templates, load
 from .topology import declare
 
 log = logging.getLogger("autocall")
 WATCHDOG_INTERVAL = 5.0
 WATCHDOG_RETRY = 0.5
-CONNECT_RETRY = (1.0, 30.0)  # first and longest wait between attempts to reach the broker
 
 
 class Service:
@@ -60,6 +58,7 @@ class Service:
         self.consumer: Consumer | None = None
         self.results: results.ResultSide | None = None
         self._connection: AbstractRobustConnection | None = None
+        self._store: Store | None = None
         self._broker_consumers: int | None = None  # as the watchdog last saw them
         self._unready_since: float | None = time.monotonic()
         self._stack = AsyncExitStack()
@@ -89,8 +88,15 @@ class Service:
             http.serve(s.http_port, self.metrics, self)
         )
         store = await stack.enter_async_context(
-            open_store(s.store_url.get_secret_value(), s.store_prefix, s.idempotency_ttl)
+            open_store(
+                s.store_url.get_secret_value(),
+                s.store_prefix,
+                s.idempotency_ttl,
+                min_replicas=s.store_min_replicas,
+                wait_timeout=s.store_wait_timeout,
+            )
         )
+        self._store = store
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
         pace = Pace(store, s.rate_limit)
         provider = await self._open_provider(stack)
@@ -139,7 +145,8 @@ class Service:
 
     async def _open_broker(self, stack: AsyncExitStack) -> AbstractRobustConnection:
         """The broker connection (waiting until it answers), closed with the stack."""
-        self._connection = connection = await _connect(self.settings)
+        name = f"autocall-bridge {self.settings.queue}"
+        self._connection = connection = await broker.connect(self.settings.amqp_urls, name)
         stack.push_async_callback(connection.close)
         connection.close_callbacks.add(_connection_lost)
         connection.reconnect_callbacks.add(self._reconnected)
@@ -179,11 +186,11 @@ class Service:
 
     def ready(self) -> tuple[bool, str]:
         """Ready while connected and consuming (or deliberately on hold)."""
-        connection, consumer = self._connection, self.consumer
-        if connection is None or consumer is None:
+        connection, consumer, store = self._connection, self.consumer, self._store
+        if connection is None or consumer is None or store is None:
             return False, "starting"
-        if connection.is_closed or not connection.connected.is_set():
-            return False, "not connected to the broker"
+        if lost := _unreachable(connection, store):
+            return False, lost
         if not consumer.consuming:
             return False, "not consuming"
         if consumer.hold.active:
@@ -244,34 +251,18 @@ def _proxy(base_url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-async def _connect(settings: Settings) -> AbstractRobustConnection:
-    url = settings.amqp_url.get_secret_value()
-    wait = CONNECT_RETRY[0]
-    while True:
-        try:
-            connection = await aio_pika.connect_robust(
-                url, client_properties={"connection_name": f"autocall-bridge {settings.queue}"}
-            )
-            return connection
-        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-            log.warning(
-                "cannot reach the broker at %s (%s); trying again in %.0f s",
-                _where(url),
-                type(exc).__name__,
-                wait,
-            )
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, CONNECT_RETRY[1])
+def _unreachable(connection: AbstractRobustConnection, store: Store) -> str | None:
+    """What the service cannot reach: no broker node, or no store master."""
+    if connection.is_closed or not connection.connected.is_set():
+        return "not connected to the broker"
+    if not store.reachable:
+        return "no store master reachable"
+    return None
 
 
 def _connection_lost(connection: object, reason: BaseException | None = None) -> None:
     if reason is not None and not isinstance(reason, asyncio.CancelledError):
         log.warning("broker connection lost (%s); reconnecting", type(reason).__name__)
-
-
-def _where(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or 5672}"
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

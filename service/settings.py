@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535)
     store_url: SecretStr = SecretStr("memory://")
     store_url_file: Path | None = None
+    store_min_replicas: int = Field(0, ge=0, le=100)
+    store_wait_timeout: Duration = 0.25
     input_exchange: str = Field("autocall.events", min_length=1, max_length=200)
     queue: str = Field("autocall.events", min_length=1, max_length=200)
     outcome_exchange: str = Field("autocall.outcomes", min_length=1, max_length=200)

@@ -29,8 +29,12 @@ __all__ = [
 ]
 
 
-def open_store(url: str, prefix: str, ttl: float) -> Store:
-    """The store for `url`: memory://, redis://… or redis+sentinel://…"""
+def open_store(
+    url: str, prefix: str, ttl: float, *, min_replicas: int = 0, wait_timeout: float = 0.25
+) -> Store:
+    """The store for `url`: memory://, redis://… or redis+sentinel://…; with `min_replicas`, a
+    claim counts once that many replicas hold it (Redis WAIT)."""
     if url.startswith("memory://"):
         return MemoryStore(ttl)
-    return RedisStore.from_url(url, prefix, ttl)
+    replicas = {"min_replicas": min_replicas, "wait_timeout": wait_timeout}
+    return RedisStore.from_url(url, prefix, ttl, **replicas)

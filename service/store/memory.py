@@ -12,6 +12,8 @@ from .protocol import Claim, Guard, Reservation, State, Suppression
 class MemoryStore:
     """One process's store: nothing is shared, nothing survives a restart."""
 
+    reachable = True
+
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
         self._clock = clock

@@ -64,6 +64,8 @@ class Suppression:
 class Store(Protocol):
     """Where idempotency keys and the day's TTS characters live."""
 
+    reachable: bool  # the last command reached it (for /readyz): a Redis master answered
+
     async def claim(
         self,
         key: str,

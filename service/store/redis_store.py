@@ -9,10 +9,14 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Self
 
 import orjson
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
@@ -26,6 +30,14 @@ TTS_KEY_SECONDS = 2 * 86400
 REDIS_TIMEOUT = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class Replicas:
+    """How many replicas must hold a claim before it counts (Redis WAIT), and how long to wait."""
+
+    wanted: int
+    timeout_ms: int
+
+
 def _record(state: str, event_id: str, owner: str = "", outcome: bytes = b"") -> bytes:
     return orjson.dumps({"s": state, "e": event_id, "o": owner, "r": outcome.decode()})
 
@@ -34,30 +46,44 @@ class RedisStore:
     """Shared by every replica. A claim names its owner; an owner keeps a lease while it lives,
     so a claim whose owner's lease lapsed was left by a dead process."""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        ttl: float,
+        *,
+        min_replicas: int = 0,
+        wait_timeout: float = 0.25,
+    ) -> None:
         self._redis = client
+        self.reachable = True
+        self._replicas = Replicas(min_replicas, max(1, int(wait_timeout * 1000)))
         self._prefix = prefix
         self._ttl = max(1, int(ttl))
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Our pending claims' exact values and their slots of a number's limit, for release.
         self._claims: dict[str, tuple[bytes, str, str]] = {}
+        self._claiming: Counter[str] = Counter()  # keys whose claim is on its way
         self._lease_task: asyncio.Task[None] | None = None
         # The commands of events in flight at once go in one round trip.
-        self._batch = Batch(client)
+        self._batch = Batch(client, self._replicas.wanted, self._replicas.timeout_ms)
         self._suppressed = f"{prefix}suppressed"  # phone -> its entry
         self._suppressed_until = f"{prefix}suppressed:until"  # phone -> its until, if any
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, ttl: float) -> RedisStore:
+    def from_url(cls, url: str, prefix: str, ttl: float, **replicas: Any) -> RedisStore:
         """A store on the Redis at `url`: redis://… or, behind Sentinel, redis+sentinel://…"""
         # Bounded waits: a Redis that stops answering must fail calls, not hang them.
         timeouts: dict[str, Any] = {
             "socket_timeout": REDIS_TIMEOUT,
             "socket_connect_timeout": REDIS_TIMEOUT,
+            # Once more on a fresh connection: after Redis restarts or fails over, each pooled
+            # connection fails once. (A claim sent twice finds itself: see claim().)
+            "retry": Retry(NoBackoff(), 1),
         }
         if url.startswith(sentinel.SCHEMES):
-            return cls(sentinel.client(url, **timeouts), prefix, ttl)
-        return cls(redis.Redis.from_url(url, **timeouts), prefix, ttl)
+            return cls(sentinel.client(url, **timeouts), prefix, ttl, **replicas)
+        return cls(redis.Redis.from_url(url, **timeouts), prefix, ttl, **replicas)
 
     @property
     def client(self) -> redis.Redis:
@@ -109,9 +135,20 @@ class RedisStore:
         args += [event_id, g.phone, g.now, g.calls, g.window, g.keep, g.margin, key]
         # One step: the key is taken only with the characters and the slot, and the other way
         # round; two replicas that see the number's last slot make one call.
-        found, detail = await self._call(self._batch.script(scripts.CLAIM, keys, args))
+        held = (value, slots, key if g.phone and g.calls else "")  # what a release gives back
+        self._claiming[key] += 1
+        try:
+            if self._replicas.wanted:
+                claiming = self._claim_replicated(keys, args, held, chars)
+            else:
+                claiming = self._batch.script(scripts.CLAIM, keys, args)
+            found, detail = await self._call(claiming)
+        finally:
+            self._claiming[key] -= 1
+            if not self._claiming[key]:
+                del self._claiming[key]
         if found == b"new":
-            self._claims[key] = (value, slots, key if g.phone and g.calls else "")
+            self._claims[key] = held
             used = int(detail)
             return Claim(State.NEW, event_id, used=used if used >= 0 else None)
         if found == b"over":
@@ -121,13 +158,36 @@ class RedisStore:
         record: dict[str, Any] = orjson.loads(detail)
         if record["s"] == "done":
             return Claim(State.DONE, record["e"], record["r"].encode())
+        if record["o"] == self.owner and key not in self._claims and key not in self._claiming:
+            # Ours, but its answer never reached us (the store went away mid-reply), so no call
+            # went out on it: a claim whose call may be out stays in _claims until completed, and
+            # one whose answer is on its way is in _claiming.
+            self._claims[key] = (detail, *held[1:])
+            return Claim(State.NEW, event_id)
         alive = await self._call(self._batch.execute("EXISTS", self._owner_key(record["o"])))
         return Claim(State.BUSY if alive else State.ORPHANED, record["e"])
 
+    async def _claim_replicated(
+        self, keys: list[str], args: list[Any], held: tuple[bytes, str, str], chars: int
+    ) -> Any:
+        """The claim, counted once the replicas wanted hold it (a WAIT in its round trip); a
+        claim fewer confirm in time is taken back: no call is made on it."""
+        claimed, acked = await self._batch.replicated(scripts.CLAIM, keys, args)
+        if claimed[0] == b"new" and acked < self._replicas.wanted:
+            value, slots, member = held
+            await self._batch.script(scripts.RELEASE, [keys[0], slots], [value, member])
+            if chars:
+                await self._batch.script(scripts.REFUND, [keys[1]], [chars])
+            raise StoreUnavailable(
+                f"the claim reached {acked} of {self._replicas.wanted} replicas in "
+                f"{self._replicas.timeout_ms} ms: withdrawn, no call made"
+            )
+        return claimed
+
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
-        self._claims.pop(key, None)
         value = _record("done", event_id, outcome=outcome)
         await self._call(self._batch.execute("SET", self._key(key), value, "EX", self._ttl))
+        self._claims.pop(key, None)  # only now: until done, the claim is known to be ours
 
     async def release(self, key: str) -> None:
         claim = self._claims.pop(key, None)
@@ -182,17 +242,21 @@ class RedisStore:
 
     async def _call(self, pending: Any) -> Any:
         try:
-            return await pending
+            result = await pending
         except (RedisError, OSError) as exc:
+            self.reachable = False
             raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+        self.reachable = True
+        return result
 
     async def _keep_lease(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            # Sooner while unreachable: /readyz follows the store's return within a second.
+            await asyncio.sleep(LEASE_SECONDS / 3 if self.reachable else 1.0)
             try:
-                await self._renew()
-            except (RedisError, OSError) as exc:
-                log.warning("cannot renew the store lease: %s", type(exc).__name__)
+                await self._call(self._renew())
+            except StoreUnavailable as exc:
+                log.warning("cannot renew the store lease: %s", exc.message)
 
     async def _renew(self) -> None:
         await self._redis.set(self._owner_key(self.owner), b"1", ex=LEASE_SECONDS)

@@ -107,9 +107,11 @@ class RabbitCluster:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
 
-    async def ctl(self, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
+    async def ctl(
+        self, node: Node, *args: str, timeout: float = CTL_TIMEOUT, tool: str = "rabbitmqctl"
+    ) -> str:
         """rabbitmqctl against one of our nodes, always by name (-n) and with our cookie."""
-        command = [_script("rabbitmqctl"), "-n", node.name, "--erlang-cookie", self.cookie, *args]
+        command = [_script(tool), "-n", node.name, "--erlang-cookie", self.cookie, *args]
         env = self._env(node)
         process = await asyncio.create_subprocess_exec(
             *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -119,17 +121,31 @@ class RabbitCluster:
         except TimeoutError:
             process.kill()
             await process.wait()
-            raise TimeoutError(f"rabbitmqctl {' '.join(args)} on {node.name}") from None
+            raise TimeoutError(f"{tool} {' '.join(args)} on {node.name}") from None
         if process.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {node.name}: {stderr.decode()}")
+            raise RuntimeError(f"{tool} {' '.join(args)} on {node.name}: {stderr.decode()}")
         return stdout.decode()
+
+    async def queues(self, node: Node, *args: str) -> str:
+        """rabbitmq-queues against one of our nodes."""
+        return await self.ctl(node, *args, tool="rabbitmq-queues")
 
     async def start_node(self, node: Node) -> None:
         """Boot the node (its data directory kept from an earlier run, if any) and wait."""
         command = [_script("rabbitmq-server")]
         log = node.directory / "server.log"
-        node.process = await spawn(node.name, command, self._env(node), log)
-        await self.ctl(node, "await_startup", "--timeout", str(int(NODE_START_TIMEOUT)))
+        node.process = process = await spawn(node.name, command, self._env(node), log)
+
+        async def booted() -> bool:
+            if process.returncode is not None:
+                raise RuntimeError(f"{node.name} exited with {process.returncode} while booting")
+            try:  # refused at once while the VM has not registered its name yet
+                await self.ctl(node, "await_startup", "--timeout", str(int(NODE_START_TIMEOUT)))
+            except RuntimeError:
+                return False
+            return True
+
+        await until(booted, NODE_START_TIMEOUT, f"{node.name} booted", every=0.5)
 
     async def start(self) -> float:
         """All nodes in parallel, then nodes 2.. join node 1: the seconds it took."""

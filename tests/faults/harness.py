@@ -20,6 +20,9 @@ import orjson
 import redis.asyncio as redis
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
+from service.broker import connect
+from service.store import sentinel
+
 from .ledger import RESULTS, Collector, Ledger
 from .processes import (
     COMMAND,
@@ -81,8 +84,16 @@ class Rig:
     """One case's world: its names, its sandbox, its service processes, a publisher and an outcome
     collector. Everything it starts or declares goes when the case ends, whatever happened."""
 
-    def __init__(self, case: str, directory: Path) -> None:
+    def __init__(
+        self,
+        case: str,
+        directory: Path,
+        amqp_urls: list[str] | None = None,
+        store_url: str = REDIS_URL,
+    ) -> None:
         self.case = case
+        self.amqp_urls = amqp_urls or [AMQP_URL]  # the service's nodes, in its order
+        self.store_url = store_url
         self.prefix = f"fault.{secrets.token_hex(4)}"
         self.directory = directory
         self.started = time.monotonic()
@@ -120,9 +131,8 @@ class Rig:
         await self.close()
 
     async def _open_broker(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            AMQP_URL, client_properties={"connection_name": f"fault-suite {self.prefix}"}
-        )
+        # the nodes the other way round: the rig stays on when the service's first node goes
+        self._connection = await connect(self.amqp_urls[::-1], f"fault-suite {self.prefix}")
         self._channel = await self._connection.channel(publisher_confirms=True)
         topic = aio_pika.ExchangeType.TOPIC
         self._events = await self._channel.declare_exchange(
@@ -131,7 +141,11 @@ class Rig:
         outcomes = await self._channel.declare_exchange(self.outcome_exchange, topic, durable=True)
         # Durable, not exclusive: it must keep outcomes while the broker app is stopped.
         self._collecting = await self._connection.channel()
-        queue = await self._collecting.declare_queue(self.collect_queue, durable=True)
+        # quorum: on a cluster it survives the loss of the node that would have held it
+        quorum: dict[str, Any] = {"x-queue-type": "quorum"}
+        queue = await self._collecting.declare_queue(
+            self.collect_queue, durable=True, arguments=quorum
+        )
         await queue.bind(outcomes, routing_key="#")
         await queue.consume(self.outcomes.on_message)
 
@@ -150,7 +164,7 @@ class Rig:
         """The service's environment; `settings` override by name (prefetch=16 is
         AUTOCALL_PREFETCH=16)."""
         values: dict[str, Any] = {
-            "amqp_url": AMQP_URL,
+            "amqp_url": ",".join(self.amqp_urls),
             "queue": self.queue,
             "input_exchange": self.input_exchange,
             "outcome_exchange": self.outcome_exchange,
@@ -158,7 +172,7 @@ class Rig:
             "api_key": "sandbox-key",
             "http_port": http_port,
             "templates": TEMPLATES,
-            "store_url": REDIS_URL,
+            "store_url": self.store_url,
             "retry_delays": RETRY_DELAYS,
             "hold_probe_interval": "500ms",
             "shutdown_grace": "10s",
@@ -181,7 +195,7 @@ class Rig:
         from service.topology import declare
 
         settings = Settings(
-            amqp_url=AMQP_URL,
+            amqp_url=",".join(self.amqp_urls),
             queue=self.queue,
             input_exchange=self.input_exchange,
             outcome_exchange=self.outcome_exchange,
@@ -294,8 +308,13 @@ class Rig:
             await channel.exchange_delete(name)
         await channel.close()
 
+    def _redis(self) -> redis.Redis:
+        if self.store_url.startswith(sentinel.SCHEMES):
+            return sentinel.client(self.store_url)
+        return redis.Redis.from_url(self.store_url)
+
     async def _delete_store_keys(self) -> None:
-        client = redis.Redis.from_url(REDIS_URL)
+        client = self._redis()
         async with client:
             keys = [key async for key in client.scan_iter(f"autocall:{self.prefix}.*", count=1000)]
             for start in range(0, len(keys), 1000):
@@ -304,7 +323,7 @@ class Rig:
     async def claims(self) -> Counter[str]:
         """The service's idempotency keys in Redis by state: pending (a call may be out) or
         done."""
-        client = redis.Redis.from_url(REDIS_URL)
+        client = self._redis()
         states: Counter[str] = Counter()
         async with client:
             async for key in client.scan_iter(f"autocall:{self.queue}:key:*", count=1000):

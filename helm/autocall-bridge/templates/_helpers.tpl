@@ -58,7 +58,7 @@ app.kubernetes.io/part-of: autocall-bridge
 
 {{/* The Secret the chart makes for credentials given inline; empty when none is. */}}
 {{- define "autocall-bridge.inlineSecretName" -}}
-{{- if or .Values.amqp.url .Values.store.url .Values.apiKey.value .Values.apiToken.value (and .Values.webhook.enabled .Values.webhook.token.value) }}
+{{- if or .Values.amqp.url .Values.amqp.urls .Values.store.url .Values.apiKey.value .Values.apiToken.value (and .Values.webhook.enabled .Values.webhook.token.value) }}
 {{- printf "%s-inline" (include "autocall-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
@@ -77,7 +77,12 @@ Called with (dict "item" .Values.amqp "inlineKey" "amqp-url" "valueKey" "url" "r
 {{- end }}
 
 {{- define "autocall-bridge.amqpRef" -}}
-{{- include "autocall-bridge.secretRef" (dict "item" .Values.amqp "inlineKey" "amqp-url" "valueKey" "url" "root" .) }}
+{{- $amqp := merge (dict "url" (include "autocall-bridge.amqpUrl" .)) .Values.amqp }}
+{{- include "autocall-bridge.secretRef" (dict "item" $amqp "inlineKey" "amqp-url" "valueKey" "url" "root" .) }}
+{{- end }}
+{{- /* The broker URL given inline: the cluster's nodes joined with commas, or the one URL. */}}
+{{- define "autocall-bridge.amqpUrl" -}}
+{{- if .Values.amqp.urls }}{{ join "," .Values.amqp.urls }}{{ else }}{{ .Values.amqp.url }}{{ end }}
 {{- end }}
 {{- define "autocall-bridge.storeRef" -}}
 {{- include "autocall-bridge.secretRef" (dict "item" .Values.store "inlineKey" "store-url" "valueKey" "url" "root" .) }}
@@ -115,7 +120,7 @@ Called with (dict "item" .Values.amqp "inlineKey" "amqp-url" "valueKey" "url" "r
 
 {{/* Settings the named values own; `config` may not set them. */}}
 {{- define "autocall-bridge.reservedSettings" -}}
-AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE API_KEY API_KEY_FILE API_TOKEN API_TOKEN_FILE API_BASE_URL TEMPLATES HTTP_PORT QUEUE SHUTDOWN_GRACE WEBHOOK_TOKEN WEBHOOK_TOKEN_FILE WEBHOOK_PORT WEBHOOK_ALLOW
+AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE STORE_MIN_REPLICAS STORE_WAIT_TIMEOUT API_KEY API_KEY_FILE API_TOKEN API_TOKEN_FILE API_BASE_URL TEMPLATES HTTP_PORT QUEUE SHUTDOWN_GRACE WEBHOOK_TOKEN WEBHOOK_TOKEN_FILE WEBHOOK_PORT WEBHOOK_ALLOW
 {{- end }}
 
 {{/* Fails the render, naming the value to fix, on settings that would not run. */}}
@@ -127,11 +132,19 @@ AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE API_KEY API_KEY_FILE API_TOKEN A
 {{- if and .Values.amqp.url (not (regexMatch "^amqps?://" .Values.amqp.url)) }}
 {{- fail "amqp.url: must start with amqp:// or amqps://" }}
 {{- end }}
-{{- if and .Values.store.url (not (regexMatch "^(memory|redis|rediss)://" .Values.store.url)) }}
-{{- fail "store.url: must be memory:// or redis://… (rediss:// for TLS)" }}
+{{- if and .Values.store.url (not (regexMatch "^(memory|redis|rediss|redis\\+sentinel|rediss\\+sentinel)://" .Values.store.url)) }}
+{{- fail "store.url: must be memory://, redis://… (rediss:// for TLS) or redis+sentinel://…" }}
+{{- end }}
+{{- range .Values.amqp.urls }}
+{{- if not (regexMatch "^amqps?://" .) }}
+{{- fail "amqp.urls: each node's URL must start with amqp:// or amqps://" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.keda.enabled (eq .Values.keda.protocol "amqp") (gt (len .Values.amqp.urls) 1) (not .Values.keda.host.existingSecret) }}
+{{- fail "keda: KEDA connects to one broker URL, and amqp.urls lists several: set keda.host.existingSecret to a Secret with one node's URL, or keda.protocol to http" }}
 {{- end }}
 {{- $max := include "autocall-bridge.maxReplicas" . | int }}
-{{- $storeIsRedis := or (regexMatch "^rediss?://" .Values.store.url) (and (not .Values.store.url) .Values.store.existingSecret) }}
+{{- $storeIsRedis := or (regexMatch "^rediss?(\\+sentinel)?://" .Values.store.url) (and (not .Values.store.url) .Values.store.existingSecret) }}
 {{- if and (gt $max 1) (not $storeIsRedis) }}
 {{- fail (printf "store: up to %d replicas may run (replicaCount, keda.maxReplicaCount or hpa.maxReplicas), and they must share a Redis store: set store.url to redis://… or store.existingSecret, or run one replica" $max) }}
 {{- end }}
