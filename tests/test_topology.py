@@ -32,7 +32,7 @@ async def test_every_queue_is_a_quorum_queue_with_delays_back_at_least_once(
         probe = await broker.connection.channel()
         args: dict[str, object] = {"x-queue-type": "classic"}
         with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
-            await probe.declare_queue(name, durable=True, arguments=args)  # type: ignore[arg-type]
+            await probe.declare_queue(name, durable=True, arguments=args)
     await declare(channel, settings, example_templates)  # idempotent: the same arguments again
 
 

@@ -285,9 +285,8 @@ class RedisSentinels:
             client = redis.Redis(port=sentinel.port, socket_timeout=1)
             with contextlib.suppress(Exception):
                 async with client:
-                    found = await client.execute_command(
-                        "SENTINEL", "get-master-addr-by-name", MASTER
-                    )
+                    ask = ("SENTINEL", "get-master-addr-by-name", MASTER)
+                    found = await client.execute_command(*ask)  # type: ignore[no-untyped-call]
                 if found:
                     return int(found[1])
         return None
