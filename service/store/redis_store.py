@@ -17,6 +17,7 @@ import orjson
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as LostConnection
 from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
@@ -78,8 +79,9 @@ class RedisStore:
             "socket_timeout": REDIS_TIMEOUT,
             "socket_connect_timeout": REDIS_TIMEOUT,
             # Once more on a fresh connection: after Redis restarts or fails over, each pooled
-            # connection fails once. (A claim sent twice finds itself: see claim().)
-            "retry": Retry(NoBackoff(), 1),
+            # connection fails once. (A claim sent twice finds itself: see claim().) Not after
+            # a time-out: that would double the wait on a Redis that does not answer.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(LostConnection,)),
         }
         if url.startswith(sentinel.SCHEMES):
             return cls(sentinel.client(url, **timeouts), prefix, ttl, **replicas)
