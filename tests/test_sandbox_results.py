@@ -504,3 +504,40 @@ async def test_the_command_prints_the_webhook_without_its_token() -> None:
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def test_idle_over_http_answers_once_the_calls_are_played_out(
+    sandbox: Sandbox, api: Api, receiver: Receiver
+) -> None:
+    await api.config(webhook_url=receiver.url, call_seconds=0.05)
+    await call(api, "0901234563", num_retry=1)
+    async with api.session.get(f"{api.url}/_sandbox/idle") as resp:
+        assert (resp.status, await resp.json()) == (200, {"idle": True})
+    assert len(receiver.cdrs()) == 2  # both attempts were posted before it answered
+
+
+async def test_a_receiver_that_hangs_up_is_retried_like_a_refused_connection(
+    sandbox: Sandbox, api: Api
+) -> None:
+    hung_up: list[int] = []
+
+    async def hang_up(request: web.Request) -> web.Response:
+        hung_up.append(1)
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hang_up)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        await api.config(webhook_url=url, webhook_retries=1)
+        await call(api, "0901234566", num_retry=0)  # failed: a hangup and a CDR
+        await sandbox.idle()
+    finally:
+        await runner.cleanup()
+    assert len(hung_up) == 4
+    assert (await api.state())["webhook_posts"] == {"connection_error": 2, "retry": 2}
