@@ -8,11 +8,14 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 
+from service.errors import ConfigError
 from service.sandbox import Sandbox
 from service.store import RedisStore, Suppression
 
 from .conftest import REDIS_URL, Broker, StartService, templates_of
+from .test_schemas import is_valid
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +37,17 @@ templates:
     idempotency_key: "paid:{{ data.code }}"
     script:
       - say: "Đã thanh toán"
+"""
+
+TEMPLATE_WITH = """
+version: 1
+templates:
+  - name: t
+    event: order.shipped
+    phone_limit: "{value}"
+    phone: "{{{{ data.phone }}}}"
+    script:
+      - say: "Xin chào"
 """
 
 
@@ -106,3 +120,33 @@ async def test_a_suppressed_number_is_never_called(
     assert bodies["q"]["status"] == "accepted"
     assert [call.body["phone_number_list"] for call in sandbox.state.calls] == [["0987654321"]]
     assert service is not None
+
+
+# The template key
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2/24h", (2, 86400.0)), ("1 / 90m", (1, 5400.0)), ("10/7d", (10, 604800.0))],
+)
+def test_phone_limit_reads_n_per_duration(value: str, expected: tuple[int, float]) -> None:
+    [template] = templates_of(TEMPLATE_WITH.format(value=value))
+    limit = template.options.phone_limit
+    assert limit is not None
+    assert (limit.calls, limit.window) == expected
+
+
+@pytest.mark.parametrize("value", ["often", "0/24h", "2/", "/24h", "2/soon", "2 per day"])
+def test_check_names_a_bad_phone_limit(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        templates_of(TEMPLATE_WITH.format(value=value))
+    [problem] = raised.value.problems
+    assert problem.startswith("t: phone_limit: ")
+    assert not is_valid("templates.schema.json", yaml.safe_load(TEMPLATE_WITH.format(value=value)))
+
+
+def test_a_template_may_unset_the_defaults_limit() -> None:
+    templates = templates_of(TEMPLATES)
+    assert [t.options.phone_limit is None for t in templates] == [False, True]
+    assert templates.longest_phone_window() == 86400.0
+    assert is_valid("templates.schema.json", yaml.safe_load(TEMPLATES))

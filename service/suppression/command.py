@@ -24,6 +24,8 @@ from ..settings import Settings, load_settings
 from ..store import Store, Suppression, open_store
 from .changes import ADD, REMOVE, listed_phone, masked, until_of
 
+CHUNK = 500  # entries written at once to Redis (its commands go in one pipeline a loop turn)
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `suppress` command and its four actions."""
@@ -144,11 +146,15 @@ async def _with_store(settings: Settings, work: Any) -> Any:
 
 
 async def _write(store: Store, entries: list[Suppression], *, add: bool) -> str:
+    removed = 0
+    for start in range(0, len(entries), CHUNK):  # a chunk's commands share round trips
+        chunk = entries[start : start + CHUNK]
+        if add:
+            await asyncio.gather(*(store.suppress(entry) for entry in chunk))
+        else:
+            removed += sum(await asyncio.gather(*(store.unsuppress(e.phone) for e in chunk)))
     if add:
-        for entry in entries:
-            await store.suppress(entry)
         return f"added {len(entries)} to the suppression list"
-    removed = sum([await store.unsuppress(entry.phone) for entry in entries])
     return f"removed {removed} from the suppression list ({len(entries) - removed} were not on it)"
 
 

@@ -63,8 +63,8 @@ def _phone_limit(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     calls, slash, window = value.partition("/")
-    if not slash or not calls.strip().isdigit():
-        raise ValueError(f"expected 'N/DURATION' such as '2/24h', got {value!r}")
+    if not slash or not calls.strip().isdigit() or int(calls) < 1:
+        raise ValueError(f"expected 'N/DURATION' (N at least 1) such as '2/24h', got {value!r}")
     return {"calls": int(calls), "window": parse_duration(window)}
 
 
