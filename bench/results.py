@@ -3,6 +3,7 @@
   listener   the webhook listener in-process with the Redis result store and the real broker:
              N open calls recorded, then N CDRs posted (64 at a time); records/s matched and
              published with confirms (each one's 200 comes after its broker confirm)
+  record     CPU µs per accepted call of recording it (Redis, the store's per-turn pipeline)
   cost       the service (Redis store, provider at 0 ms) with results on (the default: each
              accepted call recorded) and off (AUTOCALL_RESULT_POLL_INTERVAL=0, no token), in
              alternating rounds: events/s and CPU µs per event, and the difference
@@ -142,6 +143,32 @@ def _cdr(n: int, now: float) -> dict[str, Any]:
     }
 
 
+async def record_cost(count: int, concurrency: int = 64) -> dict[str, Any]:
+    """CPU per accepted call of what results add to the event path: recording the call (the
+    Redis store, its per-turn pipeline shared by `concurrency` events at a time)."""
+    prefix = f"bench.{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        store = RedisResults(client, f"{prefix}:", 3600, Batch(client))
+        now = time.time()
+        calls = [_call(n, now) for n in range(count)]
+        cpu, wall = time.process_time(), time.perf_counter()
+        for first in range(0, count, concurrency):
+            await asyncio.gather(*(store.record(c) for c in calls[first : first + concurrency]))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return {
+            "calls": count,
+            "cpu_us_per_call": round(cpu / count * 1e6, 1),
+            "wall_us_per_call": round(wall / count * 1e6, 1),
+            "concurrency": concurrency,
+        }
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
 async def cost(count: int, rounds: int, logs: Path) -> dict[str, Any]:
     """The event path with results on and off, alternating; medians of the rounds."""
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
@@ -177,6 +204,9 @@ async def main(args: argparse.Namespace) -> None:
     if "listener" in args.parts:
         report["listener"] = await listener_rate(args.records)
         print(f"listener: {report['listener']}", flush=True)
+    if "record" in args.parts:
+        report["record"] = await record_cost(args.records)
+        print(f"record: {report['record']}", flush=True)
     if "cost" in args.parts:
         report["cost"] = await cost(args.n, args.rounds, OUT / "logs")
         print(f"cost: {report['cost']}", flush=True)
@@ -189,5 +219,5 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=5_000, help="CDRs for the listener")
     parser.add_argument("--n", type=int, default=4_000, help="events per cost run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the cost")
-    parser.add_argument("--parts", default="listener,cost", help="listener, cost")
+    parser.add_argument("--parts", default="listener,record,cost", help="listener, record, cost")
     uvloop.run(main(parser.parse_args()))
