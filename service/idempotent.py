@@ -119,15 +119,17 @@ class Caller:
         key = outcome.idempotency_key or ""
         done = self.store.complete(key, str(outcome.event["id"]), outcome.record())
         try:
-            await asyncio.gather(done, self._record(call, outcome))
+            if self.recorder is None:
+                await done
+            else:  # two tasks, so that both commands go out in one pipeline
+                await asyncio.gather(done, self._record(call, outcome))
         except StoreUnavailable as exc:
             # The call is made either way: report it. The claim stays, so no one calls again.
             log.warning("cannot mark %s done: %s", outcome.event["id"], exc.message)
         return outcome
 
     async def _record(self, call: Call, outcome: Outcome) -> None:
-        if self.recorder is None:
-            return
+        assert self.recorder is not None
         if outcome.status == "accepted" and outcome.autocall_id:
             await self.recorder.accepted(call, outcome.autocall_id, self.clock())
         elif outcome.code == OutcomeUnknown.code:
