@@ -83,9 +83,8 @@ async def _act(dead: DeadQueue, selection: Selection, fate: Fate, report: Report
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[AbstractConnection]:
     """A connection to the first broker node that answers within the timeout."""
-    urls = [url.strip() for url in settings.amqp_url.get_secret_value().split(",") if url.strip()]
     failures = []
-    for url in urls:
+    for url in settings.amqp_urls:
         try:
             connection = await asyncio.wait_for(aio_pika.connect(url), CONNECT_TIMEOUT)
         except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
