@@ -17,8 +17,8 @@ from redis.exceptions import NoScriptError
 
 Command = tuple[Any, ...]
 # Seconds a batch stays open after its first command (0: until the loop turn ends). Each round
-# trip's write wakes Redis; 1 ms gathers more commands into one: -8 % CPU per event with the
-# Redis store at 0 ms provider latency (bench A/B, 4 runs each), for 1 ms more per command.
+# trip's write wakes Redis; 1 ms gathers more commands into one: 3-8 % less CPU per event with
+# the Redis store at 0 ms provider latency (two bench A/Bs), for 1 ms more per command.
 WINDOW = 0.001
 Queued = tuple[Command, asyncio.Future[Any], bool]  # the command, its reply, whether it WAITs
 
