@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +48,7 @@ class OpenCall:
         return min(self.attempts, 1 + int(elapsed // (self.distance_retry + RING_SECONDS)))
 
     def dumps(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson writes dataclasses itself, faster than asdict
 
     @classmethod
     def loads(cls, data: bytes | str) -> OpenCall:
