@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,6 +30,7 @@ from .pace import Pace
 from .provider import Provider
 from .results import runtime as results
 from .settings import Settings
+from .stopping import bounded, cancel
 from .store import Store, open_store
 from .templates import Templates, load
 from .topology import declare
@@ -120,7 +121,8 @@ class Service:
         await budget.refresh()
         await consumer.resume()
         watchdog = await connection.channel(publisher_confirms=False)
-        stack.push_async_callback(_cancel, asyncio.create_task(self._watch(watchdog)))
+        watching = asyncio.create_task(self._watch(watchdog), name="watchdog")
+        stack.push_async_callback(cancel, watching)
         log.info(
             "consuming %s (%d templates, bound to %s)",
             s.queue,
@@ -147,7 +149,7 @@ class Service:
         """The broker connection (waiting until it answers), closed with the stack."""
         name = f"autocall-bridge {self.settings.queue}"
         self._connection = connection = await broker.connect(self.settings.amqp_urls, name)
-        stack.push_async_callback(connection.close)
+        stack.push_async_callback(lambda: bounded(connection.close(), "closing the broker"))
         connection.close_callbacks.add(_connection_lost)
         connection.reconnect_callbacks.add(self._reconnected)
         return connection
@@ -220,10 +222,11 @@ class Service:
         try:
             # The channel underneath, not the robust one: that one would re-declare the queue
             # (passively, from here) on every reconnect, before the consumer is back.
-            underlay = await channel.get_underlay_channel()
-            declared = await asyncio.wait_for(
-                underlay.queue_declare(self.settings.queue, passive=True), WATCHDOG_INTERVAL
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancel that comes in the
+            # turn the reply does, and this loop would then never stop.
+            async with asyncio.timeout(WATCHDOG_INTERVAL):
+                underlay = await channel.get_underlay_channel()
+                declared = await underlay.queue_declare(self.settings.queue, passive=True)
         except asyncio.CancelledError as exc:
             if not cancelled_by_channel(exc):
                 raise
@@ -265,12 +268,6 @@ def _connection_lost(connection: object, reason: BaseException | None = None) ->
         log.warning("broker connection lost (%s); reconnecting", type(reason).__name__)
 
 
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def run(settings: Settings, templates: Templates | None = None) -> None:
     """The service until SIGTERM or SIGINT; then a drain bounded by the shutdown grace."""
     stop = asyncio.Event()
@@ -282,7 +279,9 @@ async def run(settings: Settings, templates: Templates | None = None) -> None:
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():  # a signal while still reaching the broker
-            await _cancel(starting)
+            starting.cancel()  # once: what started is closed in bounded steps as it unwinds
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
             return
         starting.result()
         await stopping

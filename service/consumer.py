@@ -23,6 +23,7 @@ from .render import Call, Defer, Fail, Skip, decide
 from .retry import Retry
 from .settings import Settings
 from .settle import Settler
+from .stopping import bounded
 from .suppression import CONTROL_TYPES, Control
 from .templates import Templates
 from .topology import Topology
@@ -98,8 +99,8 @@ class Consumer:
         leftover = list(self._owned)  # in flight past the grace, or still waiting for a slot
         for task in leftover:
             task.cancel()
-        await asyncio.gather(*leftover, return_exceptions=True)
-        await self.settler.drain()
+        await bounded(asyncio.gather(*leftover, return_exceptions=True), "cancelled events")
+        await bounded(self.settler.drain(), "the last acks")
 
     async def _dispatch(self, delivery: AbstractIncomingMessage) -> None:
         """The consume callback: hands the delivery to a task of our own and returns. The broker

@@ -4,7 +4,6 @@ with one event at a time, and consume again once a probe's call is accepted."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -15,6 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from .budget import next_midnight
 from .errors import DAILY_BUDGET_CODE, EXHAUSTION_CODES, cancelled_by_channel
 from .metrics import Metrics
+from .stopping import cancel
 
 log = logging.getLogger("autocall")
 
@@ -71,9 +71,7 @@ class Hold:
         """No more probes; a probe in flight is left to finish unless `force`."""
         self._closing = True
         if self._task is not None and (force or self._probe is None):
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
 
     def wait_seconds(self) -> float:
         """Until the next probe: the interval; for the day's budget, no earlier than midnight."""

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from ..stopping import cancel
 from .metrics import ResultMetrics
 
 SEARCH_PATH = "/api/v2/callTransaction/search"
@@ -59,9 +59,7 @@ class History:
     async def close(self) -> None:
         """Stop a pending batch; its lookups fail as unavailable."""
         for task in list(self._running):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
         for futures in self._waiting.values():
             for future in futures:
                 future.cancel()

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from ..errors import StoreUnavailable
 from ..settings import Settings
+from ..stopping import bounded, cancel
 from ..store import RedisStore, Store
 from ..templates import Templates
 from .history import Api, History
@@ -73,12 +74,14 @@ async def start(
         recorder = Recorder(results_store) if port or poller else None
         if recorder is not None and poller is None:  # the poller sets the gauge when it runs
             gauge = asyncio.create_task(_count_open(results_store, metrics), name="open-calls")
-            stack.push_async_callback(_cancel, gauge)
+            stack.push_async_callback(cancel, gauge)
         if recorder is not None and connection is not None:
             published = Published(results_store)
             queue = f"{settings.queue}.results"
             await published.start(connection, queue, settings.outcome_exchange)
-            stack.push_async_callback(published.stop)
+            stack.push_async_callback(
+                lambda: bounded(published.stop(), "closing the results queue")
+            )
         yield ResultSide(recorder, results, poller, port)
 
 
@@ -104,7 +107,7 @@ def _poll(
         return None
     interval, timeout = settings.result_poll_interval, settings.result_timeout
     poller = Poller(results, history, interval=interval, timeout=timeout, clock=clock)
-    stack.push_async_callback(_cancel, asyncio.create_task(poller.run(), name="poller"))
+    stack.push_async_callback(cancel, asyncio.create_task(poller.run(), name="poller"))
     return poller
 
 
@@ -126,9 +129,3 @@ async def _count_open(store: ResultStore, metrics: ResultMetrics) -> None:
         with contextlib.suppress(StoreUnavailable):  # the next look, then
             metrics.open_calls.set(await store.open_count())
         await asyncio.sleep(OPEN_CALLS_INTERVAL)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as LostConnection
 from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
+from ..stopping import bounded, cancel
 from . import scripts, sentinel
 from .batch import Batch
 from .protocol import Claim, Guard, Reservation, State, Suppression
@@ -111,14 +112,12 @@ class RedisStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_task
+            await cancel(self._lease_task)
         with contextlib.suppress(RedisError, OSError):
             # Claims still pending stay: their calls may be out. The lease lapses on its own.
-            await self._batch.aclose()
-            await self._redis.delete(self._owner_key(self.owner))
-        await self._redis.aclose()
+            await bounded(self._batch.aclose(), "the store's last round trips")
+            await bounded(self._redis.delete(self._owner_key(self.owner)), "the store's lease")
+        await bounded(self._redis.aclose(), "closing the store")
 
     async def claim(
         self,
