@@ -94,7 +94,8 @@ class Consumer:
         await self.hold.stop()
         await self.pause()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace)
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
         await self.hold.stop(force=True)
         leftover = list(self._owned)  # in flight past the grace, or still waiting for a slot
         for task in leftover:

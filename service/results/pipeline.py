@@ -91,7 +91,8 @@ class Results:
             published = self._publisher.result(
                 event.body(), event.routing_key, str(call.event["id"]), result_id
             )
-            await asyncio.wait_for(published, PUBLISH_TIMEOUT)
+            async with asyncio.timeout(PUBLISH_TIMEOUT):  # wait_for can lose a cancel (3.11)
+                await published
         except BaseException:
             await asyncio.shield(self.store.release(call, attempt, event.final))
             raise
