@@ -46,7 +46,9 @@ def _probe(answer: tuple[bool, str]) -> web.Response:
 @asynccontextmanager
 async def serve(port: int, metrics: Metrics, health: Health) -> AsyncIterator[int]:
     """Serve on `port` (0: any free port) and yield the port bound."""
-    runner = web.AppRunner(create_app(metrics, health), access_log=None, handle_signals=False)
+    # A scrape still answering at shutdown gets 5 s, not aiohttp's 60.
+    app = create_app(metrics, health)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, "0.0.0.0", port)  # noqa: S104  (probes and scrapes come from outside)
     await site.start()

@@ -197,8 +197,13 @@ async def broker() -> AsyncIterator[Broker]:
     try:
         yield helper
     finally:
-        await helper.cleanup()
-        await connection.close()
+        # Bounded: a broker that stops answering fails this teardown, not the whole run.
+        try:
+            async with asyncio.timeout(WAIT):
+                await helper.cleanup()
+        finally:
+            async with asyncio.timeout(WAIT):
+                await connection.close()
 
 
 StartService = Callable[..., Awaitable[Service]]
