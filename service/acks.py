@@ -6,13 +6,16 @@ sent for the highest tag of a run in which every lower tag is settled: finished 
 confirmed) and waiting for this ack, or settled already (acked alone, or given back with a
 nack). A finished delivery behind one still in flight is acked alone, in the same turn: no ack
 waits longer than it did unbatched. Tags count from 1 on each channel, so each channel has
-its own window."""
+its own window. Every ack and nack goes through one queue of our own, written in order by one
+task: the client's frame queue is bounded, and a frame that waits there must not be overtaken
+by a multiple ack that covers its tag."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +41,9 @@ class Acks:
     def __init__(self) -> None:
         self._windows: dict[int, tuple[Any, _Window]] = {}  # id(channel): (channel, window)
         self._flushing = False
-        self._sending: set[asyncio.Task[None]] = set()
+        # (delivery, multiple): an ack; (delivery, None): a nack that requeues
+        self._queue: deque[tuple[AbstractIncomingMessage, bool | None]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"Acks(channels={len(self._windows)})"
@@ -59,17 +64,18 @@ class Acks:
             self._flushing = True
             asyncio.get_running_loop().call_soon(self.flush)
 
-    def nacked(self, delivery: AbstractIncomingMessage) -> None:
-        """`delivery` is being given back (its nack goes out now, before any later ack)."""
+    def nack(self, delivery: AbstractIncomingMessage) -> None:
+        """Give `delivery` back to the queue (after anything queued before it)."""
         tag = delivery.delivery_tag
-        with contextlib.suppress(Exception):  # a closed channel has nothing to settle
+        with contextlib.suppress(Exception):  # a closed channel has given it back already
             if tag is not None:
                 self._window(delivery).settled.add(tag)
+        self._send([(delivery, None)])
 
     def flush(self) -> None:
         """Send what finished: a multiple ack for each contiguous run, the rest alone."""
         self._flushing = False
-        acks: list[tuple[AbstractIncomingMessage, bool]] = []
+        acks: list[tuple[AbstractIncomingMessage, bool | None]] = []
         for key, (channel, window) in list(self._windows.items()):
             if getattr(channel, "is_closed", False):
                 del self._windows[key]  # its deliveries come back to someone; acks would fail
@@ -79,10 +85,10 @@ class Acks:
             self._send(acks)
 
     async def drain(self) -> None:
-        """Send what finished and wait until it is written (before the channel closes)."""
+        """Send what finished and wait until it is queued (before the channel closes)."""
         self.flush()
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
 
     def _window(self, delivery: AbstractIncomingMessage) -> _Window:
         channel = delivery.channel
@@ -91,15 +97,32 @@ class Acks:
             found = self._windows[id(channel)] = (channel, _Window())
         return found[1]
 
-    def _send(self, acks: list[tuple[AbstractIncomingMessage, bool]]) -> None:
-        task = asyncio.get_running_loop().create_task(_write(acks))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+    def _send(self, settles: list[tuple[AbstractIncomingMessage, bool | None]]) -> None:
+        self._queue.extend(settles)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        """Hand each frame to the client in order, one at a time."""
+        failed: Exception | None = None
+        while self._queue:
+            delivery, multiple = self._queue.popleft()
+            try:
+                if multiple is None:
+                    with contextlib.suppress(Exception):  # closed: given back already
+                        await delivery.nack(requeue=True)
+                    continue
+                tag = delivery.delivery_tag or 0
+                await delivery.channel.basic_ack(tag, multiple=multiple, wait=False)
+            except Exception as exc:
+                failed = exc
+        if failed is not None:
+            _cannot_ack(failed)
 
 
-def _runs(window: _Window) -> list[tuple[AbstractIncomingMessage, bool]]:
+def _runs(window: _Window) -> list[tuple[AbstractIncomingMessage, bool | None]]:
     """The acks to send for a window: (delivery, multiple)."""
-    acks: list[tuple[AbstractIncomingMessage, bool]] = []
+    acks: list[tuple[AbstractIncomingMessage, bool | None]] = []
     tag, last = window.upto + 1, None
     finished, settled = window.finished, window.settled
     while tag in finished or tag in settled:
@@ -119,20 +142,6 @@ def _runs(window: _Window) -> list[tuple[AbstractIncomingMessage, bool]]:
         window.alone = True
         settled.clear()
     return acks
-
-
-async def _write(acks: list[tuple[AbstractIncomingMessage, bool]]) -> None:
-    """Queue each ack's frame, in order and in one step (nothing here waits for the socket):
-    a multiple ack must never overtake an ack alone of a tag it covers."""
-    failed: Exception | None = None
-    for delivery, multiple in acks:
-        try:
-            tag = delivery.delivery_tag or 0
-            await delivery.channel.basic_ack(tag, multiple=multiple, wait=False)
-        except Exception as exc:
-            failed = exc
-    if failed is not None:
-        _cannot_ack(failed)
 
 
 def _cannot_ack(exc: Exception) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -69,9 +68,7 @@ class Settler:
 
     async def _requeue(self, delivery: AbstractIncomingMessage) -> None:
         """Back to the queue, unsettled; a closed channel has already given it back."""
-        self._acks.nacked(delivery)  # no batched ack may cover it from now on
-        with contextlib.suppress(Exception):
-            await delivery.nack(requeue=True)
+        self._acks.nack(delivery)  # in order with the acks: none may cover it
 
     async def _publish(
         self, delivery: AbstractIncomingMessage, action: Publish | Delay | PutBack

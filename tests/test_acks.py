@@ -18,12 +18,15 @@ class Channel:
     frames: list[tuple[int, bool]] = field(default_factory=list)
     unsettled: set[int] = field(default_factory=set)
     is_closed: bool = False
+    slow: bool = False  # every frame waits a turn, as in a full frame queue
 
     def deliver(self, tag: int) -> Delivery:
         self.unsettled.add(tag)
         return Delivery(tag, self)
 
     async def basic_ack(self, tag: int, multiple: bool = False, wait: bool = True) -> None:
+        if self.slow:
+            await asyncio.sleep(0)
         if self.is_closed:
             raise RuntimeError("channel closed")
         # RabbitMQ: the tag itself must be unsettled, or the channel is closed.
@@ -32,7 +35,11 @@ class Channel:
         covered = {t for t in self.unsettled if t <= tag} if multiple else {tag}
         self.unsettled -= covered
 
-    def nack(self, tag: int) -> None:
+    async def nack(self, tag: int) -> None:
+        if self.slow:
+            await asyncio.sleep(0)
+        assert tag in self.unsettled, f"unknown delivery tag {tag}"
+        self.frames.append((tag, False))
         self.unsettled.discard(tag)
 
 
@@ -40,6 +47,9 @@ class Channel:
 class Delivery:
     delivery_tag: int
     channel: Channel
+
+    async def nack(self, requeue: bool = True) -> None:
+        await self.channel.nack(self.delivery_tag)
 
 
 async def settled(acks: Acks) -> None:
@@ -77,12 +87,25 @@ async def test_a_delivery_in_flight_is_never_covered() -> None:
 async def test_a_nacked_delivery_lets_the_run_pass() -> None:
     channel, acks = Channel(), Acks()
     d = {tag: channel.deliver(tag) for tag in range(1, 5)}
-    acks.nacked(d[2])  # type: ignore[arg-type]
-    channel.nack(2)
+    acks.nack(d[2])  # type: ignore[arg-type]
     for tag in (1, 3, 4):
         acks.ack(d[tag])  # type: ignore[arg-type]
     await settled(acks)
-    assert channel.frames == [(4, True)] and channel.unsettled == set()
+    assert channel.frames == [(2, False), (4, True)] and channel.unsettled == set()
+
+
+async def test_frames_keep_their_order_when_the_client_makes_them_wait() -> None:
+    channel, acks = Channel(slow=True), Acks()
+    d = {tag: channel.deliver(tag) for tag in range(1, 9)}
+    for tag in (2, 3):
+        acks.ack(d[tag])  # type: ignore[arg-type]
+    acks.flush()  # 2 and 3 alone: 1 is in flight
+    acks.nack(d[1])  # type: ignore[arg-type]
+    for tag in (4, 5, 6, 7, 8):
+        acks.ack(d[tag])  # type: ignore[arg-type]
+    await settled(acks)  # the run 1..8 may be acked as one, but only after the rest
+    assert channel.frames[-1] == (8, True)
+    assert channel.unsettled == set()
 
 
 async def test_channels_have_their_own_tags() -> None:
