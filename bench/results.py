@@ -28,6 +28,7 @@ import redis.asyncio as redis
 import uvloop
 from prometheus_client import CollectorRegistry
 
+from service.outcomes import Publisher
 from service.results.calls import OpenCall
 from service.results.listener import Listener, serve
 from service.results.metrics import ResultMetrics
@@ -41,24 +42,6 @@ from .systems import AMQP_URL, REDIS_URL, System
 OUT = Path(__file__).resolve().parent / "results"
 TOKEN = "bench-" + "x" * 40
 OFF = (("AUTOCALL_RESULT_POLL_INTERVAL", "0"),)
-
-
-class _Publisher:
-    """Results on the outcome exchange with confirms, as the service publishes them."""
-
-    def __init__(self, exchange: aio_pika.abc.AbstractExchange) -> None:
-        self._exchange = exchange
-
-    async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            correlation_id=event_id,
-            message_id=result_id,
-            type="autocall.result",
-        )
-        await self._exchange.publish(message, routing_key=routing_key)
 
 
 async def listener_rate(count: int, concurrency: int = 64) -> dict[str, Any]:
@@ -75,7 +58,7 @@ async def listener_rate(count: int, concurrency: int = 64) -> dict[str, Any]:
         await queue.bind(exchange, "#")
         store = RedisResults(client, f"{prefix}:", 3600, Batch(client))
         metrics = ResultMetrics(CollectorRegistry(), ["bench"])
-        results = Results(store, Matcher(store, None), _Publisher(exchange), metrics, {})
+        results = Results(store, Matcher(store, None), Publisher(channel, exchange), metrics, {})
         now = time.time()
         for n in range(count):
             await store.record(_call(n, now))
