@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -118,22 +118,25 @@ class Caller:
         record the call for its results alongside (one store round trip for both)."""
         key = outcome.idempotency_key or ""
         done = self.store.complete(key, str(outcome.event["id"]), outcome.record())
+        recorded = self._record(call, outcome)  # queued behind it: one round trip for both
         try:
-            if self.recorder is None:
-                await done
-            else:  # two tasks, so that both commands go out in one pipeline
-                await asyncio.gather(done, self._record(call, outcome))
+            await done
         except StoreUnavailable as exc:
             # The call is made either way: report it. The claim stays, so no one calls again.
             log.warning("cannot mark %s done: %s", outcome.event["id"], exc.message)
+        finally:
+            if recorded is not None:
+                await recorded  # never raises: a record the store missed is logged
         return outcome
 
-    async def _record(self, call: Call, outcome: Outcome) -> None:
-        assert self.recorder is not None
+    def _record(self, call: Call, outcome: Outcome) -> Awaitable[None] | None:
+        if self.recorder is None:
+            return None
         if outcome.status == "accepted" and outcome.autocall_id:
-            await self.recorder.accepted(call, outcome.autocall_id, self.clock())
-        elif outcome.code == OutcomeUnknown.code:
-            await self.recorder.unknown(call, self.clock())
+            return self.recorder.accepted(call, outcome.autocall_id, self.clock())
+        if outcome.code == OutcomeUnknown.code:
+            return self.recorder.unknown(call, self.clock())
+        return None
 
     async def _wait_for(
         self, call: Call, reservation: Reservation | None, guard: Guard | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -26,19 +27,22 @@ class Recorder:
     def __repr__(self) -> str:
         return f"Recorder({self._store!r})"
 
-    async def accepted(self, call: Call, autocall_id: str, at: datetime) -> None:
-        """The provider accepted `call` as `autocall_id`."""
+    def accepted(self, call: Call, autocall_id: str, at: datetime) -> Awaitable[None] | None:
+        """The provider accepted `call` as `autocall_id`: its record, queued now (see
+        `ResultStore.record`); None when there is nothing to record."""
         opened = open_call(call, autocall_id, at)
-        if opened is not None and autocall_id:
-            await self._save(self._store.record(opened), call)
+        if opened is None or not autocall_id:
+            return None
+        return self._save(self._store.record(opened), call)
 
-    async def unknown(self, call: Call, at: datetime) -> None:
+    def unknown(self, call: Call, at: datetime) -> Awaitable[None] | None:
         """`call` may have been made: the poller looks for it by phone and time."""
         opened = open_call(call, "", at)
-        if opened is not None:
-            await self._save(self._store.record_unknown(opened), call)
+        if opened is None:
+            return None
+        return self._save(self._store.record_unknown(opened), call)
 
-    async def _save(self, step: Any, call: Call) -> None:
+    async def _save(self, step: Awaitable[None], call: Call) -> None:
         try:
             await step
         except StoreUnavailable as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as redis
@@ -71,18 +72,15 @@ class RedisResults:
     def __repr__(self) -> str:
         return f"RedisResults(prefix={self._prefix!r})"
 
-    async def record(self, call: OpenCall) -> None:
+    def record(self, call: OpenCall) -> Awaitable[None]:
         keys = [self._call_key(call.autocall_id), self._open_key, self._phone_key(call.phone)]
-        args: list[str | bytes | float] = [
-            call.autocall_id,
-            call.dumps(),
-            call.accepted_at,
-            self._ttl,
-        ]
-        await self._script(_RECORD, keys, args)
+        args = [call.autocall_id, call.dumps(), call.accepted_at, self._ttl]
+        return self._call(self._batch.submit_script(_RECORD, keys, args))
 
-    async def record_unknown(self, call: OpenCall) -> None:
-        await self._run("ZADD", self._unknown_key, call.accepted_at, call.dumps())
+    def record_unknown(self, call: OpenCall) -> Awaitable[None]:
+        return self._call(
+            self._batch.submit("ZADD", self._unknown_key, call.accepted_at, call.dumps())
+        )
 
     async def forget_unknown(self, call: OpenCall) -> None:
         await self._run("ZREM", self._unknown_key, call.dumps())

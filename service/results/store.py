@@ -4,7 +4,7 @@ replicas (`redis_store.py`). One result per (call, attempt), and one final resul
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from .calls import OpenCall
@@ -16,11 +16,13 @@ FINAL = "final"
 class ResultStore(Protocol):
     """Accepted calls, the open ones by phone, and the marks that keep each result single."""
 
-    async def record(self, call: OpenCall) -> None:
-        """Remember an accepted call, open until its final result."""
+    def record(self, call: OpenCall) -> Awaitable[None]:
+        """Remember an accepted call, open until its final result. Queued when this is called
+        (see `Store.complete`)."""
 
-    async def record_unknown(self, call: OpenCall) -> None:
-        """Remember an `outcome_unknown` call (no autocall_id) to look for by phone and time."""
+    def record_unknown(self, call: OpenCall) -> Awaitable[None]:
+        """Remember an `outcome_unknown` call (no autocall_id) to look for by phone and time
+        (queued when this is called)."""
 
     async def forget_unknown(self, call: OpenCall) -> None:
         """Stop looking for an `outcome_unknown` call."""

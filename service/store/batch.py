@@ -2,8 +2,10 @@
 
 Each command still answers on its own (its reply or its error); nothing is a transaction, and
 a command is only ever issued after what it depends on answered, so the order between batches
-does not matter. A Lua script goes by its SHA1 and is sent in full once Redis does not know it
-(after a restart or a failover). With replicas wanted, a batch holding a command that must be
+does not matter. A command is queued when it is submitted, not when its reply is awaited: a
+caller can queue two and await both, one round trip and no task. A Lua script goes by its SHA1
+and is sent in full, in the next batch, once Redis does not know it (after a restart or a
+failover). With replicas wanted, a batch holding a command that must be
 replicated ends with one `WAIT`, which counts the replicas holding every write before it."""
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ Command = tuple[Any, ...]
 # trip's write wakes Redis; 1 ms gathers more commands into one: 3-8 % less CPU per event with
 # the Redis store at 0 ms provider latency (two bench A/Bs), for 1 ms more per command.
 WINDOW = 0.001
-Queued = tuple[Command, asyncio.Future[Any], bool]  # the command, its reply, whether it WAITs
+# The command, its reply, whether it WAITs, and for EVALSHA the script's source.
+Queued = tuple[Command, asyncio.Future[Any], bool, str | None]
 
 
 class Batch:
@@ -34,33 +37,43 @@ class Batch:
 
     async def execute(self, *command: Any) -> Any:
         """The reply of one command; RedisError or OSError if it or its round trip failed."""
-        return await self._queue(command, waits=False)
+        return await self.submit(*command)
 
-    async def _queue(self, command: Command, waits: bool) -> Any:
+    async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a Lua script by its SHA1; in full when Redis does not have it yet."""
+        return await self.submit_script(source, keys, args)
+
+    async def replicated(self, source: str, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """A script's reply, and how many replicas held its writes within the wait (WAIT)."""
+        reply: tuple[Any, int] = await self.submit_script(source, keys, args, waits=True)
+        return reply
+
+    def submit(self, *command: Any) -> asyncio.Future[Any]:
+        """Queue one command now; its reply (or error) comes in the future."""
+        return self._put(command, waits=False, source=None)
+
+    def submit_script(
+        self, source: str, keys: list[str], args: list[Any], *, waits: bool = False
+    ) -> asyncio.Future[Any]:
+        """Queue a Lua script now, by its SHA1 (see `script`)."""
+        return self._put(("EVALSHA", _sha(source), len(keys), *keys, *args), waits, source)
+
+    def _put(
+        self,
+        command: Command,
+        waits: bool,
+        source: str | None,
+        future: asyncio.Future[Any] | None = None,
+    ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future = future or loop.create_future()
         if not self._queued:  # after the other events of this turn (or window) queued theirs
             if WINDOW:
                 loop.call_later(WINDOW, self._flush)
             else:
                 loop.call_soon(self._flush)
-        self._queued.append((command, future, waits))
-        return await future
-
-    async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a Lua script by its SHA1; in full when Redis does not have it yet."""
-        return await self._script(source, keys, args, waits=False)
-
-    async def replicated(self, source: str, keys: list[str], args: list[Any]) -> tuple[Any, int]:
-        """A script's reply, and how many replicas held its writes within the wait (WAIT)."""
-        reply: tuple[Any, int] = await self._script(source, keys, args, waits=True)
-        return reply
-
-    async def _script(self, source: str, keys: list[str], args: list[Any], waits: bool) -> Any:
-        try:
-            return await self._queue(("EVALSHA", _sha(source), len(keys), *keys, *args), waits)
-        except NoScriptError:
-            return await self._queue(("EVAL", source, len(keys), *keys, *args), waits)
+        self._queued.append((command, future, waits, source))
+        return future
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
@@ -70,15 +83,15 @@ class Batch:
 
     async def _send(self, queued: list[Queued]) -> None:
         pipe = self._client.pipeline(transaction=False)
-        for command, _, _ in queued:
+        for command, *_ in queued:
             pipe.execute_command(*command)
-        waits = any(waiting for _, _, waiting in queued)
+        waits = any(waiting for _, _, waiting, _ in queued)
         if waits:  # one pipeline is one connection: WAIT counts the writes above
             pipe.execute_command(*self._wait)
         try:
             replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the round trip failed: every command of it did
-            for _, future, _ in queued:
+            for _, future, *_ in queued:
                 if not future.done():
                     future.set_exception(exc if isinstance(exc, Exception) else OSError(exc))
             if not isinstance(exc, Exception):
@@ -86,13 +99,19 @@ class Batch:
             return
         acked = replies.pop() if waits else 0
         acked = acked if isinstance(acked, int) else 0  # a failed WAIT confirms nothing
-        for (_, future, waiting), reply in zip(queued, replies, strict=True):
-            if future.done():  # its caller was cancelled
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result((reply, acked) if waiting else reply)
+        for queued_one, reply in zip(queued, replies, strict=True):
+            self._answer(queued_one, reply, acked)
+
+    def _answer(self, queued: Queued, reply: Any, acked: int) -> None:
+        command, future, waiting, source = queued
+        if future.done():  # its caller was cancelled
+            return
+        if isinstance(reply, NoScriptError) and source is not None:
+            self._put(("EVAL", source, *command[2:]), waiting, None, future)
+        elif isinstance(reply, Exception):
+            future.set_exception(reply)
+        else:
+            future.set_result((reply, acked) if waiting else reply)
 
     async def aclose(self) -> None:
         """Wait for the round trips under way."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, Self
@@ -78,8 +79,9 @@ class Store(Protocol):
         else holds the key (say what), or the characters do not fit. A delivery of the event
         that holds the key finds it whatever the protections say."""
 
-    async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
-        """Mark `key` done by `event_id`, keeping its outcome for redeliveries."""
+    def complete(self, key: str, event_id: str, outcome: bytes) -> Awaitable[None]:
+        """Mark `key` done by `event_id`, keeping its outcome for redeliveries. The write is
+        queued when this is called, so a write queued next shares its round trip."""
 
     async def release(self, key: str) -> None:
         """Give `key` (and its slot of the number's limit) back: no call was made, so a

@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -185,9 +186,14 @@ class RedisStore:
             )
         return claimed
 
-    async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
+    def complete(self, key: str, event_id: str, outcome: bytes) -> Awaitable[None]:
         value = _record("done", event_id, outcome=outcome)
-        await self._call(self._batch.execute("SET", self._key(key), value, "EX", self._ttl))
+        return self._completed(
+            key, self._batch.submit("SET", self._key(key), value, "EX", self._ttl)
+        )
+
+    async def _completed(self, key: str, sent: Awaitable[Any]) -> None:
+        await self._call(sent)
         self._claims.pop(key, None)  # only now: until done, the claim is known to be ours
 
     async def release(self, key: str) -> None:
