@@ -5,8 +5,8 @@ a command is only ever issued after what it depends on answered, so the order be
 does not matter. A command is queued when it is submitted, not when its reply is awaited: a
 caller can queue two and await both, one round trip and no task. A Lua script goes by its SHA1
 and is sent in full, in the next batch, once Redis does not know it (after a restart or a
-failover). With replicas wanted, a batch holding a command that must be
-replicated ends with one `WAIT`, which counts the replicas holding every write before it."""
+failover). With replicas wanted, a batch holding a command that must be replicated ends with one
+`WAIT`, which counts the replicas holding every write before it."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ class Batch:
         future: asyncio.Future[Any] | None = None,
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        future = future or loop.create_future()
+        if future is None:  # a new command (else a script queued again in full)
+            future = loop.create_future()
         if not self._queued:  # after the other events of this turn (or window) queued theirs
             if WINDOW:
                 loop.call_later(WINDOW, self._flush)
