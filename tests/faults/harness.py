@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from service.broker import connect
 from service.store import sentinel
 
-from .ledger import RESULTS, Collector, Ledger
+from .ledger import RESULTS, Collector, Ledger, Outcome
 from .processes import (
     COMMAND,
     Process,
@@ -261,22 +261,23 @@ class Rig:
             await asyncio.wait_for(self.outcomes.quiet(quiet), 30)
         except TimeoutError as exc:
             waited = exc
+        ledger = await self.record(list(self.outcomes.received))
+        sys.stdout.write(ledger.line() + "\n")
+        if waited is not None:
+            raise AssertionError(f"{waited}; {ledger.line()}")
+        return ledger
+
+    async def record(self, outcomes: list[Outcome]) -> Ledger:
+        """The case's ledger of `outcomes`, the provider's calls and the dead-letter queue."""
         calls = await self.sandbox.calls()
         ledger = Ledger.of(
-            self.case,
-            self.published,
-            list(self.outcomes.received),
-            calls,
-            time.monotonic() - self.started,
+            self.case, self.published, outcomes, calls, time.monotonic() - self.started
         )
         with contextlib.suppress(Exception):
             dead = self.queue_depth(f"{self.queue}.dead")
             ledger.dead_letters = await asyncio.wait_for(dead, 30)
         self.ledger = ledger
         RESULTS.append(ledger)
-        sys.stdout.write(ledger.line() + "\n")
-        if waited is not None:
-            raise AssertionError(f"{waited}; {ledger.line()}")
         return ledger
 
     def logs(self) -> dict[str, str]:

@@ -76,6 +76,14 @@ def _node_in_use(service: Service, rabbit: RabbitCluster) -> Node:
     return node
 
 
+async def _moved_off(service: Service, rabbit: RabbitCluster, victim: Node) -> Node:
+    """The node the service reports having moved to from `victim`. Waited for, not read once:
+    on a loaded machine one reading found the killed node still named while /readyz already
+    answered 200 again. A move that never comes still fails the case."""
+    await until(lambda: _node_in_use(service, rabbit) is not victim, 30, "a move to another node")
+    return _node_in_use(service, rabbit)
+
+
 async def _ready_again(service: Service, since: float) -> float:
     """Seconds from `since` until /readyz answers 200 again, having seen it fail (or not)."""
 
@@ -109,7 +117,7 @@ async def test_kill_9_the_node_the_service_is_on(rig: Rig, cluster: Cluster) -> 
     killed = time.monotonic()
     await until(lambda: _not_ready(service), 30, "/readyz 503 after the node died", every=0.05)
     ready_after = await _ready_again(service, killed)
-    moved_to = _node_in_use(service, rabbit)
+    moved_to = await _moved_off(service, rabbit, victim)
     ledger = await rig.settle(timeout=180)
 
     unknown = ledger.statuses["failed/outcome_unknown"]
@@ -120,7 +128,6 @@ async def test_kill_9_the_node_the_service_is_on(rig: Rig, cluster: Cluster) -> 
     )
     assert ledger.problems() == []
     assert service.process.returncode is None  # the process survived
-    assert moved_to is not victim
     assert ledger.statuses["accepted"] + unknown == 300
     assert unknown <= 32  # at most the calls in flight: concurrency
 

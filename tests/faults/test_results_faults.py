@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as redis
 
 from .harness import REDIS_URL, Rig, order, phone
-from .ledger import RESULTS, Ledger, Outcome
+from .ledger import Outcome
 from .processes import free_port
 
 pytestmark = pytest.mark.faults
@@ -73,12 +73,7 @@ async def test_kill_9_while_records_are_arriving(rig: Rig) -> None:
     await asyncio.wait_for(rig.outcomes.quiet(3.0), 30)
     recovery = time.monotonic() - killed
 
-    calls = await rig.sandbox.calls()
-    ledger = Ledger.of(
-        rig.case, rig.published, outcomes(rig), calls, time.monotonic() - rig.started
-    )
-    rig.ledger = ledger
-    RESULTS.append(ledger)
+    ledger = await rig.record(outcomes(rig))  # counts the dead letters too
     found = results(rig)
     copies = Counter((r["event"]["id"], r["attempt"]) for r in found)
     twice = {key: n for key, n in copies.items() if n > 1}
