@@ -13,6 +13,7 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aio_pika.robust_connection import RobustConnection
+from aiormq.connection import TCPTransportFactory, TLSTransportFactory
 from yarl import URL
 
 log = logging.getLogger("autocall")
@@ -34,6 +35,71 @@ def where(url: str | URL) -> str:
     return f"{parsed.host}:{parsed.explicit_port or parsed.port or 5672}"
 
 
+class CorkedWriter(asyncio.StreamWriter):
+    """The frames written in one turn of the loop go out in one write.
+
+    aiormq's writer task writes each frame (an ack, a publish) as it takes it from its queue:
+    one send() per frame. Under load the frames of many events are queued in the same turn,
+    so they are held until the loop's next turn and sent together (the profile put socket
+    writes at 2.5 times the reference consumer's CPU per event). A drain or a close sends at
+    once, so nothing waits behind a flow-control pause or a shutdown."""
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: asyncio.StreamReaderProtocol,
+        reader: asyncio.StreamReader,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(transport, protocol, reader, loop)
+        self._turns = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held:
+            self._turns.call_soon(self.flush)
+        self._held.append(bytes(data))
+
+    def flush(self) -> None:
+        held, self._held = self._held, []
+        if held and not self.transport.is_closing():
+            self.transport.write(b"".join(held))
+
+    async def drain(self) -> None:
+        self.flush()
+        await super().drain()
+
+    def write_eof(self) -> None:
+        self.flush()
+        super().write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+
+class CorkedTCP(TCPTransportFactory):
+    """aiormq's TCP transport with a CorkedWriter; TLS connections are left as aiormq makes
+    them (the TLS layer buffers on its own)."""
+
+    async def create(
+        self, url: URL, **kwargs: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if url.scheme == "amqps":
+            return await TLSTransportFactory().create(url, **kwargs)
+        kwargs.pop("ssl_context_provider", None)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: protocol, host=url.host or "localhost", port=url.port or 5672, **kwargs
+            )
+        except OSError as exc:
+            raise aio_pika.exceptions.AMQPConnectionError(*exc.args) from exc
+        return reader, CorkedWriter(transport, protocol, reader, loop)
+
+
 class ClusterConnection(RobustConnection):
     """A robust connection that knows every node: each attempt tries them in turn from the one
     after the node last lost, and rounds that all fail wait longer each time (up to 30 s)."""
@@ -44,6 +110,7 @@ class ClusterConnection(RobustConnection):
         self._failed_rounds = 0
         self._interval = RECONNECT[0]
         super().__init__(self.urls[0], **{"reconnect_interval": RECONNECT[0], **kwargs})
+        self.kwargs["transport_factory"] = CorkedTCP()  # passed on to aiormq's connection
 
     @property
     def reconnect_interval(self) -> float:

@@ -11,7 +11,7 @@ import aio_pika
 import pytest
 from yarl import URL
 
-from service.broker import ClusterConnection, connect, split_urls, where
+from service.broker import ClusterConnection, CorkedTCP, CorkedWriter, connect, split_urls, where
 from service.errors import ConfigError
 from service.settings import load_settings
 
@@ -63,6 +63,63 @@ async def test_a_lost_connection_moves_to_the_next_node_and_restores_the_consume
         assert connection.url == URL(other)
         await channel.default_exchange.publish(aio_pika.Message(b"after"), queue.name)
         assert await asyncio.wait_for(received.get(), 10) == b"after"
+    finally:
+        await connection.close()
+
+
+async def test_frames_written_in_one_turn_go_out_in_one_write() -> None:
+    """What the writer saves: one send() for every frame queued in a turn of the loop."""
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            received.put_nowait(data)
+        writer.close()
+
+    server = await asyncio.start_server(sink, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        _, writer = await CorkedTCP().create(URL(f"amqp://127.0.0.1:{port}/"))
+        assert isinstance(writer, CorkedWriter)
+        sent: list[bytes] = []
+        write = writer.transport.write
+
+        def spy(data: bytes | bytearray | memoryview) -> None:
+            sent.append(bytes(data))
+            write(data)
+
+        writer.transport.write = spy  # type: ignore[method-assign]
+
+        for frame in (b"ack ", b"publish ", b"ack"):
+            writer.write(frame)
+        assert sent == []  # held until the loop's next turn
+        await asyncio.sleep(0)
+        assert sent == [b"ack publish ack"]
+
+        writer.write(b"close-ok")
+        await writer.drain()  # a drain does not wait for the next turn
+        assert sent[-1] == b"close-ok"
+        writer.write(b"last")
+        writer.close()  # nor does a close
+        await writer.wait_closed()
+        assert sent[-1] == b"last"
+        got = b""
+        while got != b"ack publish ackclose-oklast":
+            got += await asyncio.wait_for(received.get(), 5)
+
+
+async def test_the_service_connection_writes_through_the_corked_writer() -> None:
+    connection = await connect([AMQP_URL], f"test {RUN}")
+    try:
+        assert isinstance(connection.kwargs["transport_factory"], CorkedTCP)
+        underlay = connection.transport
+        assert underlay is not None
+        assert isinstance(getattr(underlay.connection, "_transport_factory", None), CorkedTCP)
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True)
+        await channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=queue.name)
+        message = await queue.get(timeout=5)
+        assert message.body == b"x"
     finally:
         await connection.close()
 
