@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as LostConnection
+from redis.exceptions import DataError, ResponseError
 
 from service.store import Reservation, State
-from service.store.batch import Batch
+from service.store.batch import Batch, Command, pack
 
+from .conftest import REDIS_URL
 from .test_store import DAY, LIMIT, RedisEnv, redis_corner
 
 pytestmark = pytest.mark.integration
@@ -26,29 +30,22 @@ async def env_fixture() -> AsyncIterator[RedisEnv]:
         yield env
 
 
-def count_round_trips(client: redis.Redis) -> list[int]:
-    """Counts the pipelines `client` sends, and how many commands each carries."""
+def count_round_trips(batch: Batch) -> list[int]:
+    """Counts the round trips `batch` makes, and how many commands each carries."""
     sizes: list[int] = []
-    make = client.pipeline
+    round_trip = batch._round_trip
 
-    def pipeline(*args: Any, **kwargs: Any) -> Any:
-        pipe = make(*args, **kwargs)
-        execute = pipe.execute
+    async def counted(commands: list[Command]) -> list[Any]:
+        sizes.append(len(commands))
+        return await round_trip(commands)
 
-        async def counted(*a: Any, **k: Any) -> Any:
-            sizes.append(len(pipe.command_stack))
-            return await execute(*a, **k)
-
-        pipe.execute = counted  # type: ignore[method-assign]
-        return pipe
-
-    client.pipeline = pipeline  # type: ignore[method-assign]
+    batch._round_trip = counted  # type: ignore[method-assign]
     return sizes
 
 
 async def test_concurrent_claims_share_one_round_trip(env: RedisEnv) -> None:
     store = await env.make()
-    sizes = count_round_trips(store._redis)
+    sizes = count_round_trips(store.batch)
     reservation = Reservation(DAY, 10, LIMIT)
     claims = await asyncio.gather(*(store.claim(f"k{i}", f"e{i}", reservation) for i in range(30)))
     assert [c.state for c in claims] == [State.NEW] * 30
@@ -94,3 +91,55 @@ async def test_a_broken_round_trip_fails_each_command_of_it() -> None:
     finally:
         await client.aclose()
     assert all(isinstance(r, redis.ConnectionError | OSError) for r in results)
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    command = ("EVALSHA", "abc", 2, "k:é", b"\x00raw", -7, 1.5, 1e-7, "")
+    connection = redis.Connection()  # packs with the encoder a client has by default
+    assert pack([command, ("GET", "x")]) == b"".join(
+        connection.pack_commands([command, ("GET", "x")])
+    )
+    for wrong in (True, None, ["list"]):
+        with pytest.raises(DataError):
+            pack([("SET", "k", wrong)])
+
+
+async def test_a_lost_connection_is_tried_once_more_on_a_fresh_one(env: RedisEnv) -> None:
+    """What the store's client is built with: after a restart or failover each pooled connection
+    fails once; the round trip goes again on a new one (the store's commands are safe to send
+    twice)."""
+    retry = Retry(NoBackoff(), 1, supported_errors=(LostConnection,))
+    client = redis.Redis.from_url(REDIS_URL, retry=retry)
+    batch = Batch(client)
+    key = env.key("counter")
+    try:
+        first = await batch.execute("CLIENT", "ID")
+        await env.client.execute_command("CLIENT", "KILL", "ID", first)  # type: ignore[no-untyped-call]
+        assert await batch.execute("INCR", key) == 1
+        assert await batch.execute("CLIENT", "ID") != first
+    finally:
+        await client.aclose()
+
+
+async def test_a_redis_that_does_not_answer_fails_the_batch_at_the_time_out() -> None:
+    """A silent peer: the commands fail (a time-out is not tried again), nothing hangs."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # No handshake to send (RESP2, no driver info, no password): the first bytes are the batch's.
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=0.2, protocol=2, driver_info=None
+    )
+    batch = Batch(client)
+    try:
+        async with server, asyncio.timeout(10):
+            results = await asyncio.gather(
+                batch.execute("GET", "a"), batch.execute("GET", "b"), return_exceptions=True
+            )
+    finally:
+        await client.aclose()
+    assert all(isinstance(r, TimeoutError) for r in results), results
