@@ -25,7 +25,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,16 @@ class Bench:
         self.runs: list[Result] = []  # every run
         self.best: dict[int, int] = {}  # the reference's best prefetch, by latency
         self.replica_url: str | None = None
+        self.phases: dict[str, float] = {}  # wall seconds of each part of the run
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Times a part of the run: `make bench` must fit in 10 minutes, this says where not."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - began
 
     def spec(self, name: str, latency_ms: int, **changes: Any) -> System:
         """The service with its defaults (unless told); the others at the best prefetch."""
@@ -203,18 +213,23 @@ class Bench:
     async def run(self) -> None:
         args = self.args
         if not args.smoke:
-            await self.prime()
-        await self.sweep()
-        async with self.replica():
-            await self.rounds()
+            with self.phase("prime"):
+                await self.prime()
+        with self.phase("sweep"):
+            await self.sweep()
+        with self.phase("rounds"):
+            async with self.replica():
+                await self.rounds()
         if "p99" in args.selected:
-            await self.paced()
+            with self.phase("p99"):
+                await self.paced()
         if "backlog" in args.selected:
             systems = ("service", "reference") if args.backlog_reference else ("service",)
             store = {"store": REDIS_URL} if args.backlog_store == "redis" else {}
             for name in systems:
                 run = Run(self.spec(name, 0, **(store if name == "service" else {})), 0, self.logs)
-                self.results.append(await self.one("backlog", run))
+                with self.phase("backlog"):
+                    self.results.append(await self.one("backlog", run))
 
     @contextlib.asynccontextmanager
     async def replica(self) -> AsyncIterator[None]:
@@ -297,7 +312,7 @@ def write(args: argparse.Namespace, bench: Bench, wall: float, extra: str = "") 
         part
         for part in (
             f"`python -m bench {' '.join(_argv(args))}`: {wall / 60:.1f} min wall time, "
-            f"{os.cpu_count()} cores, Python {platform.python_version()}",
+            f"{os.cpu_count()} cores, Python {platform.python_version()}" + _phases(bench.phases),
             table,
             swept,
             report.notes(bench.results),
@@ -310,6 +325,7 @@ def write(args: argparse.Namespace, bench: Bench, wall: float, extra: str = "") 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "wall_seconds": round(wall, 1),
+        "phase_seconds": {name: round(seconds, 1) for name, seconds in bench.phases.items()},
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "args": _argv(args),
@@ -326,6 +342,12 @@ def write(args: argparse.Namespace, bench: Bench, wall: float, extra: str = "") 
     )
     args.out.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
     return markdown
+
+
+def _phases(phases: dict[str, float]) -> str:
+    if not phases:
+        return ""
+    return " (" + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items()) + ")"
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
