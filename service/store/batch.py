@@ -21,9 +21,12 @@ from redis.exceptions import DataError, NoScriptError, ResponseError
 
 Command = tuple[Any, ...]
 # Seconds a batch stays open after its first command (0: until the loop turn ends). Each round
-# trip's write wakes Redis; 1 ms gathers more commands into one: 3-8 % less CPU per event with
-# the Redis store at 0 ms provider latency (two bench A/Bs), for 1 ms more per command.
-WINDOW = 0.001
+# trip's write wakes Redis, and that write is most of what the store costs the event path: a
+# longer window gathers more commands into one. 1 ms against 0: 3-8 % less CPU per event with
+# the Redis store at 0 ms provider latency (two bench A/Bs); 4 ms against 1 ms: 2.5-5 % less
+# (three alternating rounds, 1 Dec), for 4 ms more per command, a few ms on an event whose call
+# takes hundreds.
+WINDOW = 0.004
 # The command, its reply, whether it WAITs, and for EVALSHA the script's source.
 Queued = tuple[Command, asyncio.Future[Any], bool, str | None]
 
