@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 import aio_pika
+import aiormq
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
@@ -25,6 +26,9 @@ from .delivery import (
 from .errors import AutocallError
 from .filters import LOCAL_TZ, mask_digits
 from .render import Call
+
+Properties = aiormq.spec.Basic.Properties
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 Status = Literal["accepted", "failed", "skipped"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -178,27 +182,40 @@ class Publisher:
 
     async def outcome(self, body: bytes, status: str, event_id: str) -> None:
         """An outcome event: routing key and type `autocall.<status>`."""
-        message = aio_pika.Message(
-            body,
+        properties = Properties(
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=PERSISTENT,
             correlation_id=event_id,
-            type=f"autocall.{status}",
+            message_type=f"autocall.{status}",
         )
-        await self._outcomes.publish(message, routing_key=f"autocall.{status}")
+        await self._publish(body, f"autocall.{status}", properties)
 
     async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
         """A call's result event (CONTRACT.md §9): type `autocall.result`; `message_id` names
         the call and attempt, the same in a copy published again after a crash."""
-        message = aio_pika.Message(
-            body,
+        properties = Properties(
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=PERSISTENT,
             correlation_id=event_id,
             message_id=result_id,
-            type="autocall.result",
+            message_type="autocall.result",
         )
-        await self._outcomes.publish(message, routing_key=routing_key)
+        await self._publish(body, routing_key, properties)
+
+    async def _publish(self, body: bytes, routing_key: str, properties: Properties) -> None:
+        """On the outcome exchange, confirmed: what aio-pika's `Exchange.publish` does, without
+        an `aio_pika.Message` built and turned into these properties for every event (a tenth
+        of the outcome's CPU in the profile)."""
+        if self._channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{self._channel!r} closed")
+        channel = await self._channel.get_underlay_channel()
+        await channel.basic_publish(
+            body,
+            exchange=self._outcomes.name,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,  # as aio-pika's default: an outcome nobody's queue takes comes back
+        )
 
     async def copy(
         self,
