@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--latency", default="0,50,200", help="provider latencies, ms (0,50,200)")
     add("--rounds", type=int, default=3, help="interleaved rounds; medians count")
     add("--peer-rounds", type=int, default=1, help="rounds the (slow) peer runs in")
-    add("--peer-n", type=int, default=2_000, help="events per run of the (slow) peer")
+    add("--peer-n", type=int, default=1_000, help="events per run of the (slow) peer")
+    add("--replica-rounds", type=int, default=1, help="rounds replica-<ms> runs in")
     add("--peer-prefetch", type=int, default=256, help="the peer's prefetch (1024: httpx crawls)")
     add("--sweep", default="64,256,1024", help="the reference's prefetches to try")
     add("--sweep-n", type=int, default=2_000, help="events per sweep run")
@@ -191,6 +192,8 @@ class Bench:
                 turn = index % len(steps)
                 for scenario, ms, name, changes in steps[turn:] + steps[:turn]:
                     if name == "peer" and index >= self.args.peer_rounds:
+                        continue
+                    if scenario.startswith("replica") and index >= self.args.replica_rounds:
                         continue
                     run = Run(self.spec(name, ms, **changes), ms / 1000, self.logs)
                     count = self.args.peer_n if name == "peer" else None
