@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--replica-rounds", type=int, default=1, help="rounds replica-<ms> runs in")
     add("--peer-prefetch", type=int, default=256, help="the peer's prefetch (1024: httpx crawls)")
     add("--sweep", default="64,256,1024", help="the reference's prefetches to try")
-    add("--sweep-n", type=int, default=2_000, help="events per sweep run")
+    add("--sweep-n", type=int, default=1_500, help="events per sweep run")
     add("--backlog", type=int, default=100_000, help="events in the backlog")
     add("--scenarios", default=",".join(DEFAULT), help=f"of {', '.join(ALL)}")
     add("--prefetch", type=int, help="every system's (default: the service's own; the best swept)")
@@ -153,15 +153,22 @@ class Bench:
     async def prime(self) -> None:
         """An unmeasured run first: the first run after a quiet spell measured slower."""
         run = Run(System("reference", UNSWEPT), 0.0, self.logs)
-        await throughput("prime", run, min(self.args.n, 2_000), warmup=0)
+        await throughput("prime", run, min(self.args.n, 1_000), warmup=0)
 
     async def sweep(self) -> None:
-        """The reference at each prefetch of --sweep, at each latency: the fastest is kept."""
+        """The reference at each prefetch of --sweep, at each latency: the fastest is kept. From
+        the largest down; a prefetch whose ceiling (prefetch ÷ latency) is below the best rate
+        found is not run: it cannot win."""
         if self.args.prefetch or not self.args.sweeps:
             return
         for ms in self.args.latencies:
             found: dict[int, Result] = {}
-            for prefetch in self.args.sweeps:
+            for prefetch in sorted(self.args.sweeps, reverse=True):
+                best = max((r.rate for r in found.values() if r.complete), default=0.0)
+                ceiling = prefetch / (ms / 1000) if ms else float("inf")
+                if ceiling < best:
+                    print(f"  (prefetch {prefetch}: at most {ceiling:.0f} events/s, not run)")
+                    continue
                 run = Run(System("reference", prefetch), ms / 1000, self.logs)
                 found[prefetch] = await self.one(f"sweep latency-{ms}", run, self.args.sweep_n)
             self.best[ms] = max(found, key=lambda p: (found[p].complete, found[p].rate))

@@ -132,8 +132,12 @@ class Running:
 
 
 @asynccontextmanager
-async def sandbox(latency: float, log: IO[bytes]) -> AsyncIterator[tuple[str, Running]]:
-    """The provider stand-in on a free port, answering after `latency` seconds."""
+async def sandbox(
+    latency: float, log: IO[bytes], *, wait: bool = True
+) -> AsyncIterator[tuple[str, Running, Callable[[], Awaitable[None]]]]:
+    """The provider stand-in on a free port, answering after `latency` seconds: its URL, its
+    process and `ready()`, already awaited unless `wait=False` (then the caller starts the
+    system under test meanwhile, as both take most of a second to import, and awaits it)."""
     port = free_port()
     command = [
         str(BIN / "autocall-bridge"),
@@ -145,11 +149,21 @@ async def sandbox(latency: float, log: IO[bytes]) -> AsyncIterator[tuple[str, Ru
     ]
     url = f"http://127.0.0.1:{port}"
     async with _process(command, dict(os.environ), log) as running:
-        async with aiohttp.ClientSession() as http:
-            await _until(lambda: _get_ok(http, f"{url}/_sandbox/state"), running, "the sandbox")
-            async with http.post(f"{url}/_sandbox/config", json=UNLIMITED) as response:
-                response.raise_for_status()
-        yield url, running
+        answered = False
+
+        async def ready() -> None:
+            nonlocal answered
+            if answered:
+                return
+            answered = True
+            async with aiohttp.ClientSession() as http:
+                await _until(lambda: _get_ok(http, f"{url}/_sandbox/state"), running, "sandbox")
+                async with http.post(f"{url}/_sandbox/config", json=UNLIMITED) as response:
+                    response.raise_for_status()
+
+        if wait:
+            await ready()
+        yield url, running, ready
 
 
 @asynccontextmanager

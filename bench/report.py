@@ -151,7 +151,10 @@ def sweep_lines(runs: list[Result], best: dict[int, int]) -> str:
     """The reference's prefetch sweep: events/s at each prefetch, the kept one in bold."""
     lines = []
     for ms, kept in best.items():
-        swept = [r for r in runs if r.scenario == f"sweep latency-{ms}"]
+        swept = sorted(
+            (r for r in runs if r.scenario == f"sweep latency-{ms}"),
+            key=lambda r: int(r.config["prefetch"]),
+        )
         cells = [
             f"**{r.config['prefetch']}: {r.rate:,.0f}**"
             if r.config["prefetch"] == kept

@@ -118,9 +118,11 @@ async def throughput(
     """`count` events into a running system, as fast as confirms allow (or paced at `rate`)."""
     async with (
         run.broker() as (connection, log),
-        harness.sandbox(run.latency, log) as (url, sb),
+        # The service calls the provider only for an event: it starts while the sandbox does.
+        harness.sandbox(run.latency, log, wait=run.spec.name != "service") as (url, sb, ready),
         harness.system(run.spec, run.names, url, log) as sut,
     ):
+        await ready()
         exchange = await _input_exchange(connection, run.names)
         collector = load.Collector()
         await collector.start(await connection.channel(), run.names.outcome_exchange)
@@ -138,7 +140,7 @@ async def throughput(
 
 async def backlog(scenario: str, run: Run, count: int) -> Result:
     """`count` events queued with nothing consuming, then the system started cold."""
-    async with run.broker() as (connection, log), harness.sandbox(run.latency, log) as (url, sb):
+    async with run.broker() as (connection, log), harness.sandbox(run.latency, log) as (url, sb, _):
         await systems.declare(await connection.channel(), run.spec, run.names)
         exchange = await _input_exchange(connection, run.names)
         publishing = time.perf_counter()
