@@ -118,7 +118,7 @@ STEPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
      ("MemoryStore.", "RedisStore.", "Budget.", "Caller._complete", "log_event", "Metrics.",
       "MetricWrapperBase."), ("service/store", "service/budget", "redis/", "prometheus_client/",
                               "logging/", "service/logs")),
-    ("AMQP frames out (socket writes)", ("Connection.__writer",), ()),
+    ("AMQP frames out (socket writes)", ("Connection.__writer", "CorkedWriter."), ()),
     ("AMQP frames in (deliveries, confirms)", ("Connection.__reader", "Channel._reader"), ()),
     ("service: handle, process, settle", (),
      ("service/consumer", "service/hold", "service/settle", "service/idempotent",
