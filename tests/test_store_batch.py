@@ -99,6 +99,7 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
     assert pack([command, ("GET", "x")]) == b"".join(
         connection.pack_commands([command, ("GET", "x")])
     )
+    assert pack([("SET", State.NEW, bytearray(b"v"))]) == pack([("SET", "new", b"v")])
     for wrong in (True, None, ["list"]):
         with pytest.raises(DataError):
             pack([("SET", "k", wrong)])
