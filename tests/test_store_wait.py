@@ -4,15 +4,17 @@ and reported as store_unavailable, so the event is retried and no call is made."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
-import orjson
 import pytest
 import redis.asyncio as redis
 
 from service.errors import StoreUnavailable
-from service.store import RedisStore, Reservation, State
+from service.store import Claim, RedisStore, Reservation, State
+from service.store.batch import Command
 
 from .conftest import REDIS_URL
 
@@ -48,13 +50,50 @@ async def test_without_min_replicas_the_claim_needs_no_replica(prefix: str) -> N
 
 
 async def test_our_own_claim_whose_answer_was_lost_is_taken_again(prefix: str) -> None:
-    """The store went away mid-reply: the claim is ours and no call went out on it; a claim of
-    ours still in use (its call may be out) stays busy."""
+    """The store went away mid-reply, after running the claim: Redis holds it and no call went
+    out on it, so the next claim of the key takes it. A claim of ours in use stays busy."""
     client = redis.Redis.from_url(REDIS_URL)
     async with RedisStore(client, prefix, 60) as store:
-        lost = orjson.dumps({"s": "pending", "e": "e3", "o": store.owner, "r": ""})
-        await client.set(f"{prefix}key:order:W3", lost)
-        assert (await store.claim("order:W3", "e3")).state is State.NEW
+        real = store.batch._round_trip
 
+        async def answer_lost(commands: list[Command]) -> list[Any]:
+            await real(commands)  # Redis ran them
+            raise redis.ConnectionError("connection lost mid-reply")
+
+        store.batch._round_trip = answer_lost  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailable):
+            await store.claim("order:W3", "e3")
+        store.batch._round_trip = real  # type: ignore[method-assign]
+        assert await client.get(f"{prefix}key:order:W3") is not None  # Redis holds it
+
+        assert (await store.claim("order:W3", "e3")).state is State.NEW
+        assert await store.claim("order:W3", "e5") == Claim(State.BUSY, "e3")
         assert (await store.claim("order:W4", "e4")).state is State.NEW
         assert (await store.claim("order:W4", "e4")).state is State.BUSY
+
+
+async def test_a_claim_read_before_our_done_mark_landed_is_not_taken_for_ours(prefix: str) -> None:
+    """Two events with one key in one process (the fault suite's three replicas with duplicate
+    keys called one key twice): the second event's claim reads the first's pending record, and
+    its answer comes back after the first's done mark, which went in another round trip. The
+    record names this process, but the first call was made: the key is busy, not ours again."""
+    client = redis.Redis.from_url(REDIS_URL)
+    async with RedisStore(client, prefix, 60) as store:
+        assert (await store.claim("order:R0", "r-0")).state is State.NEW
+        real = store.batch._round_trip
+        read, answer = asyncio.Event(), asyncio.Event()
+
+        async def held_back(commands: list[Command]) -> list[Any]:
+            replies = await real(commands)
+            if not read.is_set():  # the second claim's round trip: answered, held back
+                read.set()
+                await answer.wait()
+            return replies
+
+        store.batch._round_trip = held_back  # type: ignore[method-assign]
+        second = asyncio.create_task(store.claim("order:R0", "r-60"))
+        await read.wait()
+        await store.complete("order:R0", "r-0", b"{}")  # r-0 was called; its done mark lands
+        answer.set()
+
+        assert await second == Claim(State.BUSY, "r-0")

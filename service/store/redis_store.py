@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 15  # a dead process's claims are known as such this long after it died
 TTS_KEY_SECONDS = 2 * 86400
 REDIS_TIMEOUT = 5.0
+LOST_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,13 @@ class Replicas:
     timeout_ms: int
 
 
-def _record(state: str, event_id: str, owner: str = "", outcome: bytes = b"") -> bytes:
-    return orjson.dumps({"s": state, "e": event_id, "o": owner, "r": outcome.decode()})
+def _record(
+    state: str, event_id: str, owner: str = "", outcome: bytes = b"", nonce: int = 0
+) -> bytes:
+    record: dict[str, str | int] = {"s": state, "e": event_id, "o": owner, "r": outcome.decode()}
+    if nonce:
+        record["n"] = nonce  # which claim of its owner wrote it
+    return orjson.dumps(record)
 
 
 class RedisStore:
@@ -66,7 +72,10 @@ class RedisStore:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Our pending claims' exact values and their slots of a number's limit, for release.
         self._claims: dict[str, tuple[bytes, str, str]] = {}
-        self._claiming: Counter[str] = Counter()  # keys whose claim is on its way
+        self._nonces = itertools.count(1)
+        # Claims whose answer never reached us (the store went away mid-reply), by key: Redis may
+        # hold them, and no call went out on them.
+        self._lost: dict[str, bytes] = {}
         self._lease_task: asyncio.Task[None] | None = None
         # The commands of events in flight at once go in one round trip.
         self._batch = Batch(client, self._replicas.wanted, self._replicas.timeout_ms)
@@ -127,7 +136,7 @@ class RedisStore:
         reservation: Reservation | None = None,
         guard: Guard | None = None,
     ) -> Claim:
-        value = _record("pending", event_id, self.owner)
+        value = _record("pending", event_id, self.owner, nonce=next(self._nonces))
         counter = self._tts_key(reservation.day) if reservation else self._tts_key("-")
         chars, limit = (reservation.chars, reservation.limit) if reservation else (0, 0)
         g = guard or Guard("", 0.0)
@@ -138,17 +147,15 @@ class RedisStore:
         # One step: the key is taken only with the characters and the slot, and the other way
         # round; two replicas that see the number's last slot make one call.
         held = (value, slots, key if g.phone and g.calls else "")  # what a release gives back
-        self._claiming[key] += 1
         try:
             if self._replicas.wanted:
                 claiming = self._claim_replicated(keys, args, held, chars)
             else:
                 claiming = self._batch.script(scripts.CLAIM, keys, args)
             found, detail = await self._call(claiming)
-        finally:
-            self._claiming[key] -= 1
-            if not self._claiming[key]:
-                del self._claiming[key]
+        except StoreUnavailable:
+            self._lose(key, value)
+            raise
         if found == b"new":
             self._claims[key] = held
             used = int(detail)
@@ -157,17 +164,24 @@ class RedisStore:
             return Claim(State.OVER_BUDGET, used=int(detail))
         if found in (b"suppressed", b"phone_limit"):
             return Claim(State(found.decode()))
+        if detail == value or (key in self._lost and detail == self._lost.pop(key)):
+            # This very claim (sent again after a lost connection), or one of ours whose answer
+            # never reached us: no call went out on it. Known by its exact record, not by its
+            # owner: a claim of ours read before another event's done mark landed names us too,
+            # and its call was made.
+            self._claims[key] = (detail, *held[1:])
+            return Claim(State.NEW, event_id)
         record: dict[str, Any] = orjson.loads(detail)
         if record["s"] == "done":
             return Claim(State.DONE, record["e"], record["r"].encode())
-        if record["o"] == self.owner and key not in self._claims and key not in self._claiming:
-            # Ours, but its answer never reached us (the store went away mid-reply), so no call
-            # went out on it: a claim whose call may be out stays in _claims until completed, and
-            # one whose answer is on its way is in _claiming.
-            self._claims[key] = (detail, *held[1:])
-            return Claim(State.NEW, event_id)
         alive = await self._call(self._batch.execute("EXISTS", self._owner_key(record["o"])))
         return Claim(State.BUSY if alive else State.ORPHANED, record["e"])
+
+    def _lose(self, key: str, value: bytes) -> None:
+        """A claim whose answer never came: the next claim of the key that finds it takes it."""
+        self._lost[key] = value
+        if len(self._lost) > LOST_KEPT:  # an outage's worth at most: the oldest go first
+            del self._lost[next(iter(self._lost))]
 
     async def _claim_replicated(
         self, keys: list[str], args: list[Any], held: tuple[bytes, str, str], chars: int
