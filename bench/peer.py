@@ -62,6 +62,19 @@ def build(
     return broker, outcomes
 
 
+async def token(http: httpx.AsyncClient, provider: str, api_key: str) -> str:
+    """The bearer token; the sandbox may still be starting (the bench starts both at once)."""
+    async with asyncio.timeout(30.0):
+        while True:
+            try:
+                answer = await http.get(f"{provider}/api/auth", params={"apiKey": api_key})
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.05)
+    value: str = answer.json()["payload"]["access_token"]
+    return value
+
+
 async def run(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,8 +82,7 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     limits = httpx.Limits(max_connections=args.prefetch, max_keepalive_connections=args.prefetch)
     async with httpx.AsyncClient(limits=limits) as http:
-        answer = await http.get(f"{args.provider}/api/auth", params={"apiKey": args.api_key})
-        bearer: str = answer.json()["payload"]["access_token"]
+        bearer = await token(http, args.provider, args.api_key)
         broker, outcomes = build(args, http, bearer)
         async with broker:
             await broker.start()

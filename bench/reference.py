@@ -23,6 +23,7 @@ import uvloop
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
 PATH = "/api/auto_call/execute_by_phone"
+STARTING = 30.0  # seconds the sandbox may take to answer its first request
 RECORDING = {"target_type": "Recording", "target": "5ed0c6dffb7b390007e5211"}
 TEXT = {"target_type": "Text_variable"}
 
@@ -98,9 +99,16 @@ class Handler:
 
 
 async def token(http: aiohttp.ClientSession, provider: str, api_key: str) -> str:
-    async with http.get(f"{provider}/api/auth", params={"apiKey": api_key}) as response:
-        answer = orjson.loads(await response.read())
-    value: str = answer["payload"]["access_token"]
+    """The bearer token; the sandbox may still be starting (the bench starts both at once)."""
+    async with asyncio.timeout(STARTING):
+        while True:
+            try:
+                async with http.get(f"{provider}/api/auth", params={"apiKey": api_key}) as answer:
+                    document = orjson.loads(await answer.read())
+                break
+            except aiohttp.ClientConnectorError:
+                await asyncio.sleep(0.05)
+    value: str = document["payload"]["access_token"]
     return value
 
 

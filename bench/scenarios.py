@@ -118,8 +118,9 @@ async def throughput(
     """`count` events into a running system, as fast as confirms allow (or paced at `rate`)."""
     async with (
         run.broker() as (connection, log),
-        # The service calls the provider only for an event: it starts while the sandbox does.
-        harness.sandbox(run.latency, log, wait=run.spec.name != "service") as (url, sb, ready),
+        # Started together: the service calls the provider only for an event, the reference
+        # and the peer retry their first request (the token) until the sandbox answers.
+        harness.sandbox(run.latency, log, wait=False) as (url, sb, ready),
         harness.system(run.spec, run.names, url, log) as sut,
     ):
         await ready()
