@@ -133,11 +133,11 @@ class Running:
 
 @asynccontextmanager
 async def sandbox(
-    latency: float, log: IO[bytes], *, wait: bool = True
+    latency: float, log: IO[bytes]
 ) -> AsyncIterator[tuple[str, Running, Callable[[], Awaitable[None]]]]:
     """The provider stand-in on a free port, answering after `latency` seconds: its URL, its
-    process and `ready()`, already awaited unless `wait=False` (then the caller starts the
-    system under test meanwhile, as both take most of a second to import, and awaits it)."""
+    process, and `ready()` to await before the first event (it takes most of a second to
+    start: the caller starts the system under test meanwhile)."""
     port = free_port()
     command = [
         str(BIN / "autocall-bridge"),
@@ -149,20 +149,13 @@ async def sandbox(
     ]
     url = f"http://127.0.0.1:{port}"
     async with _process(command, dict(os.environ), log) as running:
-        answered = False
 
         async def ready() -> None:
-            nonlocal answered
-            if answered:
-                return
-            answered = True
             async with aiohttp.ClientSession() as http:
                 await _until(lambda: _get_ok(http, f"{url}/_sandbox/state"), running, "sandbox")
                 async with http.post(f"{url}/_sandbox/config", json=UNLIMITED) as response:
                     response.raise_for_status()
 
-        if wait:
-            await ready()
         yield url, running, ready
 
 

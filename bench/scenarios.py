@@ -120,7 +120,7 @@ async def throughput(
         run.broker() as (connection, log),
         # Started together: the service calls the provider only for an event, the reference
         # and the peer retry their first request (the token) until the sandbox answers.
-        harness.sandbox(run.latency, log, wait=False) as (url, sb, ready),
+        harness.sandbox(run.latency, log) as (url, sb, ready),
         harness.system(run.spec, run.names, url, log) as sut,
     ):
         await ready()
@@ -141,7 +141,11 @@ async def throughput(
 
 async def backlog(scenario: str, run: Run, count: int) -> Result:
     """`count` events queued with nothing consuming, then the system started cold."""
-    async with run.broker() as (connection, log), harness.sandbox(run.latency, log) as (url, sb, _):
+    async with (
+        run.broker() as (connection, log),
+        harness.sandbox(run.latency, log) as (url, sb, ready),
+    ):
+        await ready()
         await systems.declare(await connection.channel(), run.spec, run.names)
         exchange = await _input_exchange(connection, run.names)
         publishing = time.perf_counter()

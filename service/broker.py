@@ -39,10 +39,10 @@ class CorkedWriter(asyncio.StreamWriter):
     """The frames written in one turn of the loop go out in one write.
 
     aiormq's writer task writes each frame (an ack, a publish) as it takes it from its queue:
-    one send() per frame. Under load the frames of many events are queued in the same turn,
-    so they are held until the loop's next turn and sent together (the profile put socket
-    writes at 2.5 times the reference consumer's CPU per event). A drain or a close sends at
-    once, so nothing waits behind a flow-control pause or a shutdown."""
+    one send() per frame. The frames queued in one turn are held until the loop's next turn
+    and sent together (socket writes went from 244 to 194 µs per event in the profile; holding
+    them 2 ms longer cost more than it saved). A drain or a close sends at once, so nothing
+    waits behind a flow-control pause or a shutdown."""
 
     def __init__(
         self,
