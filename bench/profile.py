@@ -69,8 +69,8 @@ class Frame:
 
     @property
     def package(self) -> str:
-        """aio_pika/queue.py -> aio_pika; service/consumer.py -> service.consumer; netrc.py ->
-        netrc (py-spy shows paths from the import root)."""
+        """aio_pika/queue.py -> aio_pika; service/pipeline/consumer.py -> service.consumer;
+        netrc.py -> netrc (py-spy shows paths from the import root)."""
         parts = self.file.replace("\\", "/").split("/")
         if parts[0] in ("service", "bench"):
             return f"{parts[0]}.{parts[-1].removesuffix('.py')}"

@@ -28,7 +28,7 @@ import redis.asyncio as redis
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from service.outcomes import Publisher
+from service.amqp.publisher import Publisher
 from service.results.calls import OpenCall
 from service.results.listener import Listener, serve
 from service.results.metrics import ResultMetrics

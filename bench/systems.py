@@ -14,10 +14,10 @@ from pathlib import Path
 import aio_pika
 import redis.asyncio as redis
 
+from service.amqp.topology import Names as ServiceNames
+from service.amqp.topology import declare as declare_service
 from service.settings import Settings
 from service.templates import load
-from service.topology import Names as ServiceNames
-from service.topology import declare as declare_service
 
 from . import reference
 

@@ -18,22 +18,23 @@ from urllib.parse import urlsplit
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from . import broker, http
-from .budget import Budget
-from .consumer import Consumer
+from . import http
+from .amqp import connection as broker
+from .amqp.publisher import Publisher
+from .amqp.topology import declare
 from .errors import cancelled_by_channel
-from .hold import Hold
-from .idempotent import Caller
 from .metrics import Metrics
-from .outcomes import Publisher
-from .pace import Pace
-from .provider import Provider
+from .pipeline.budget import Budget
+from .pipeline.caller import Caller
+from .pipeline.consumer import Consumer
+from .pipeline.hold import Hold
+from .pipeline.pace import Pace
+from .provider.omicall.client import Provider
 from .results import runtime as results
 from .settings import Settings
 from .stopping import bounded, cancel
 from .store import Store, open_store
 from .templates import Templates, load
-from .topology import declare
 
 log = logging.getLogger("autocall")
 WATCHDOG_INTERVAL = 5.0

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
-from .actions import Action, Delay, Publish, PutBack
+from .pipeline.actions import Action, Delay, Publish, PutBack
 
 log = logging.getLogger("autocall")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

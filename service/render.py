@@ -13,8 +13,8 @@ from jinja2 import Template as Jinja
 
 from .errors import AutocallError, Expired, InvalidPhone, QuotaExceeded, TemplateError
 from .events import Event
-from .filters import LOCAL_TZ, PHONE_FORMAT_VAR, mask, mask_digits, normalise_phone
 from .templates import CallWindow, Template, Templates
+from .templates.filters import LOCAL_TZ, PHONE_FORMAT_VAR, mask, mask_digits, normalise_phone
 
 SESSION_LIMIT = 300  # TTS characters per call (the provider's rule)
 MAX_KEY_LENGTH = 200

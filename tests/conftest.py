@@ -19,11 +19,11 @@ import pytest
 import redis.asyncio as redis
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from service.amqp.topology import Names
 from service.app import Service
 from service.sandbox import Sandbox, serve
 from service.settings import Settings
 from service.templates import Templates, load, parse
-from service.topology import Names
 
 AMQP_URL = os.environ.get("AUTOCALL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("AUTOCALL_REDIS_TEST_URL", "redis://127.0.0.1:6379/0")

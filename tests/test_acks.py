@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.acks import MAX_SPREAD, Acks
+from service.amqp.acks import MAX_SPREAD, Acks
 
 
 @dataclass

@@ -11,7 +11,14 @@ import aio_pika
 import pytest
 from yarl import URL
 
-from service.broker import ClusterConnection, CorkedTCP, CorkedWriter, connect, split_urls, where
+from service.amqp.connection import (
+    ClusterConnection,
+    CorkedTCP,
+    CorkedWriter,
+    connect,
+    split_urls,
+    where,
+)
 from service.errors import ConfigError
 from service.settings import load_settings
 

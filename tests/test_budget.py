@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.budget import Budget, local_day, next_midnight
 from service.errors import QuotaExceeded
-from service.filters import LOCAL_TZ
 from service.metrics import Metrics
+from service.pipeline.budget import Budget, local_day, next_midnight
 from service.store import MemoryStore, Reservation
+from service.templates.filters import LOCAL_TZ
 
 # 23:30 in Ho Chi Minh City is 16:30 UTC: the local day differs from the UTC one before 07:00.
 LATE = datetime(2026, 11, 27, 23, 30, tzinfo=LOCAL_TZ)

@@ -1,4 +1,4 @@
-"""service/cli.py: `check` and `render` as a user runs them (CONTRACT.md §1)."""
+"""service/cli/main.py: `check` and `render` as a user runs them (CONTRACT.md §1)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from service.cli import main
+from service.cli.main import main
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "templates.yaml"

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from service.filters import LOCAL_TZ
 from service.sandbox import Sandbox
 from service.templates import Templates
+from service.templates.filters import LOCAL_TZ
 
 from .conftest import EXAMPLES, Broker, MakeSettings, StartService, templates_of
 from .helpers import (

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 import pytest
 
-from service import topology
+from service.amqp import topology
 from service.deadletters import DeadLetter, Selection, run
 from service.deadletters import passes as deadletter_passes
 from service.events import Message

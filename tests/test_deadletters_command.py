@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from service.cli import main
+from service.cli.main import main
 
 from .conftest import Broker
 from .test_deadletters import count, fill

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from service.delivery import (
+from service.amqp.headers import (
     attempts_of,
     check_deliveries,
     int_header,

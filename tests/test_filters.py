@@ -1,4 +1,4 @@
-"""service/filters.py: the filters exactly as CONTRACT.md §4 states them, and the sandbox."""
+"""service/templates/filters.py: the filters exactly as CONTRACT.md §4 states them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from num2words import num2words
 
 from service.errors import InvalidPhone, TemplateError
-from service.filters import (
+from service.templates.filters import (
     LOCAL_TZ,
     PHONE_FORMAT_VAR,
     date,

@@ -8,9 +8,9 @@ from typing import Any, cast
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from service.filters import LOCAL_TZ
-from service.hold import Hold, ProbeResult
 from service.metrics import Metrics
+from service.pipeline.hold import Hold, ProbeResult
+from service.templates.filters import LOCAL_TZ
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=LOCAL_TZ)
 

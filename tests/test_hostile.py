@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 from service.app import Service
 from service.errors import AutocallError, InvalidEvent
 from service.events import MAX_TYPE_LENGTH, Event, Message, decode, identity_of
-from service.filters import LOCAL_TZ, mask, normalise_phone, spell
-from service.outcomes import Outcome
+from service.pipeline.outcomes import Outcome
 from service.render import EXTENSION_PATH, PHONE_PATH, SESSION_LIMIT, Call, Defer, Fail, Skip
 from service.render import decide as decide_with
 from service.sandbox import Sandbox
 from service.settings import Settings
 from service.templates import load
+from service.templates.filters import LOCAL_TZ, mask, normalise_phone, spell
 
 from .conftest import EXAMPLES, Broker, StartService
 from .helpers import http_status, metric, wait_for

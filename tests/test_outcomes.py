@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 
 from service.errors import InvalidPhone, OutcomeUnknown
-from service.outcomes import STATUSES, Outcome
+from service.pipeline.outcomes import STATUSES, Outcome
 
 from .helpers import call_of
 

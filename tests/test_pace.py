@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from service.budget import Budget
-from service.idempotent import Caller
 from service.metrics import Metrics
-from service.outcomes import Outcome
-from service.pace import Pace
-from service.provider import Accepted
+from service.pipeline.budget import Budget
+from service.pipeline.caller import Caller
+from service.pipeline.outcomes import Outcome
+from service.pipeline.pace import Pace
+from service.provider.omicall.client import Accepted
 from service.store import Claim, MemoryStore
 
 from .helpers import call_of

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from service.errors import InvalidPhone
-from service.filters import _by_library, _mobile
+from service.templates.filters import _by_library, _mobile
 
 FORMATS = ("national", "e164", "digits")
 

@@ -27,7 +27,13 @@ from service.errors import (
     Unauthorized,
 )
 from service.metrics import Metrics
-from service.provider import TOKEN_LIFETIME, TOKEN_MARGIN, Accepted, Provider, error_code
+from service.provider.omicall.client import (
+    TOKEN_LIFETIME,
+    TOKEN_MARGIN,
+    Accepted,
+    Provider,
+    error_code,
+)
 from service.render import EXTENSION_PATH, PHONE_PATH, Request
 from service.sandbox import Sandbox
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from service.errors import ProviderError, ProviderUnavailable, Unauthorized
 from service.metrics import Metrics
-from service.provider import Provider
+from service.provider.omicall.client import Provider
 from service.render import Request
 from service.sandbox import Sandbox, SandboxState, serve
 

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from service.events import Event, Message, decode
-from service.filters import LOCAL_TZ
 from service.render import (
     EXTENSION_PATH,
     PHONE_PATH,
@@ -26,6 +25,7 @@ from service.render import (
     decide,
 )
 from service.templates import Templates, load, parse
+from service.templates.filters import LOCAL_TZ
 
 from .conftest import template
 

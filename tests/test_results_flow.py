@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from service.errors import ProviderError, ProviderUnavailable
+from service.provider.omicall.history import History
 from service.results.calls import result_of
-from service.results.history import History
 from service.results.metrics import ResultMetrics
 from service.results.pipeline import Matcher, Results
 from service.results.poller import Poller

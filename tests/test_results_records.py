@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.results.records import CallRecord, InvalidRecord, LiveEvent, parse
+from service.provider.omicall.records import CallRecord, InvalidRecord, LiveEvent, parse
 
 CDR: dict[str, Any] = {
     "state": "cdr",

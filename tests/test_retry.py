@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.actions import Delay, Publish, PutBack
-from service.delivery import ATTEMPT_HEADER, RETRIES_HEADER
+from service.amqp.headers import ATTEMPT_HEADER, RETRIES_HEADER
 from service.errors import (
     AutocallError,
     BalanceTooLow,
@@ -16,7 +15,8 @@ from service.errors import (
     QuotaExceeded,
     StoreUnavailable,
 )
-from service.retry import Retry, jitter
+from service.pipeline.actions import Delay, Publish, PutBack
+from service.pipeline.retry import Retry, jitter
 
 from .helpers import call_of
 

@@ -14,14 +14,14 @@ import orjson
 import pytest
 import yaml
 
-from service import schemas
-from service.cli import main
+from service.cli.main import main
+from service.contract import schemas
 from service.errors import InvalidPhone, OutcomeUnknown
 from service.events import Message, decode, identity_of
-from service.filters import LOCAL_TZ
-from service.outcomes import Outcome, Status
+from service.pipeline.outcomes import Outcome, Status
 from service.render import EXTENSION_PATH, PHONE_PATH, Call, decide
 from service.templates import TemplatesFile, load
+from service.templates.filters import LOCAL_TZ
 
 ROOT = Path(__file__).parent.parent
 SCHEMAS = ROOT / "schemas"

@@ -1,4 +1,4 @@
-"""service/send_event.py: what `autocall-bridge publish` puts on the input exchange."""
+"""service/cli/publish.py: what `autocall-bridge publish` puts on the input exchange."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
+from service.cli.publish import send_event
 from service.errors import ConfigError
-from service.send_event import send_event
 from service.settings import Settings
 
 from .conftest import AMQP_URL

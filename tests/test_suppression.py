@@ -16,7 +16,7 @@ import redis.asyncio as redis
 
 from service.errors import InvalidEvent, InvalidPhone
 from service.events import Event
-from service.outcomes import Outcome
+from service.pipeline.outcomes import Outcome
 from service.sandbox import Sandbox
 from service.store import Guard, RedisStore, Suppression
 from service.suppression import ADD, REMOVE, change_of

@@ -1,4 +1,4 @@
-"""service/templates.py: the templates file read, validated with one line per problem, matched."""
+"""service/templates/: the templates file read, validated with one line per problem, matched."""
 
 from __future__ import annotations
 

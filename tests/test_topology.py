@@ -8,10 +8,10 @@ from collections.abc import Callable
 import aio_pika
 import pytest
 
+from service.amqp.topology import Names, declare
 from service.errors import ConfigError
 from service.settings import Settings
 from service.templates import Templates
-from service.topology import Names, declare
 
 from .conftest import Broker
 

@@ -11,9 +11,9 @@ from typing import Protocol
 
 import pytest
 
-from service.cli import main
+from service.cli.main import main
+from service.cli.webhook import redact
 from service.sandbox import Sandbox, SandboxState, serve
-from service.webhook_admin import redact
 
 ROOT = Path(__file__).parent.parent
 TOKEN = "dev-webhook-token-0123456789abcdef0123"

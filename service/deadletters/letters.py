@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..delivery import (
+from ..amqp.headers import (
     ATTEMPT_HEADER,
     DEAD_LETTERED_AT_HEADER,
     DEATH_HEADERS,
@@ -22,7 +22,7 @@ from ..delivery import (
 )
 from ..errors import InvalidEvent
 from ..events import Message, decode
-from ..filters import LOCAL_TZ
+from ..templates.filters import LOCAL_TZ
 
 # What a replay leaves out: it is the original message, delivered anew from the start.
 DROPPED_ON_REPLAY = frozenset(

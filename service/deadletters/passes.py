@@ -12,9 +12,9 @@ from typing import Literal
 import aio_pika
 from aio_pika.abc import AbstractConnection
 
+from ..amqp.topology import DEAD_QUEUE_ARGUMENTS, dead_queue_name
 from ..errors import ConfigError
 from ..settings import Settings
-from ..topology import DEAD_QUEUE_ARGUMENTS, dead_queue_name
 from .letters import DeadLetter, Selection
 from .queue import DeadQueue, Fate, NotConfirmed
 

@@ -26,8 +26,8 @@ from aio_pika.abc import (
 )
 from pamqp.commands import Basic
 
-from ..delivery import DELIVERY_COUNT_HEADER, REPLAYED_HEADER, message_of
-from ..outcomes import writable
+from ..amqp.headers import DELIVERY_COUNT_HEADER, REPLAYED_HEADER, message_of
+from ..amqp.publisher import writable
 from .letters import DROPPED_ON_REPLAY, DeadLetter
 
 GET_TIMEOUT = 30.0

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from ..filters import LOCAL_TZ, mask
-from .records import CallRecord, Result
+from ..provider.omicall.records import CallRecord, Result
+from ..templates.filters import LOCAL_TZ, mask
 
 RING_SECONDS = 120  # what one attempt may take, ringing and talking, in the span rule
 NO_CHOICE = "none"

@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 import orjson
 from aiohttp import web
 
+from ..provider.omicall.records import CallRecord, InvalidRecord, parse
 from .metrics import ResultMetrics
 from .pipeline import Results
-from .records import CallRecord, InvalidRecord, parse
 
 log = logging.getLogger("autocall.webhooks")
 MAX_BODY = 256 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .records import RESULTS
+from ..provider.omicall.records import RESULTS
 
 WEBHOOK_OUTCOMES = (
     "accepted",

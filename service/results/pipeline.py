@@ -6,10 +6,10 @@ import asyncio
 import logging
 from typing import Literal, Protocol
 
+from ..provider.omicall.history import History
+from ..provider.omicall.records import CallRecord
 from .calls import OpenCall, ResultEvent, result_of
-from .history import History
 from .metrics import ResultMetrics
-from .records import CallRecord
 from .store import ResultStore
 
 log = logging.getLogger("autocall.results")

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import AutocallError, StoreUnavailable
+from ..provider.omicall.history import History
+from ..provider.omicall.records import CallRecord, parse
 from .calls import OpenCall, unknown_of
-from .history import History
 from .pipeline import Results
-from .records import CallRecord, parse
 
 log = logging.getLogger("autocall.results")
 PHONES_PER_SEARCH = 50

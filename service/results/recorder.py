@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidPhone, StoreUnavailable
-from ..filters import normalise_phone
 from ..render import Call
+from ..templates.filters import normalise_phone
 from .calls import OpenCall
 from .store import ResultStore
 

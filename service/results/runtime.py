@@ -14,11 +14,11 @@ from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import CollectorRegistry
 
 from ..errors import StoreUnavailable
+from ..provider.omicall.history import Api, History
 from ..settings import Settings
 from ..stopping import bounded, cancel
 from ..store import RedisStore, Store
 from ..templates import Templates
-from .history import Api, History
 from .listener import Listener, networks, serve
 from .metrics import ResultMetrics
 from .pipeline import Matcher, Publishes, Results

@@ -2,7 +2,6 @@
 
 changes.py   what a change is, read from a control event; numbers as the list holds them
 control.py   control events in the data path, and the list's size gauge
-command.py   `autocall-bridge suppress add | remove | list | import`
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 
 from ..errors import InvalidEvent
 from ..events import Event
-from ..filters import LOCAL_TZ, mask, normalise_phone
 from ..store import Suppression
+from ..templates.filters import LOCAL_TZ, mask, normalise_phone
 
 ADD = "autocall.suppression.add"
 REMOVE = "autocall.suppression.remove"

@@ -6,13 +6,13 @@ import asyncio
 import time
 from datetime import datetime
 
-from ..actions import Action, Delay, Publish
-from ..delivery import RETRIES_HEADER
+from ..amqp.headers import RETRIES_HEADER
 from ..errors import AutocallError, StoreUnavailable
 from ..events import Event
 from ..metrics import Metrics
-from ..outcomes import Outcome
-from ..retry import Retry
+from ..pipeline.actions import Action, Delay, Publish
+from ..pipeline.outcomes import Outcome
+from ..pipeline.retry import Retry
 from ..store import Store
 from .changes import change_of, masked
 

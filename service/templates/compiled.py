@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Template as Jinja
 
-from ..filters import environment
+from .filters import environment
 from .models import CallWindow, Options, TemplateSpec
 
 

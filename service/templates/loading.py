@@ -11,8 +11,8 @@ from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
 from ..errors import ConfigError
-from ..filters import Environment, environment
 from .compiled import Template, Templates
+from .filters import Environment, environment
 from .models import Options, TemplatesFile, TemplateSpec
 
 

@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from ..filters import PhoneFormat
 from ..settings import parse_duration
+from .filters import PhoneFormat
 
 Voice = Literal["banmai", "leminh", "lannhi"]
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")

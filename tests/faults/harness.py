@@ -20,7 +20,7 @@ import orjson
 import redis.asyncio as redis
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
-from service.broker import connect
+from service.amqp.connection import connect
 from service.store import sentinel
 
 from .ledger import RESULTS, Collector, Ledger, Outcome
@@ -190,9 +190,9 @@ class Rig:
     async def declare(self) -> None:
         """The service's queues, exchanges and bindings before it runs, so that a backlog can
         wait for it (events published to an exchange with no binding are dropped)."""
+        from service.amqp.topology import declare
         from service.settings import Settings
         from service.templates import load
-        from service.topology import declare
 
         settings = Settings(
             amqp_url=",".join(self.amqp_urls),

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..amqp.headers import ATTEMPT_HEADER, RETRIES_HEADER
+from ..errors import EXHAUSTION_CODES, AutocallError
+from ..render import Call
 from .actions import Delay, Publish, PutBack
-from .delivery import ATTEMPT_HEADER, RETRIES_HEADER
-from .errors import EXHAUSTION_CODES, AutocallError
 from .outcomes import Outcome
-from .render import Call
 
 
 def jitter() -> float:

@@ -11,10 +11,10 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
+from ..pipeline.outcomes import Status
+from ..suppression.schema import ControlEvent
+from ..templates import TemplatesFile
 from . import asyncapi
-from .outcomes import Status
-from .suppression.schema import ControlEvent
-from .templates import TemplatesFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # `format: date-time` only annotates by default; the pattern makes "with an offset" checkable.
@@ -85,7 +85,7 @@ def _status_rules() -> dict[str, Any]:
 
 
 class OutcomeEvent(BaseModel):
-    """service.outcomes.Outcome as published: every key is present, null when unset."""
+    """service.pipeline.outcomes.Outcome as published: every key is present, null when unset."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_status_rules())
     status: Status = Field(description="Also the routing key and AMQP `type`: autocall.<status>.")

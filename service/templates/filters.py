@@ -17,7 +17,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from num2words import num2words
 
-from .errors import InvalidPhone, TemplateError
+from ..errors import InvalidPhone, TemplateError
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 PhoneFormat = Literal["national", "e164", "digits"]

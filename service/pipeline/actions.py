@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import Event
+from ..events import Event
 from .outcomes import Outcome
 
 

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from .errors import (
+from ...errors import (
     PROVIDER_CODES,
     AutocallError,
     OutcomeUnknown,
@@ -21,9 +21,9 @@ from .errors import (
     ProviderUnavailable,
     Unauthorized,
 )
-from .filters import mask_digits
-from .metrics import Metrics
-from .render import Request
+from ...metrics import Metrics
+from ...render import Request
+from ...templates.filters import mask_digits
 
 SUCCESS = 9999
 TOKEN_LIFETIME = 24 * 3600.0

@@ -11,11 +11,11 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, ProviderError, ProviderUnavailable, Unauthorized
-from .settings import Settings, load_settings
+from ..errors import ConfigError, ProviderError, ProviderUnavailable, Unauthorized
+from ..settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from .provider import Provider
+    from ..provider.omicall.client import Provider
 
 HOOK_TYPE = "call"
 REFUSED = 1  # the provider answered, and said no
@@ -60,8 +60,8 @@ def _command(action: Command) -> Callable[[argparse.Namespace], int]:
 async def _with_provider(settings: Settings, action: Command, args: argparse.Namespace) -> str:
     import aiohttp  # here: the other commands start faster without it
 
-    from .metrics import Metrics
-    from .provider import Provider
+    from ..metrics import Metrics
+    from ..provider.omicall.client import Provider
 
     key, token = settings.api_key, settings.api_token
     async with aiohttp.ClientSession(trust_env=True) as session:

@@ -10,8 +10,8 @@ from typing import Any
 import aio_pika
 import orjson
 
-from .errors import ConfigError
-from .settings import Settings
+from ..errors import ConfigError
+from ..settings import Settings
 
 CONNECT_TIMEOUT = 10.0
 

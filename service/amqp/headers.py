@@ -7,8 +7,8 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from .errors import DeliveryLimit
-from .events import Message
+from ..errors import DeliveryLimit
+from ..events import Message
 
 ROUTING_KEY_HEADER = "x-autocall-routing-key"
 EXCHANGE_HEADER = "x-autocall-exchange"

@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
+from ..deadletters.letters import Selection
+from ..deadletters.passes import Report, run
 from ..errors import ConfigError
 from ..settings import load_settings, parse_duration
-from .letters import Selection
-from .passes import Report, run
 
 PARTIAL = 1  # exit code: some selected dead letters could not be replayed (they stay)
 

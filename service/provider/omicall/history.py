@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from ..stopping import cancel
-from .metrics import ResultMetrics
+from ...results.metrics import ResultMetrics
+from ...stopping import cancel
 
 SEARCH_PATH = "/api/v2/callTransaction/search"
 PAGE_SIZE = 50

@@ -13,17 +13,16 @@ from typing import Any
 
 import orjson
 
-from . import deadletters
-from .errors import AutocallError, ConfigError, StoreUnavailable
-from .events import Message, decode, identity_of
-from .filters import LOCAL_TZ
-from .idempotent import guard_of
-from .render import Call, as_json, decide
-from .settings import load_settings
-from .store import Guard, State, open_store
-from .suppression import command as suppress_command
-from .templates import Templates, load
-from .webhook_admin import add_commands as add_webhook_commands
+from ..errors import AutocallError, ConfigError, StoreUnavailable
+from ..events import Message, decode, identity_of
+from ..pipeline.caller import guard_of
+from ..render import Call, as_json, decide
+from ..settings import load_settings
+from ..store import Guard, State, open_store
+from ..templates import Templates, load
+from ..templates.filters import LOCAL_TZ
+from . import deadletters, suppress
+from .webhook import add_commands as add_webhook_commands
 
 USAGE_ERROR = 2
 
@@ -84,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     add_webhook_commands(commands)
 
     deadletters.add_parser(commands)
-    suppress_command.add_parser(commands)
+    suppress.add_parser(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
     schemas.add_argument("directory", type=Path)
@@ -93,8 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import logs
-    from .app import run
+    from .. import logs
+    from ..app import run
 
     settings = load_settings()
     settings.require_credentials()
@@ -158,7 +157,7 @@ def _protections(templates: Templates, call: Call, now: datetime) -> str | None:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import SandboxState, serve_forever
+    from ..sandbox import SandboxState, serve_forever
 
     state = SandboxState()
     if args.api_key:
@@ -176,7 +175,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _send_event(args: argparse.Namespace) -> int:
-    from .send_event import send_event
+    from .publish import send_event
 
     settings = load_settings()
     body = _read(args.event)
@@ -186,7 +185,7 @@ def _send_event(args: argparse.Namespace) -> int:
 
 
 def _schemas(args: argparse.Namespace) -> int:
-    from .schemas import write
+    from ..contract.schemas import write
 
     for path in write(args.directory):
         print(path)

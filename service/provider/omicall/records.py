@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import InvalidPhone
-from ..filters import normalise_phone
+from ...errors import InvalidPhone
+from ...templates.filters import normalise_phone
 
 Result = Literal["answered", "busy", "no_answer", "failed", "unknown"]
 RESULTS: tuple[Result, ...] = ("answered", "busy", "no_answer", "failed", "unknown")

@@ -6,10 +6,10 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from .errors import DAILY_BUDGET_CODE, QuotaExceeded, StoreUnavailable
-from .filters import LOCAL_TZ
-from .metrics import Metrics
-from .store import Claim, Reservation, State, Store
+from ..errors import DAILY_BUDGET_CODE, QuotaExceeded, StoreUnavailable
+from ..metrics import Metrics
+from ..store import Claim, Reservation, State, Store
+from ..templates.filters import LOCAL_TZ
 
 
 def local_day(now: datetime) -> str:

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..errors import AutocallError, OutcomeUnknown, QuotaExceeded, StoreUnavailable
+from ..provider.omicall.client import Provider
+from ..render import Call
+from ..results.recorder import Recorder
+from ..store import Claim, Guard, Reservation, State, Store
 from .budget import Budget
-from .errors import AutocallError, OutcomeUnknown, QuotaExceeded, StoreUnavailable
 from .outcomes import Outcome
 from .pace import Pace
-from .provider import Provider
-from .render import Call
-from .results.recorder import Recorder
-from .store import Claim, Guard, Reservation, State, Store
 
 log = logging.getLogger("autocall")
 BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds

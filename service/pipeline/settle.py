@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from .acks import Acks
+from ..amqp.acks import Acks
+from ..amqp.headers import replayed_code
+from ..amqp.publisher import Publisher
+from ..amqp.topology import Names
+from ..errors import cancelled_by_channel
+from ..logs import log_event
+from ..metrics import Metrics
 from .actions import Action, Delay, Publish, PutBack, Requeue
-from .delivery import replayed_code
-from .errors import cancelled_by_channel
-from .logs import log_event
-from .metrics import Metrics
-from .outcomes import Publisher
-from .topology import Names
 
 log = logging.getLogger("autocall")
 REPUBLISH_PAUSE = 1.0  # seconds before a delivery whose publish failed goes back to the broker

@@ -11,10 +11,10 @@ from enum import Enum
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
+from ..errors import DAILY_BUDGET_CODE, EXHAUSTION_CODES, cancelled_by_channel
+from ..metrics import Metrics
+from ..stopping import cancel
 from .budget import next_midnight
-from .errors import DAILY_BUDGET_CODE, EXHAUSTION_CODES, cancelled_by_channel
-from .metrics import Metrics
-from .stopping import cancel
 
 log = logging.getLogger("autocall")
 

@@ -19,10 +19,10 @@ import aio_pika
 import orjson
 
 from ..errors import AutocallError, ConfigError, InvalidPhone
-from ..filters import LOCAL_TZ, mask
 from ..settings import Settings, load_settings
 from ..store import Store, Suppression, open_store
-from .changes import ADD, REMOVE, listed_phone, masked, until_of
+from ..suppression.changes import ADD, REMOVE, listed_phone, masked, until_of
+from ..templates.filters import LOCAL_TZ, mask
 
 CHUNK = 500  # entries written at once to Redis (its commands go in one pipeline a loop turn)
 

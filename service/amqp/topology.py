@@ -14,10 +14,10 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.common import FieldTable
 
-from .errors import ConfigError
-from .settings import Settings
-from .suppression.changes import CONTROL_PATTERN
-from .templates import CallWindow, Templates
+from ..errors import ConfigError
+from ..settings import Settings
+from ..suppression.changes import CONTROL_PATTERN
+from ..templates import CallWindow, Templates
 
 # How `<queue>.dead` is declared. `dead-letters` reads it to learn the queue's type: a quorum
 # queue does not keep the order of requeued messages, so they are put back another way.

@@ -8,8 +8,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from .errors import PROVIDER_CODES, SERVICE_CODES
-from .outcomes import STATUSES
+from ..errors import PROVIDER_CODES, SERVICE_CODES
+from ..pipeline.outcomes import STATUSES
 
 INPUT_EXCHANGE = QUEUE = (
     "autocall.events"  # the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .store import Store
+from ..store import Store
 
 
 class Pace:

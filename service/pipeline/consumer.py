@@ -11,22 +11,23 @@ from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from ..amqp.headers import attempts_of, check_deliveries, message_of, retries_of
+from ..amqp.publisher import Publisher
+from ..amqp.topology import Topology
+from ..errors import AutocallError
+from ..events import Event, decode, identity_of
+from ..metrics import Metrics
+from ..render import Call, Defer, Fail, Skip, decide
+from ..settings import Settings
+from ..stopping import bounded
+from ..suppression import CONTROL_TYPES, Control
+from ..templates import Templates
 from .actions import Action, Delay, Publish, PutBack, Requeue
-from .delivery import attempts_of, check_deliveries, message_of, retries_of
-from .errors import AutocallError
-from .events import Event, decode, identity_of
+from .caller import Caller, NotCalled
 from .hold import Hold, ProbeResult
-from .idempotent import Caller, NotCalled
-from .metrics import Metrics
-from .outcomes import Outcome, Publisher
-from .render import Call, Defer, Fail, Skip, decide
+from .outcomes import Outcome
 from .retry import Retry
-from .settings import Settings
 from .settle import Settler
-from .stopping import bounded
-from .suppression import CONTROL_TYPES, Control
-from .templates import Templates
-from .topology import Topology
 
 log = logging.getLogger("autocall")
 
