@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from . import http
+from . import http, tracing
 from .amqp import connection as broker
 from .amqp.publisher import Publisher
 from .amqp.topology import declare
@@ -86,6 +86,7 @@ class Service:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings
+        await stack.enter_async_context(tracing.started())  # first: the last to stop
         self.http_port = await stack.enter_async_context(
             http.serve(s.http_port, self.metrics, self)
         )
@@ -244,7 +245,12 @@ def _session(settings: Settings) -> aiohttp.ClientSession:
     # The proxy settings are read once: aiohttp's trust_env reads them, and ~/.netrc in a
     # thread, on every request (a third of the service's CPU per event, measured).
     proxy = _proxy(settings.api_base_url)
-    return aiohttp.ClientSession(connector=connector, raise_for_status=False, proxy=proxy)
+    return aiohttp.ClientSession(
+        connector=connector,
+        raise_for_status=False,
+        proxy=proxy,
+        trace_configs=tracing.http_trace_configs(),
+    )
 
 
 def _proxy(base_url: str) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
+from . import tracing
 from .pipeline.actions import Action, Delay, Publish, PutBack
 
 log = logging.getLogger("autocall")
@@ -49,6 +50,16 @@ class Redactor(logging.Filter):
         for key, value in list(vars(record).items()):  # and so may extra fields
             if key not in _STANDARD and isinstance(value, str):
                 setattr(record, key, self.redact(value))
+        return True
+
+
+class TraceIds(logging.Filter):
+    """`trace_id` and `span_id` of the span a record was logged in, while tracing is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = tracing.log_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -95,6 +106,7 @@ def configure(level: str = "INFO", fmt: str = "auto", secrets: list[str] | None 
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(TraceIds())
     handler.addFilter(Redactor(secrets or []))
     root = logging.getLogger()
     root.handlers[:] = [handler]

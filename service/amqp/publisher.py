@@ -8,6 +8,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
+from .. import tracing
 from .headers import (
     DEAD_LETTERED_AT_HEADER,
     DEATH_HEADERS,
@@ -64,13 +65,14 @@ class Publisher:
         if self._channel.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError(f"{self._channel!r} closed")
         channel = await self._channel.get_underlay_channel()
-        await channel.basic_publish(
+        publish = channel.basic_publish(
             body,
             exchange=self._outcomes.name,
             routing_key=routing_key,
             properties=properties,
             mandatory=True,  # as aio-pika's default: an outcome nobody's queue takes comes back
         )
+        await tracing.producing(publish, self._outcomes.name, routing_key, properties)
 
     async def copy(
         self,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from .. import tracing
 from ..amqp.headers import attempts_of, check_deliveries, message_of, retries_of
 from ..amqp.publisher import Publisher
 from ..amqp.topology import Topology
@@ -125,7 +126,7 @@ class Consumer:
             elif self.hold.reason is not None and not self.hold.probing(delivery):
                 action = PutBack(self.hold.reason)
             else:
-                return await self._process_and_settle(delivery, started)
+                return await tracing.consumed(self._process_and_settle, delivery, started)
             await self.settler.settle(delivery, action, started)
             return action
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Literal, Protocol
 
+from .. import tracing
 from ..provider.omicall.history import History
 from ..provider.omicall.records import CallRecord
 from .calls import OpenCall, ResultEvent, result_of
@@ -81,6 +82,7 @@ class Results:
         event = result_of(call, record, self._choices.get(call.template, {}), source)
         return await self.publish(event)
 
+    @tracing.result_span
     async def publish(self, event: ResultEvent) -> Taken:
         """Publish `event` unless its attempt (or its call's final result) already was."""
         call, attempt = event.call, str(event.attempt) if event.result != "unknown" else "unknown"

@@ -1,0 +1,64 @@
+"""Traces (CONTRACT.md §14): one order followed from the event to its call's results, with
+OpenTelemetry; off, and free, unless an OTLP endpoint is configured.
+
+setup.py      the tracer provider the `OTEL_*` variables describe, its batch exporter, shutdown
+carriers.py   W3C trace context: a delivery's parent, a message's headers, ids for the logs
+spans.py      the spans of the event path and the result side, each a pass-through when off
+http.py       CLIENT spans of the provider's requests, as aiohttp request hooks
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+
+from . import setup, spans
+from .carriers import log_ids as _log_ids
+from .carriers import traceparent as _traceparent
+from .http import trace_config
+from .spans import claimed, consumed, producing, result_span
+
+__all__ = [
+    "claimed",
+    "consumed",
+    "http_trace_configs",
+    "log_ids",
+    "producing",
+    "result_span",
+    "started",
+    "traceparent",
+]
+NAME = "autocall-bridge"
+
+
+@asynccontextmanager
+async def started() -> AsyncIterator[bool]:
+    """Tracing for the duration of the block, when the environment asks for it (whether it
+    does); the spans still queued are exported, within a bound, when it ends."""
+    provider = setup.provider()
+    if provider is None:
+        yield False
+        return
+    spans.TRACER = provider.get_tracer(NAME)
+    try:
+        yield True
+    finally:
+        spans.TRACER = None
+        await setup.shut_down(provider)
+
+
+def http_trace_configs() -> list[aiohttp.TraceConfig] | None:
+    """The provider's session's request hooks: a CLIENT span each request, while tracing is on."""
+    return None if spans.TRACER is None else [trace_config(spans.TRACER)]
+
+
+def traceparent() -> str:
+    """The current span's W3C traceparent, for a call's record; "" while tracing is off."""
+    return "" if spans.TRACER is None else _traceparent()
+
+
+def log_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) for a log record; None while tracing is off or outside any span."""
+    return None if spans.TRACER is None else _log_ids()
