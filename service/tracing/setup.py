@@ -45,7 +45,11 @@ def provider(environ: Mapping[str, str] = os.environ) -> TracerProvider | None:
     if not enabled(environ):
         return None
     traces = TracerProvider(resource=resource(), shutdown_on_exit=False)
-    traces.add_span_processor(BatchSpanProcessor(exporter(environ)))
+    try:
+        batches = BatchSpanProcessor(exporter(environ))
+    except ValueError as exc:  # the SDK's own check of the batch sizes it read
+        raise ConfigError([f"OTEL_BSP_*: {exc}"]) from None
+    traces.add_span_processor(batches)
     return traces
 
 
@@ -74,7 +78,7 @@ def exporter(environ: Mapping[str, str]) -> SpanExporter:
     return made
 
 
-async def shut_down(traces: TracerProvider, within: float = FLUSH_TIMEOUT) -> None:
+async def shut_down(traces: TracerProvider, within: float | None = None) -> None:
     """Export what is queued, for `within` seconds at most. In a daemon thread: the exporter
     retries an absent collector for its whole timeout, and neither the loop nor the process's
     exit may wait for that."""
@@ -93,6 +97,7 @@ async def shut_down(traces: TracerProvider, within: float = FLUSH_TIMEOUT) -> No
                 loop.call_soon_threadsafe(finish)
 
     threading.Thread(target=run, name="otel-shutdown", daemon=True).start()
+    within = FLUSH_TIMEOUT if within is None else within
     try:
         async with asyncio.timeout(within):
             await done
