@@ -10,6 +10,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 W3C = TraceContextTextMapPropagator()
@@ -54,17 +55,19 @@ def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def headers() -> dict[str, str]:
-    """`traceparent` (and `tracestate`) of the current span, for a message sent in it."""
-    carrier: dict[str, str] = {}
-    W3C.inject(carrier)
+def traceparent_of(span: SpanContext) -> dict[str, str]:
+    """The W3C headers of `span`: what the propagator writes, without its look-ups."""
+    carrier = {TRACEPARENT: f"00-{span.trace_id:032x}-{span.span_id:016x}-{span.trace_flags:02x}"}
+    if span.trace_state:
+        carrier[TRACESTATE] = span.trace_state.to_header()
     return carrier
 
 
 def traceparent() -> str:
     """The current span's context as a W3C traceparent ("" outside any span): what a call's
     record keeps, so that its results, minutes later, belong to the same trace."""
-    return headers().get(TRACEPARENT, "")
+    current = trace.get_current_span().get_span_context()
+    return traceparent_of(current)[TRACEPARENT] if current.is_valid else ""
 
 
 def resumed(parent: str) -> Context | None:

@@ -29,12 +29,7 @@ def trace_config(tracer: Tracer) -> aiohttp.TraceConfig:
         ctx.span = tracer.start_span(
             f"{params.method} {url.path}",
             kind=SpanKind.CLIENT,
-            attributes={
-                "http.request.method": params.method,
-                "url.full": str(url),
-                "server.address": url.host or "",
-                "server.port": url.explicit_port or url.port or 0,
-            },
+            attributes={"http.request.method": params.method, "url.full": str(url)},
         )
 
     async def end(
