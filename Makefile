@@ -16,7 +16,7 @@ export AUTOCALL_REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
 $(BIN)/autocall-bridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,docs]'
 	@touch $@
 
 ## make run: the service with the example templates against the built-in sandbox provider,
