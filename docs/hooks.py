@@ -4,7 +4,7 @@ Pages link to files outside docs/ as a forge shows the repository (`../schemas/o
 `../helm/autocall-bridge/README.md`), so the Markdown reads the same on a forge. The site carries
 those files too: the JSON Schemas and the AsyncAPI document as they are; the README (the home
 page), the chart's and the benchmark harness's READMEs and the fault suite's last run as pages.
-Links between them are pointed at the published copies. Nothing is fetched: all comes from the clone.
+Links between them are pointed at the published copies. Nothing is fetched: all is in the clone.
 """
 
 from __future__ import annotations
