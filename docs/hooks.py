@@ -29,7 +29,10 @@ PAGES = {
 }
 SCHEMAS = "schemas"
 
-LINK = re.compile(r"\]\((?P<target>[^)\s#]*)(?P<anchor>#[^)\s]*)?(?P<title>\s+\"[^\"]*\")?\)")
+LINK = re.compile(
+    r"(?P<bang>!?)\[(?P<text>[^\]]*)\]"
+    r"\((?P<target>[^)\s#]*)(?P<anchor>#[^)\s]*)?(?P<title>\s+\"[^\"]*\")?\)"
+)
 
 
 def published() -> dict[str, str]:
@@ -49,17 +52,27 @@ def on_files(files: Files, config: Any) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Page, config: Any, files: Files) -> str:
-    source = source_of(page.file.src_uri)
-    here = posixpath.dirname(page.file.src_uri) or "."
+    return rewrite(markdown, page.file.src_uri)
+
+
+def rewrite(markdown: str, uri: str) -> str:
+    """A page's links as the site has them: to the published copies of repository files; a link
+    to a file the site does not carry (a module, say) becomes its text, as the site has no such
+    page. A link to a file the repository does not have is left for --strict to report."""
+    source = source_of(uri)
+    here = posixpath.dirname(uri) or "."
 
     def point(match: re.Match[str]) -> str:
         target = match["target"]
         if not target or "://" in target or target.startswith(("/", "mailto:")):
             return match[0]
-        uri = site_uri(posixpath.normpath(posixpath.join(posixpath.dirname(source), target)))
-        if uri is None:
-            return match[0]
-        return f"]({posixpath.relpath(uri, here)}{match['anchor'] or ''}{match['title'] or ''})"
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(source), target))
+        site = site_uri(path)
+        if site is None:
+            outside = not path.startswith(("docs/", "../")) and (ROOT / path).exists()
+            return match["text"] if outside and not match["bang"] else match[0]
+        link = f"{posixpath.relpath(site, here)}{match['anchor'] or ''}{match['title'] or ''}"
+        return f"{match['bang']}[{match['text']}]({link})"
 
     return LINK.sub(point, markdown)
 

@@ -68,6 +68,21 @@ def test_the_published_repository_files_exist() -> None:
     assert not missing
 
 
+def test_links_outside_docs_point_at_what_the_site_carries() -> None:
+    rewrite = hooks().rewrite
+    assert rewrite("[s](../schemas/outcome.schema.json#x)", "events.md") == (
+        "[s](schemas/outcome.schema.json#x)"
+    )
+    assert rewrite("[chart](../helm/autocall-bridge/README.md)", "a.md") == "[chart](helm-chart.md)"
+    assert rewrite("[home](../../README.md)", "helm-chart.md") == "[home](index.md)"
+    assert rewrite("[b](../docs/benchmark.md#x)", "benchmark-harness.md") == "[b](benchmark.md#x)"
+    assert rewrite("[`app.py`](../service/app.py)", "a.md") == "`app.py`"
+    assert rewrite("[gone](../service/gone.py)", "a.md") == "[gone](../service/gone.py)"
+    assert rewrite("[w](https://example.com/x.md) [o](operating.md#holds)", "a.md") == (
+        "[w](https://example.com/x.md) [o](operating.md#holds)"
+    )
+
+
 def test_the_architecture_names_every_package() -> None:
     text = (DOCS / "architecture.md").read_text(encoding="utf-8")
     found = packages()
