@@ -2,12 +2,14 @@
 
 The service at latency-0 (the provider answers at once: the largest share tracing can take),
 in alternating rounds: tracing off; on at full sampling (`always_on`), exporting to a local
-OTLP/HTTP sink in this process that decodes and counts the spans; and, with `--base REF`, the
+OTLP/HTTP sink in this process that decodes and counts the spans; with `--ratio R`, on with
+`traceidratio` sampling a share R of the traces; and, with `--base REF`, the
 service as it was at git REF (exported with `git archive`, run from that tree), which shows
 what the hooks cost while tracing is off. Medians of the rounds; CPU µs per event is the
 service's user + system CPU over the measured window (the exporter's thread included).
 
-  .venv/bin/python -m bench.tracing --n 2000 --rounds 3 [--base 8d10479] [--parent] [--profile]
+  .venv/bin/python -m bench.tracing --n 2000 --rounds 3 [--base REF] [--ratio 0.1] [--parent]
+  .venv/bin/python -m bench.tracing --profile --rounds 1
   .venv/bin/python -m bench.profile bench/results/profile-tracing/tracing-on-service.txt 2000
 """
 
@@ -87,6 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured events first")
     parser.add_argument("--base", metavar="REF", help="also the service at this git ref")
     parser.add_argument("--parent", action="store_true", help="events carry a traceparent")
+    parser.add_argument("--ratio", type=float, help="also on, sampling this share of traces")
     parser.add_argument("--profile", action="store_true", help="py-spy on each run (--gil)")
     return parser.parse_args(argv)
 
@@ -117,9 +120,14 @@ def with_parent(event: Any) -> Any:
     return made
 
 
-def systems(sink: Sink, tree: str | None) -> dict[str, System]:
-    on = (("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url), ("OTEL_TRACES_SAMPLER", "always_on"))
+def systems(sink: Sink, tree: str | None, ratio: float | None) -> dict[str, System]:
+    endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url)
+    on = (endpoint, ("OTEL_TRACES_SAMPLER", "always_on"))
     variants: dict[str, System] = {"off": System("service"), "on": System("service", env_extra=on)}
+    if ratio is not None:
+        sampler = ("OTEL_TRACES_SAMPLER", "traceidratio")
+        sampled = (endpoint, sampler, ("OTEL_TRACES_SAMPLER_ARG", str(ratio)))
+        variants[f"on {ratio:g}"] = System("service", env_extra=sampled)
     if tree is not None:
         variants["base"] = AtRef("service", tree=tree)
     return variants
@@ -132,7 +140,7 @@ async def amain(args: argparse.Namespace) -> str:
     spans: list[float] = []
     async with Sink().serving() as sink:
         with exported(args.base) as tree:
-            variants = systems(sink, tree)
+            variants = systems(sink, tree, args.ratio)
             names = list(variants)
             for round_ in range(args.rounds):
                 for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
@@ -143,7 +151,7 @@ async def amain(args: argparse.Namespace) -> str:
                         f"tracing-{name}", run, args.n, warmup=args.warmup, profiler=profiler
                     )
                     runs.setdefault(name, []).append(result)
-                    print(f"round {round_ + 1} {name:>4}: {_line(result)}", flush=True)
+                    print(f"round {round_ + 1} {name:>7}: {_line(result)}", flush=True)
                     if name == "on":  # stopped: its last spans were exported as it stopped
                         spans.append((sink.spans - before) / (args.n + args.warmup))
     return report(runs, spans)
