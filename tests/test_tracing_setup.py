@@ -8,12 +8,16 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
+import aiohttp
 import pytest
 from yarl import URL
 
 from service import tracing
 from service.errors import ConfigError
+from service.metrics import Metrics
+from service.provider.omicall.client import Provider
 from service.results.calls import OpenCall
 from service.sandbox import Sandbox
 from service.settings import Settings
@@ -22,7 +26,10 @@ from service.tracing import setup
 from service.tracing.http import public
 from tests.conftest import WAIT, Broker, StartService, templates_of
 from tests.helpers import order
-from tests.test_tracing import TEMPLATES
+from tests.otlp import receiver
+from tests.test_tracing import TEMPLATES, one
+
+SEARCH = "/api/v2/callTransaction/search"
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 
@@ -82,7 +89,34 @@ async def test_off_every_hook_passes_through() -> None:
     assert tracing.producing(claiming, "x", "y", object()) is claiming  # type: ignore[arg-type]
     assert await claiming == Claim(State.NEW, "e")
     assert (tracing.traceparent(), tracing.log_ids()) == ("", None)
-    assert tracing.http_trace_configs() is None
+    sending = answer()
+    assert tracing.requested(sending, "POST", URL("http://x/")) is sending
+    assert (await sending).status == 200
+
+
+@dataclass
+class Answer:
+    status: int
+
+
+async def answer() -> Answer:
+    return Answer(200)
+
+
+async def test_a_request_s_span_has_its_url_without_the_query(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
+) -> None:
+    async with receiver() as otlp:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.url)
+        async with tracing.started(), aiohttp.ClientSession() as session:
+            provider = Provider(session, sandbox.url, Metrics(), api_key="sandbox-key")
+            assert tracing.spans.TRACER is not None
+            with tracing.spans.TRACER.start_as_current_span("poll") as poll:
+                await provider.api("POST", f"{SEARCH}?page=1&size=50", json={"phoneNumbers": []})
+        trace_id = f"{poll.get_span_context().trace_id:032x}"
+        search = one(await otlp.named(trace_id, f"POST {SEARCH}"), f"POST {SEARCH}")
+    assert (search.kind, search.attributes["url.full"]) == ("CLIENT", sandbox.url + SEARCH)
+    assert search.attributes["http.response.status_code"] == 200
 
 
 def test_batch_sizes_the_sdk_refuses_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,7 +54,7 @@ templates:
     choices: {"1": confirmed}
 """
 ORDER = {"code": "DH1042", "customer": {"phone": "0901234561"}, "total_price": 455000}
-SPANS = 8  # the shop's publish; process, claim, token, call, publish; the result, its publish
+SPANS = 7  # the shop's publish; process, claim, call, publish; the result, its publish
 
 
 async def capture() -> list[Received]:

@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .. import tracing
 from ..settings import Settings
 
 
@@ -19,12 +18,7 @@ def provider_session(settings: Settings) -> aiohttp.ClientSession:
     # The proxy settings are read once: aiohttp's trust_env reads them, and ~/.netrc in a
     # thread, on every request (a third of the service's CPU per event, measured).
     proxy = proxy_of(settings.api_base_url)
-    return aiohttp.ClientSession(
-        connector=connector,
-        raise_for_status=False,
-        proxy=proxy,
-        trace_configs=tracing.http_trace_configs(),  # a CLIENT span each request, when tracing
-    )
+    return aiohttp.ClientSession(connector=connector, raise_for_status=False, proxy=proxy)
 
 
 def proxy_of(base_url: str) -> str | None:

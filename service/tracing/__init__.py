@@ -4,28 +4,28 @@ OpenTelemetry; off, and free, unless an OTLP endpoint is configured.
 setup.py      the tracer provider the `OTEL_*` variables describe, its batch exporter, shutdown
 carriers.py   W3C trace context: a delivery's parent, a message's headers, ids for the logs
 spans.py      the spans of the event path and the result side, each a pass-through when off
-http.py       CLIENT spans of the provider's requests, as aiohttp request hooks
+http.py       CLIENT spans of the provider's requests, around the client's send
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
-import aiohttp
+from yarl import URL
 
 from . import setup, spans
 from .carriers import log_ids as _log_ids
 from .carriers import traceparent as _traceparent
-from .http import trace_config
+from .http import Answered, request_span
 from .spans import claimed, consumed, producing, result_span
 
 __all__ = [
     "claimed",
     "consumed",
-    "http_trace_configs",
     "log_ids",
     "producing",
+    "requested",
     "result_span",
     "started",
     "traceparent",
@@ -49,9 +49,9 @@ async def started() -> AsyncIterator[bool]:
         await setup.shut_down(provider)
 
 
-def http_trace_configs() -> list[aiohttp.TraceConfig] | None:
-    """The provider's session's request hooks: a CLIENT span each request, while tracing is on."""
-    return None if spans.TRACER is None else [trace_config(spans.TRACER)]
+def requested(sending: Awaitable[Answered], method: str, url: URL) -> Awaitable[Answered]:
+    """A request to the provider (`sending`, not started yet) in its CLIENT span."""
+    return sending if spans.TRACER is None else request_span(spans.TRACER, sending, method, url)
 
 
 def traceparent() -> str:

@@ -1,67 +1,53 @@
-"""CLIENT spans of the provider's requests (HTTP conventions), through aiohttp's request hooks:
-added to the session only while tracing is on, so an untraced service has no hooks to call."""
+"""CLIENT spans of the provider's requests (HTTP conventions), around the client's own send:
+aiohttp's request hooks would cost every request ~15 µs (measured), traced or not."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
 
-import aiohttp
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from yarl import URL
 
 
-def trace_config(tracer: Tracer) -> aiohttp.TraceConfig:
-    """Hooks that open a span when a request starts and end it with its answer or error."""
-    config = aiohttp.TraceConfig()
+class Answer(Protocol):
+    """What a span reads of the provider's answer."""
 
-    async def start(
-        session: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        ctx.span = None
-        # Only within an event's or a result's trace: the poller's searches would each be a
-        # trace of one span.
-        if not trace.get_current_span().get_span_context().is_valid:
-            return
-        url = public(params.url)
-        ctx.span = tracer.start_span(
-            f"{params.method} {url.path}",
-            kind=SpanKind.CLIENT,
-            attributes={"http.request.method": params.method, "url.full": str(url)},
-        )
+    @property
+    def status(self) -> int: ...
 
-    async def end(
-        session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        span = ctx.span
-        if span is None:
-            return
-        status = params.response.status
-        span.set_attribute("http.response.status_code", status)
-        if status >= 400:
-            span.set_attribute("error.type", str(status))
+
+Answered = TypeVar("Answered", bound=Answer)
+
+
+async def request_span(
+    tracer: Tracer, sending: Awaitable[Answered], method: str, url: URL
+) -> Answered:
+    """`sending` in its CLIENT span `<method> <path>`, within an event's or a result's trace
+    only: the poller's searches, outside any, would each be a trace of one span."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return await sending
+    address = public(url)
+    attributes = {"http.request.method": method, "url.full": str(address)}
+    span = tracer.start_span(
+        f"{method} {address.path}", kind=SpanKind.CLIENT, attributes=attributes
+    )
+    try:
+        answer = await sending
+        span.set_attribute("http.response.status_code", answer.status)
+        if answer.status >= 400:
+            span.set_attribute("error.type", str(answer.status))
             span.set_status(Status(StatusCode.ERROR))
-        span.end()
-
-    async def failed(
-        session: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        span = ctx.span
-        if span is None:
-            return
-        kind = type(params.exception).__qualname__
+        return answer
+    except BaseException as exc:
+        # The service's own error code when it has one; never the text (it may quote a URL).
+        kind = getattr(exc, "code", None) or type(exc).__qualname__
         span.set_attribute("error.type", kind)
-        span.set_status(Status(StatusCode.ERROR, kind))  # the message may name the URL: not kept
+        span.set_status(Status(StatusCode.ERROR, kind))
+        raise
+    finally:
         span.end()
-
-    config.on_request_start.append(start)
-    config.on_request_end.append(end)
-    config.on_request_exception.append(failed)
-    return config
 
 
 def public(url: URL) -> URL:

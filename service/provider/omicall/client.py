@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from ... import tracing
 from ...errors import (
     PROVIDER_CODES,
     AutocallError,
@@ -133,7 +134,8 @@ class Provider:
         headers = {"Authorization": f"Bearer {token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        return await self._send(method, endpoint, path, headers, body=body)
+        sending = self._send(method, endpoint, path, headers, body=body)
+        return await tracing.requested(sending, method, self._url(path))
 
     async def _send(
         self,
