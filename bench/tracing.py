@@ -90,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base", metavar="REF", help="also the service at this git ref")
     parser.add_argument("--parent", action="store_true", help="events carry a traceparent")
     parser.add_argument("--ratio", type=float, help="also on, sampling this share of traces")
+    parser.add_argument("--only", help="the variants to run, comma-separated (default: all)")
     parser.add_argument("--profile", action="store_true", help="py-spy on each run (--gil)")
     return parser.parse_args(argv)
 
@@ -141,6 +142,8 @@ async def amain(args: argparse.Namespace) -> str:
     async with Sink().serving() as sink:
         with exported(args.base) as tree:
             variants = systems(sink, tree, args.ratio)
+            if args.only:
+                variants = {k: v for k, v in variants.items() if k in args.only.split(",")}
             names = list(variants)
             for round_ in range(args.rounds):
                 for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
@@ -162,7 +165,7 @@ def report(runs: dict[str, list[Result]], spans: list[float]) -> str:
     rate = {name: statistics.median(r.rate for r in results) for name, results in runs.items()}
     lines = ["| tracing | CPU µs/event | events/s | vs off |", "|---|---|---|---|"]
     for name in runs:
-        change = cpu[name] / cpu["off"] - 1
+        change = cpu[name] / cpu["off"] - 1 if "off" in cpu else 0.0
         lines.append(f"| {name} | {cpu[name]:.0f} | {rate[name]:.0f} | {change:+.1%} |")
     if spans:
         lines.append(f"\nspans received per event (on): {', '.join(f'{s:.2f}' for s in spans)}")

@@ -4,11 +4,14 @@ protobuf (`POST /v1/traces`) into plain spans, and awaits them instead of sleepi
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -130,3 +133,28 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield collected
     finally:
         await runner.cleanup()
+
+
+def new_parent() -> tuple[str, str]:
+    """A producer's (trace id, span id)."""
+    return secrets.token_hex(16), secrets.token_hex(8)
+
+
+def one(spans: list[Received], name: str) -> Received:
+    [span] = [span for span in spans if span.name == name]
+    return span
+
+
+def traceparent_of(message: AbstractIncomingMessage) -> str:
+    value = (message.headers or {}).get("traceparent")
+    assert isinstance(value, str), message.headers
+    return value
+
+
+class Keep(logging.Handler):
+    def __init__(self, kept: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.kept = kept
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.kept.append(record)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from service.sandbox import Sandbox
 from service.settings import Settings
 from tests.conftest import WAIT, Broker, Outcomes, StartService, templates_of
 from tests.helpers import configure
-from tests.otlp import Received, Receiver, receiver
+from tests.otlp import Keep, Received, Receiver, new_parent, one, receiver, traceparent_of
 from tests.test_results import free_port
 
 TOKEN = "traces-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -37,11 +36,6 @@ templates:
     choices: {"1": confirmed}
 """
 PHONE = "0901234561"  # the sandbox answers it, and the customer presses 1
-
-
-def new_parent() -> tuple[str, str]:
-    """A producer's (trace id, span id)."""
-    return secrets.token_hex(16), secrets.token_hex(8)
 
 
 @dataclass
@@ -86,17 +80,6 @@ class Rig:
             texts = [span.name, span.status_message, *map(str, span.attributes.values())]
             leaked = [(s, text) for s in secret for text in texts if s in text]
             assert not leaked, (span.name, leaked)
-
-
-def one(spans: list[Received], name: str) -> Received:
-    [span] = [span for span in spans if span.name == name]
-    return span
-
-
-def traceparent_of(message: AbstractIncomingMessage) -> str:
-    value = (message.headers or {}).get("traceparent")
-    assert isinstance(value, str), message.headers
-    return value
 
 
 @pytest.fixture
@@ -260,13 +243,16 @@ async def test_the_call_s_result_belongs_to_the_event_s_trace(
     rig.assert_nothing_secret(spans, PHONE)
 
 
-class Keep(logging.Handler):
-    def __init__(self, kept: list[logging.LogRecord]) -> None:
-        super().__init__()
-        self.kept = kept
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.kept.append(record)
+async def test_an_unsampled_parent_is_carried_on_and_nothing_exported(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    trace_id, parent_id = new_parent()
+    unsampled = f"00-{trace_id}-{parent_id}-00"  # the publisher did not keep its trace
+    outcome = await rig.outcome(await rig.order(headers={"traceparent": unsampled}))
+    _, trace, _, flags = traceparent_of(outcome).split("-")
+    assert (trace, flags) == (trace_id, "00")  # carried on, still not kept
+    after = await rig.order()  # then one that is kept: exported after anything of the first
+    await rig.otlp.wait(lambda s: any(x.attributes.get("messaging.message.id") == after for x in s))
+    assert not [span for span in rig.otlp.spans if span.trace_id == trace_id]
 
 
 async def test_logs_carry_the_span_s_ids(make_rig: MakeRig) -> None:

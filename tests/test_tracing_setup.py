@@ -26,8 +26,8 @@ from service.tracing import setup
 from service.tracing.http import public
 from tests.conftest import WAIT, Broker, StartService, templates_of
 from tests.helpers import order
-from tests.otlp import receiver
-from tests.test_tracing import TEMPLATES, one
+from tests.otlp import one, receiver
+from tests.test_tracing import TEMPLATES
 
 SEARCH = "/api/v2/callTransaction/search"
 

@@ -51,7 +51,9 @@ async def started() -> AsyncIterator[bool]:
 
 def requested(sending: Awaitable[Answered], method: str, url: URL) -> Awaitable[Answered]:
     """A request to the provider (`sending`, not started yet) in its CLIENT span."""
-    return sending if spans.TRACER is None else request_span(spans.TRACER, sending, method, url)
+    if spans.TRACER is None or not spans.recording():
+        return sending
+    return request_span(spans.TRACER, sending, method, url)
 
 
 def traceparent() -> str:

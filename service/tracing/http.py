@@ -24,9 +24,9 @@ Answered = TypeVar("Answered", bound=Answer)
 async def request_span(
     tracer: Tracer, sending: Awaitable[Answered], method: str, url: URL
 ) -> Answered:
-    """`sending` in its CLIENT span `<method> <path>`, within an event's or a result's trace
-    only: the poller's searches, outside any, would each be a trace of one span."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    """`sending` in its CLIENT span `<method> <path>`, within an event's or a result's kept
+    trace only: the poller's searches, outside any, would each be a trace of one span."""
+    if not trace.get_current_span().is_recording():  # outside a kept trace (or any)
         return await sending
     address = public(url)
     attributes = {"http.request.method": method, "url.full": str(address)}

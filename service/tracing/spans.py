@@ -14,7 +14,15 @@ from typing import Any, Protocol, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    get_current_span,
+    set_span_in_context,
+)
 from opentelemetry.util.types import AttributeValue
 
 from ..amqp.headers import EXCHANGE_HEADER, routing_key_of
@@ -33,7 +41,6 @@ class Properties(Protocol):
 
     headers: dict[str, Any] | None
     message_id: str | None
-    correlation_id: str | None
 
 
 class KeptCall(Protocol):
@@ -155,9 +162,15 @@ def _failed(span: Span, exc: BaseException) -> None:
 
 def claimed(claiming: Awaitable[Claim]) -> Awaitable[Claim]:
     """The store's claim of an idempotency key, in its span `autocall.claim`."""
-    if TRACER is None:
+    if TRACER is None or not recording():
         return claiming
     return _claimed(TRACER, claiming)
+
+
+def recording() -> bool:
+    """Whether the current span is kept: the children of one that is not (not sampled) would
+    not be either, and are not made at all."""
+    return get_current_span().is_recording()
 
 
 async def _claimed(tracer: Tracer, claiming: Awaitable[Claim]) -> Claim:
@@ -179,6 +192,11 @@ def producing(
     """`publish` (not started yet: it reads `properties` once awaited) in its PRODUCER span,
     whose context the message carries in its `traceparent` header."""
     if TRACER is None:
+        return publish
+    if not recording():  # not sampled: the trace still goes on, in the message's headers
+        current = get_current_span().get_span_context()
+        if current.is_valid:
+            properties.headers = (properties.headers or {}) | traceparent_of(current)
         return publish
     return _producing(TRACER, publish, exchange, routing_key, properties)
 
@@ -215,15 +233,20 @@ def result_span(
     async def traced(owner: Owner, event: ResultT) -> Taken:
         if TRACER is None:
             return await publish(owner, event)
-        with TRACER.start_as_current_span(
-            f"autocall.result {event.result}",
-            resumed(event.call.traceparent),
-            attributes=_present(_of_result(event)),
-            record_exception=False,
-        ) as span:
+        parent = resumed(event.call.traceparent)
+        attributes = _present(_of_result(event))
+        span = TRACER.start_span(f"autocall.result {event.result}", parent, attributes=attributes)
+        token = context.attach(set_span_in_context(span))  # its publish is its child
+        try:
             taken = await publish(owner, event)
             span.set_attribute("autocall.published", str(taken))
             return taken
+        except BaseException as exc:
+            _failed(span, exc)
+            raise
+        finally:
+            context.detach(token)
+            span.end()
 
     return traced
 
