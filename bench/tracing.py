@@ -31,6 +31,8 @@ import uvloop
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from service.http import serve_app
+
 from . import load
 from .profile import recorder
 from .scenarios import Result, Run, throughput
@@ -71,14 +73,9 @@ class Sink:
     async def serving(self) -> AsyncIterator[Sink]:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/traces", self._post)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with serve_app(app, "127.0.0.1", 0) as port:
+            self.url = f"http://127.0.0.1:{port}"
             yield self
-        finally:
-            await runner.cleanup()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

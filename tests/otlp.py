@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from service.http import serve_app
 from tests.conftest import WAIT
 
 KINDS = {value: name.removeprefix("SPAN_KIND_") for name, value in Span.SpanKind.items()}
@@ -125,14 +126,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     collected = Receiver()
     app = web.Application()
     app.router.add_post("/v1/traces", collected._post)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        collected.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with serve_app(app, "127.0.0.1", 0) as port:
+        collected.url = f"http://127.0.0.1:{port}"
         yield collected
-    finally:
-        await runner.cleanup()
 
 
 def new_parent() -> tuple[str, str]:

@@ -46,7 +46,7 @@ ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 )
 def test_on_only_with_an_endpoint(environ: dict[str, str], on: bool) -> None:
     assert setup.enabled(environ) is on
-    assert (setup.provider(environ) is not None) is on
+    assert (setup.pipeline(environ) is not None) is on
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ async def test_a_request_s_span_has_its_url_without_the_query(
 def test_batch_sizes_the_sdk_refuses_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "10")
     with pytest.raises(ConfigError) as raised:
-        setup.provider(ENDPOINT)
+        setup.pipeline(ENDPOINT)
     assert raised.value.problems[0].startswith("OTEL_BSP_*: max_export_batch_size must be")
 
 

@@ -37,16 +37,16 @@ NAME = "autocall-bridge"
 async def started() -> AsyncIterator[bool]:
     """Tracing for the duration of the block, when the environment asks for it (whether it
     does); the spans still queued are exported, within a bound, when it ends."""
-    provider = setup.provider()
-    if provider is None:
+    pipeline = setup.pipeline()
+    if pipeline is None:
         yield False
         return
-    spans.TRACER = provider.get_tracer(NAME)
+    spans.TRACER = pipeline.provider.get_tracer(NAME)
     try:
         yield True
     finally:
         spans.TRACER = None
-        await setup.shut_down(provider)
+        await setup.shut_down(pipeline)
 
 
 def requested(sending: Awaitable[Answered], method: str, url: URL) -> Awaitable[Answered]:

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -40,18 +41,27 @@ def enabled(environ: Mapping[str, str]) -> bool:
     return any(environ.get(name, "").strip() for name in ENDPOINTS)
 
 
-def provider(environ: Mapping[str, str] = os.environ) -> TracerProvider | None:
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The tracer provider and the exporter its batches go to."""
+
+    provider: TracerProvider
+    exporter: SpanExporter
+
+
+def pipeline(environ: Mapping[str, str] = os.environ) -> Pipeline | None:
     """The service's own tracer provider (not the global one: several services may run in one
     process, in tests), exporting in batches from a thread of its own; None when off."""
     if not enabled(environ):
         return None
     traces = TracerProvider(resource=resource(), shutdown_on_exit=False)
+    exporting = exporter(environ)
     try:
-        batches = BatchSpanProcessor(exporter(environ))
+        batches = BatchSpanProcessor(exporting)
     except ValueError as exc:  # the SDK's own check of the batch sizes it read
         raise ConfigError([f"OTEL_BSP_*: {exc}"]) from None
     traces.add_span_processor(batches)
-    return traces
+    return Pipeline(traces, exporting)
 
 
 class _Resource(Resource):
@@ -91,10 +101,11 @@ def exporter(environ: Mapping[str, str]) -> SpanExporter:
     return made
 
 
-async def shut_down(traces: TracerProvider, within: float | None = None) -> None:
+async def shut_down(traces: Pipeline, within: float | None = None) -> None:
     """Export what is queued, for `within` seconds at most. In a daemon thread: the exporter
     retries an absent collector for its whole timeout, and neither the loop nor the process's
-    exit may wait for that."""
+    exit may wait for that. Past the bound the exporter is stopped too, which ends its retries
+    (the provider would stop it only once its batch thread ended)."""
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
@@ -104,7 +115,7 @@ async def shut_down(traces: TracerProvider, within: float | None = None) -> None
 
     def run() -> None:
         try:
-            traces.shutdown()
+            traces.provider.shutdown()
         finally:
             with contextlib.suppress(RuntimeError):  # the loop closed after giving up on it
                 loop.call_soon_threadsafe(finish)
@@ -116,3 +127,4 @@ async def shut_down(traces: TracerProvider, within: float | None = None) -> None
             await done
     except TimeoutError:
         log.warning("traces not exported within %g s of stopping; dropped", within)
+        traces.exporter.shutdown()

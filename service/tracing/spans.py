@@ -2,15 +2,15 @@
 event path then pays one global read a hook, no context manager and no dict.
 
 On, each span is the SDK's dearest part of an event (about 23 µs to make and 20 µs to encode
-for export, measured on the bench machine, against ~500 µs for the whole event): the event path's spans carry only the attributes
-the contract names and a few that a search needs, and are started and ended directly rather
-than through the SDK's context managers."""
+for export, measured on the bench machine, against ~500 µs for the whole event): the event
+path's spans carry only the attributes the contract names and a few that a search needs, and
+are started and ended directly rather than through the SDK's context managers."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import context
@@ -30,6 +30,9 @@ from ..pipeline.actions import Action, Delay, Publish, PutBack
 from ..store import Claim
 from .carriers import parent_of, resumed, traceparent_of
 
+if TYPE_CHECKING:  # the result side calls in here: no import of it at run time
+    from ..results.calls import ResultEvent
+
 TRACER: Tracer | None = None  # set while tracing is on
 Owner = TypeVar("Owner")
 Taken = TypeVar("Taken")
@@ -41,37 +44,6 @@ class Properties(Protocol):
 
     headers: dict[str, Any] | None
     message_id: str | None
-
-
-class KeptCall(Protocol):
-    """What a result span reads of the call it belongs to (results.calls.OpenCall)."""
-
-    @property
-    def traceparent(self) -> str: ...
-    @property
-    def template(self) -> str: ...
-    @property
-    def event(self) -> dict[str, Any]: ...
-
-
-class Result(Protocol):
-    """What a result span reads of a result event (results.calls.ResultEvent)."""
-
-    @property
-    def call(self) -> KeptCall: ...
-    @property
-    def result(self) -> str: ...
-    @property
-    def final(self) -> bool: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def choice(self) -> str | None: ...
-    @property
-    def source(self) -> str: ...
-
-
-ResultT = TypeVar("ResultT", bound=Result)
 
 
 def consumed(
@@ -224,13 +196,13 @@ async def _producing(
 
 
 def result_span(
-    publish: Callable[[Owner, ResultT], Awaitable[Taken]],
-) -> Callable[[Owner, ResultT], Awaitable[Taken]]:
+    publish: Callable[[Owner, ResultEvent], Awaitable[Taken]],
+) -> Callable[[Owner, ResultEvent], Awaitable[Taken]]:
     """Publishes a call's result in its span `autocall.result <result>`, a child of the span
     that processed the call's event (its context kept with the call's record)."""
 
     @functools.wraps(publish)
-    async def traced(owner: Owner, event: ResultT) -> Taken:
+    async def traced(owner: Owner, event: ResultEvent) -> Taken:
         if TRACER is None:
             return await publish(owner, event)
         parent = resumed(event.call.traceparent)
@@ -251,7 +223,7 @@ def result_span(
     return traced
 
 
-def _of_result(event: Result) -> dict[str, Any]:
+def _of_result(event: ResultEvent) -> dict[str, Any]:
     return {
         "autocall.result": event.result,
         "autocall.choice": event.choice,
