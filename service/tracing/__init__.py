@@ -9,6 +9,7 @@ http.py       CLIENT spans of the provider's requests, around the client's send
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,7 @@ __all__ = [
     "traceparent",
 ]
 NAME = "autocall-bridge"
+log = logging.getLogger("autocall")
 
 
 @asynccontextmanager
@@ -42,6 +44,11 @@ async def started() -> AsyncIterator[bool]:
         yield False
         return
     spans.TRACER = pipeline.provider.get_tracer(NAME)
+    log.info(
+        "traces: OTLP to %s as %s",
+        setup.endpoint(),
+        pipeline.provider.resource.attributes.get("service.name"),
+    )
     try:
         yield True
     finally:

@@ -34,6 +34,11 @@ EXPORTERS = {
 FLUSH_TIMEOUT = 5.0  # seconds the spans still queued get at shutdown: a collector may be gone
 
 
+def endpoint(environ: Mapping[str, str] = os.environ) -> str:
+    """Where the spans go, for the start-up line."""
+    return next((environ[n].strip() for n in ENDPOINTS if environ.get(n, "").strip()), "")
+
+
 def enabled(environ: Mapping[str, str]) -> bool:
     """Whether tracing is on: an OTLP endpoint is set, and the SDK is not disabled."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
