@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
@@ -19,10 +19,20 @@ from .headers import (
     TEMPLATE_HEADER,
 )
 
-if TYPE_CHECKING:
-    from ..pipeline.outcomes import Outcome
-
 _DROPPED_HEADERS = (DELIVERY_COUNT_HEADER, *DEATH_HEADERS)
+
+
+class Failed(Protocol):
+    """What a dead letter's headers tell of its failed outcome (pipeline.outcomes.Outcome)."""
+
+    @property
+    def error(self) -> dict[str, Any] | None: ...
+    @property
+    def event(self) -> dict[str, Any]: ...
+    @property
+    def template(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> str: ...
 
 
 class Publisher:
@@ -92,7 +102,7 @@ class Publisher:
         await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
 
     async def dead_letter(
-        self, original: AbstractIncomingMessage, queue: str, outcome: Outcome
+        self, original: AbstractIncomingMessage, queue: str, outcome: Failed
     ) -> None:
         """The original message on the dead-letter queue, with why it failed in its headers."""
         error = outcome.error or {}

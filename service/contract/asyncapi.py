@@ -9,7 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from ..errors import PROVIDER_CODES, SERVICE_CODES
-from ..pipeline.outcomes import STATUSES
+from ..events import STATUSES
 from ..provider.omicall.records import RESULTS
 
 INPUT_EXCHANGE = QUEUE = (
