@@ -64,8 +64,8 @@ def test_exhaustion_holds_when_the_template_says_hold(error: AutocallError) -> N
     assert failed.outcome.code == error.code
 
 
-def test_other_quota_codes_never_hold() -> None:
-    error = QuotaExceeded("trial", code="limit_service")
+def test_the_per_call_quota_never_holds() -> None:
+    error = QuotaExceeded("300 characters", code="limit_word_session")
 
     action = POLICY.after(error, call_of("hold"), attempts=1, retries=0, now=NOW)
 

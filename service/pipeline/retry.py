@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..amqp.headers import ATTEMPT_HEADER, RETRIES_HEADER
-from ..errors import EXHAUSTION_CODES, AutocallError
+from ..errors import EXHAUSTION_CODES, AutocallError, Throttled
 from ..render import Call
 from .actions import Delay, Publish, PutBack
 from .outcomes import Outcome
@@ -34,10 +34,18 @@ class Retry:
         waited out."""
         if failure.code in EXHAUSTION_CODES and call.holds:
             return PutBack(failure.code, holds=True)
+        if isinstance(failure, Throttled) and self.delays:
+            # Never failed for a throttle: past the last tier, the last tier again.
+            return self._delay(failure, call, attempts, min(retries, len(self.delays) - 1), retries)
         if not failure.retryable or retries >= len(self.delays):
             return Publish(
                 Outcome.failed(call.event.identity, failure, now, call=call, attempts=attempts)
             )
-        delay_ms = max(1, int(self.delays[retries] * self.jitter() * 1000))
+        return self._delay(failure, call, attempts, retries, retries)
+
+    def _delay(
+        self, failure: AutocallError, call: Call, attempts: int, tier: int, retries: int
+    ) -> Delay:
+        delay_ms = max(1, int(self.delays[tier] * self.jitter() * 1000))
         headers = {RETRIES_HEADER: retries + 1, ATTEMPT_HEADER: attempts}
-        return Delay(self.queues[retries], delay_ms, failure.code, call.event, headers, retry=True)
+        return Delay(self.queues[tier], delay_ms, failure.code, call.event, headers, retry=True)
