@@ -245,7 +245,7 @@ def _dead_letter() -> dict[str, Any]:
         properties={name: {"type": "string", "description": text} for name, text in why.items()},
     )
     # The service's own codes and the documented provider codes; other provider codes may come.
-    codes = [*SERVICE_CODES, *sorted(PROVIDER_CODES)]
+    codes = [*SERVICE_CODES, *sorted(PROVIDER_CODES - set(SERVICE_CODES))]
     headers["properties"]["x-autocall-reason"]["examples"] = codes
     message = {
         "name": "DeadLetter",
