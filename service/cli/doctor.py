@@ -58,9 +58,15 @@ def run(args: argparse.Namespace) -> int:
     """Every check, one line each; 1 when any fails (ConfigError: bad settings, exit 2)."""
     settings = load_settings()
     settings.require_credentials()
-    for name in QUIET:  # their reasons are in the lines
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    lines = asyncio.run(checks(settings))
+    loggers = [logging.getLogger(name) for name in QUIET]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:  # their reasons are in the lines
+        logger.setLevel(logging.CRITICAL)
+    try:
+        lines = asyncio.run(checks(settings))
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
     for line in lines:
         sys.stdout.write(f"{line}\n")
     return FAILED if any(line.status == "FAIL" for line in lines) else 0
