@@ -79,17 +79,8 @@ async def checks(settings: Settings) -> list[Line]:
     from ..metrics import Metrics
     from ..provider.omicall.client import Provider
 
-    key, token = settings.api_key, settings.api_token
-    async with aiohttp.ClientSession() as session:
-        provider = Provider(
-            session,
-            settings.api_base_url,
-            Metrics(),
-            api_key=None if key is None else key.get_secret_value(),
-            token=None if token is None else token.get_secret_value(),
-            timeout=settings.api_timeout,
-            connect_timeout=settings.api_connect_timeout,
-        )
+    async with aiohttp.ClientSession(trust_env=True) as session:
+        provider = Provider.configured(session, settings, Metrics())
         lines = [
             await _check("token", lambda: _token(provider)),
             await _check("webhooks", lambda: _webhooks(provider, settings)),

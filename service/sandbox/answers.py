@@ -12,7 +12,10 @@ A number's last four digits (the call's script by its last digit still applies o
     4001 do_not_call           4002 invalid_phone_number     4003 number_call_out_invalid
     4004 data_is_required      4005 token_expired *          4006 a body of status_code 401 *
     4007 rate_limit_exceeded * 4008 HTTP 429, Retry-After 1 * 4009 an HTML 502 from a proxy *
-    4010 an HTML 404 page      4011-4022 ACCOUNT_CODES in order (always)
+    4010 an HTML 404 page      4011-4022 ACCOUNT_CODES, alphabetical (always): api_key_invalid,
+    api_key_is_required, auth_invalid, balance_is_not_enough, individual_package_expired,
+    limit_service, limit_word, permission_denied, service_package_customer_limit,
+    tenant_disabled, tenant_invalid, unauthorized
 * once per number: its next request is answered as usual (a lapsed token is revoked first).
 """
 
@@ -23,25 +26,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from ..errors import EXHAUSTION_CODES
 from .rules import error_body
 
 if TYPE_CHECKING:
     from .state import SandboxState
 
-ACCOUNT_CODES = (
-    "balance_is_not_enough",
-    "limit_word",
-    "limit_service",
-    "tenant_disabled",
-    "tenant_invalid",
-    "individual_package_expired",
-    "service_package_customer_limit",
-    "permission_denied",
-    "api_key_invalid",
-    "api_key_is_required",
-    "auth_invalid",
-    "unauthorized",
-)
+# The provider's codes as the service's error tree names them: the sandbox answers what the
+# service must handle. In order, for the scripted numbers 4011-4022.
+ACCOUNT_CODES = tuple(sorted(EXHAUSTION_CODES))
 KEY_CODES = frozenset({"api_key_invalid", "api_key_is_required", "auth_invalid"})
 THROTTLE_STYLES = ("429", "message")
 ONCE = frozenset({"token_expired", "status_401", "rate_limit_exceeded", "http_429", "html_502"})

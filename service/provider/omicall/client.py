@@ -15,6 +15,7 @@ from yarl import URL
 from ...errors import AutocallError, OutcomeUnknown, ProviderUnavailable, Throttled, Unauthorized
 from ...metrics import Metrics
 from ...render import Request
+from ...settings import Settings
 from .answers import Answer, Failure, failure_of, token_failure_of
 
 TOKEN_LIFETIME = 24 * 3600.0
@@ -74,6 +75,22 @@ class Provider:
     def fixed_token(self) -> bool:
         """Whether a fixed token is used (no token request)."""
         return self._fixed_token is not None
+
+    @classmethod
+    def configured(
+        cls, session: aiohttp.ClientSession, settings: Settings, metrics: Metrics
+    ) -> Provider:
+        """The provider the settings name, with their key or fixed token and time-outs."""
+        key, token = settings.api_key, settings.api_token
+        return cls(
+            session,
+            settings.api_base_url,
+            metrics,
+            api_key=None if key is None else key.get_secret_value(),
+            token=None if token is None else token.get_secret_value(),
+            timeout=settings.api_timeout,
+            connect_timeout=settings.api_connect_timeout,
+        )
 
     def __repr__(self) -> str:
         auth = "api_key" if self._api_key else "token"
