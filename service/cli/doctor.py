@@ -30,7 +30,7 @@ FAILED = 1
 WEBHOOK_PATH = "/webhooks/omicall"  # the listener's (results/listener.py)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 HOUR_MS = 3_600_000
-BROKER_TIMEOUT = 5.0  # seconds to connect to one node
+STORE_TIMEOUT = 5.0  # seconds for the store to answer
 QUIET = ("aiormq", "aio_pika", "autocall")
 
 
@@ -177,20 +177,14 @@ def _templates(settings: Settings) -> Line:
 
 
 async def _broker(settings: Settings) -> tuple[str, str]:
-    import aio_pika
+    from ..amqp.connection import connect_once, where
 
-    from ..amqp.connection import where
-
-    failures = []
-    for url in settings.amqp_urls:
-        try:
-            connection = await aio_pika.connect(url, timeout=BROKER_TIMEOUT)
-        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-            failures.append(f"{where(url)} ({type(exc).__name__})")
-            continue
-        async with connection:
-            return "ok", f"{where(url)}: {await _queue(connection, settings.queue)}"
-    return "FAIL", "cannot connect: " + ", ".join(failures)
+    nodes = ", ".join(where(url) for url in settings.amqp_urls)
+    try:
+        async with connect_once(settings.amqp_urls) as connection:
+            return "ok", f"{nodes}: {await _queue(connection, settings.queue)}"
+    except ConfigError as exc:
+        return "FAIL", exc.problems[0]
 
 
 async def _queue(connection: Any, name: str) -> str:
@@ -213,7 +207,7 @@ async def _store(settings: Settings) -> tuple[str, str]:
     if url.startswith("memory://"):
         return "ok", "memory:// (each process its own: not for more than one replica)"
     store = open_store(url, settings.store_prefix, settings.idempotency_ttl)
-    async with asyncio.timeout(BROKER_TIMEOUT), store:
+    async with asyncio.timeout(STORE_TIMEOUT), store:
         used = await store.tts_used(local_day(datetime.now(UTC)))
     parts = urlsplit(url)
     return "ok", f"{parts.scheme}://{parts.hostname}: reachable, {used} TTS characters used today"
