@@ -156,7 +156,7 @@ async def test_do_not_call_is_skipped_and_the_number_suppressed(world: World) ->
 
     _, second = await outcomes.wait(2)
 
-    assert (first["status"], first["reason"]) == ("skipped", "do_not_call")
+    assert (first["status"], first["reason"], first["attempts"]) == ("skipped", "do_not_call", 1)
     assert (second["status"], second["reason"]) == ("skipped", "suppressed")
     assert world.sandbox.state.requests["do_not_call"] == 1  # the second event made no request
     assert sum(world.sandbox.state.requests.values()) == 1

@@ -71,6 +71,8 @@ class Caller:
         try:
             # The provider's slow-down and the rate limit's wait come first: nothing is taken
             # while waiting, and a process that stops meanwhile leaves no claim behind.
+            if not self.throttle.slowed:  # the usual case, without a context to enter
+                return await self._claim_and_call(call, attempts, self.throttle.free())
             async with self.throttle.turn() as turn:
                 return await self._claim_and_call(call, attempts, turn)
         except StoreUnavailable as exc:
@@ -115,13 +117,13 @@ class Caller:
             await self.budget.refund(reservation)
             await self.store.release(call.idempotency_key)
             if isinstance(exc, DoNotCall):
-                return await self._do_not_call(call)
+                return await self._do_not_call(call, attempts + 1)
             return NotCalled(exc, attempts + 1)
         turn.answered(None)
         outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
         return await self._complete(outcome, call)
 
-    async def _do_not_call(self, call: Call) -> Outcome:
+    async def _do_not_call(self, call: Call, attempts: int) -> Outcome:
         """On the provider's do-not-call list: skipped, and on ours, so that the number's next
         events are skipped without a request."""
         now = self.clock()
@@ -131,7 +133,9 @@ class Caller:
                 await self.store.suppress(entry)
             except StoreUnavailable as exc:
                 log.warning("cannot add %s to the suppression list: %s", call.phone, exc.message)
-        return Outcome.skipped(call.event.identity, DO_NOT_CALL_CODE, now, call=call)
+        return Outcome.skipped(
+            call.event.identity, DO_NOT_CALL_CODE, now, call=call, attempts=attempts
+        )
 
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
         """The key was taken before: a duplicate, a replay, or a call that may have been made."""

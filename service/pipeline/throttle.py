@@ -62,11 +62,15 @@ class Throttle:
         """Whether requests are held back."""
         return self._backoff > 0
 
+    def free(self) -> Turn:
+        """The turn of a request that need not wait (while not slowed down)."""
+        return Turn(self, self._generation, probe=False)
+
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[Turn]:
         """Waits for this request's turn; the block makes (or skips) the request."""
-        if not self.slowed:  # the usual case: nothing to wait for
-            yield Turn(self, self._generation, probe=False)
+        if not self.slowed:
+            yield self.free()
             return
         turn = await self._wait()
         try:
