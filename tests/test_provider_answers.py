@@ -174,8 +174,10 @@ async def test_a_fixed_token_that_lapsed_is_unauthorized(sandbox: Sandbox) -> No
     request = PHONE.__class__(PHONE.path, PHONE.json | {"phone_number_list": ["0912344005"]})
     async with aiohttp.ClientSession() as session:
         provider = Provider(session, sandbox.url, Metrics(), token="fixed")
-        with pytest.raises(Unauthorized):
+        with pytest.raises(Unauthorized) as refused:
             await provider.execute(request)
+
+    assert refused.value.message == "the provider refused the token (token_expired)"
 
     assert sandbox.state.calls == []
 

@@ -62,6 +62,14 @@ class Answer:
             return False
         return document.get("status_code") == 401 or error_code(document) == TOKEN_EXPIRED_CODE
 
+    def lapse(self) -> str:
+        """How the token's lapse was said, for a message."""
+        if self.status == 401:
+            return "HTTP 401"
+        if type(self.document) is dict and self.document.get("status_code") == 401:
+            return "status_code 401"
+        return TOKEN_EXPIRED_CODE
+
 
 @dataclass(slots=True)
 class Failure:

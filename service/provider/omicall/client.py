@@ -131,7 +131,7 @@ class Provider:
             answer = await self._with_token(method, endpoint, path, await self._bearer(), body)
         if answer.token_lapsed:
             self._metrics.api_request(endpoint, "unauthorized")
-            raise Unauthorized(f"the provider refused the token (HTTP {answer.status})")
+            raise Unauthorized(f"the provider refused the token ({answer.lapse()})")
         return answer
 
     async def _with_token(
