@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from ..errors import EXHAUSTION_CODES
+from ..errors import (
+    DO_NOT_CALL_CODE,
+    EXHAUSTION_CODES,
+    NUMBER_CODES,
+    THROTTLED_CODE,
+    TOKEN_EXPIRED_CODE,
+)
 from .rules import error_body
 
 if TYPE_CHECKING:
@@ -37,15 +43,15 @@ if TYPE_CHECKING:
 ACCOUNT_CODES = tuple(sorted(EXHAUSTION_CODES))
 KEY_CODES = frozenset({"api_key_invalid", "api_key_is_required", "auth_invalid"})
 THROTTLE_STYLES = ("429", "message")
-ONCE = frozenset({"token_expired", "status_401", "rate_limit_exceeded", "http_429", "html_502"})
+ONCE = frozenset({TOKEN_EXPIRED_CODE, "status_401", THROTTLED_CODE, "http_429", "html_502"})
 SCRIPTED: dict[str, str] = {
-    "4001": "do_not_call",
-    "4002": "invalid_phone_number",
-    "4003": "number_call_out_invalid",
-    "4004": "data_is_required",
-    "4005": "token_expired",
+    "4001": DO_NOT_CALL_CODE,
+    "4002": sorted(NUMBER_CODES)[0],  # invalid_phone_number
+    "4003": sorted(NUMBER_CODES)[1],  # number_call_out_invalid
+    "4004": "data_is_required",  # any code the service does not know
+    "4005": TOKEN_EXPIRED_CODE,
     "4006": "status_401",
-    "4007": "rate_limit_exceeded",
+    "4007": THROTTLED_CODE,
     "4008": "http_429",
     "4009": "html_502",
     "4010": "html_404",
@@ -65,8 +71,8 @@ def throttled(state: SandboxState) -> web.Response | None:
     if state.throttle <= 0:
         return None
     state.throttle -= 1
-    state.requests["rate_limit_exceeded"] += 1
-    code = "http_429" if state.throttle_style == "429" else "rate_limit_exceeded"
+    state.requests[THROTTLED_CODE] += 1
+    code = "http_429" if state.throttle_style == "429" else THROTTLED_CODE
     return _answer(state, code, state.retry_after)
 
 
@@ -94,7 +100,7 @@ def number_refusal(state: SandboxState, body: dict[str, Any], token: str) -> web
         return None
     if code in ONCE:
         state.answered_once.add(number)
-    if code in ("token_expired", "status_401"):
+    if code in (TOKEN_EXPIRED_CODE, "status_401"):
         state.tokens.pop(token, None)
     state.requests[code] += 1
     return _answer(state, code, 1.0 if code == "http_429" else 0.0)
@@ -111,7 +117,7 @@ def _answer(state: SandboxState, code: str, retry_after: float = 0.0) -> web.Res
         return web.Response(status=status, body=page, content_type="text/html")
     if code == "status_401":
         return _json({"status_code": 401, "message": "Unauthorized", "payload": None})
-    style = "message" if code == "token_expired" else state.next_envelope()
+    style = "message" if code == TOKEN_EXPIRED_CODE else state.next_envelope()
     response = _json(error_body(style, code))
     if retry_after:
         response.headers["Retry-After"] = f"{retry_after:g}"
