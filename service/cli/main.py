@@ -7,11 +7,22 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError
-from . import check, deadletters, publish, render, run, sandbox, schemas, suppress, webhook
+from . import (
+    check,
+    deadletters,
+    doctor,
+    publish,
+    render,
+    run,
+    sandbox,
+    schemas,
+    suppress,
+    webhook,
+)
 from .args import USAGE_ERROR
 
 # in the order `--help` lists them
-COMMANDS = (run, check, render, sandbox, publish, webhook, deadletters, suppress, schemas)
+COMMANDS = (run, check, render, sandbox, publish, webhook, deadletters, suppress, doctor, schemas)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
