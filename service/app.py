@@ -100,7 +100,7 @@ class Service:
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
         provider = await self._open_provider(stack)
         connection = await self._open_broker(stack)
-        topology = await self._declare(connection)
+        topology, self.publisher = await self._open_channels(connection)
         self.results = await self._open_results(stack, store, provider, connection)
         caller = Caller(
             store,
@@ -161,7 +161,9 @@ class Service:
             )
         )
 
-    async def _declare(self, connection: AbstractRobustConnection) -> Topology:
+    async def _open_channels(
+        self, connection: AbstractRobustConnection
+    ) -> tuple[Topology, Publisher]:
         """The topology, declared on the consuming channel; the publisher on a channel of its
         own, in confirm mode (the result side publishes there too)."""
         s = self.settings
@@ -170,8 +172,7 @@ class Service:
         topology = await declare(consuming, s, self.templates)
         publishing = await connection.channel(publisher_confirms=True)
         outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
-        self.publisher = Publisher(publishing, outcomes)
-        return topology
+        return topology, Publisher(publishing, outcomes)
 
     def _consumer(self, stack: AsyncExitStack, topology: Topology, caller: Caller) -> Consumer:
         """The consumer of the declared queue; stopped first when the stack closes."""

@@ -11,7 +11,7 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
-from ..pipeline.outcomes import Status
+from ..events import Status
 from ..suppression.schema import ControlEvent
 from ..templates import TemplatesFile
 from . import asyncapi
