@@ -97,7 +97,7 @@ class Caller:
             await self.store.release(call.idempotency_key)
             return NotCalled(exc, attempts + 1)
         outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-        return await self._complete(outcome, call)
+        return await self._complete(outcome, call, accepted.autocall_uuids)
 
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
         """The key was taken before: a duplicate, a replay, or a call that may have been made."""
@@ -113,12 +113,12 @@ class Caller:
         failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
         return await self._complete(failed, call)
 
-    async def _complete(self, outcome: Outcome, call: Call) -> Outcome:
+    async def _complete(self, outcome: Outcome, call: Call, uuids: tuple[str, ...] = ()) -> Outcome:
         """Mark the key done with this outcome, so a redelivery replays it instead of calling;
         record the call for its results alongside (one store round trip for both)."""
         key = outcome.idempotency_key or ""
         done = self.store.complete(key, str(outcome.event["id"]), outcome.record())
-        recorded = self._record(call, outcome)  # queued behind it: one round trip for both
+        recorded = self._record(call, outcome, uuids)  # queued behind it: one round trip for both
         try:
             await done
         except StoreUnavailable as exc:
@@ -129,11 +129,13 @@ class Caller:
                 await recorded  # never raises: a record the store missed is logged
         return outcome
 
-    def _record(self, call: Call, outcome: Outcome) -> Awaitable[None] | None:
+    def _record(
+        self, call: Call, outcome: Outcome, uuids: tuple[str, ...]
+    ) -> Awaitable[None] | None:
         if self.recorder is None:
             return None
         if outcome.status == "accepted" and outcome.autocall_id:
-            return self.recorder.accepted(call, outcome.autocall_id, self.clock())
+            return self.recorder.accepted(call, outcome.autocall_id, self.clock(), uuids)
         if outcome.code == OutcomeUnknown.code:
             return self.recorder.unknown(call, self.clock())
         return None

@@ -12,17 +12,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from ..errors import AutocallError, StoreUnavailable
 from ..provider.omicall.history import History
-from ..provider.omicall.records import CallRecord, parse
+from ..provider.omicall.records import CallRecord, InvalidRecord, parse
 from .calls import OpenCall, unknown_of
-from .pipeline import Results
+from .pipeline import Reading, Results
 
 log = logging.getLogger("autocall.results")
 PHONES_PER_SEARCH = 50
 SKEW = 60.0  # seconds searched before the oldest call, for clocks that differ
 MAX_BACKOFF = 3600.0
+Last = tuple[OpenCall, int, int, CallRecord]  # a call, its latest attempt seen, of how many
 
 
 class Poller:
@@ -83,7 +85,8 @@ class Poller:
         return True
 
     async def reconcile(self) -> None:
-        """Search the history for the open calls and the `outcome_unknown` ones."""
+        """Search the history for the open calls and the `outcome_unknown` ones; close the calls
+        whose span has ended with no further transaction (their last attempt becomes final)."""
         assert self._history is not None
         calls = await self._store.open_calls()
         unknown = await self._store.unknown_calls()
@@ -92,6 +95,7 @@ class Poller:
         now = self._clock()
         start = min(call.accepted_at for call in [*calls, *unknown]) - SKEW
         phones = sorted({call.phone for call in [*calls, *unknown]})
+        last: dict[str, Last] = {}
         for first in range(0, len(phones), PHONES_PER_SEARCH):
             query = {
                 "fromDate": int(start * 1000),
@@ -99,22 +103,25 @@ class Poller:
                 "phoneNumbers": phones[first : first + PHONES_PER_SEARCH],
             }
             async for item in self._history.search(query):
-                record = parse(item)
-                if isinstance(record, CallRecord) and record.autocall_id:
-                    await self._take(record, unknown)
+                record = _record(item, self._results.key_fields)
+                if record is not None and (record.autocall_id or record.autocall_uuid):
+                    reading = await self._take(record, unknown)
+                    _keep_last(last, reading, record)
+        for call, attempt, transactions, record in last.values():
+            if now > call.span_end and attempt >= transactions:
+                await self._results.close(call, record, attempt)
 
-    async def _take(self, record: CallRecord, unknown: list[OpenCall]) -> None:
-        assert record.autocall_id is not None
-        if await self._store.call(record.autocall_id) is None:
+    async def _take(self, record: CallRecord, unknown: list[OpenCall]) -> Reading:
+        if record.autocall_id and await self._store.call(record.autocall_id) is None:
             found = _happened(record, unknown)
             if found is None:
-                return
+                return Reading("unmatched")
             # The call of an `outcome_unknown` event did happen: from now on an open call.
             call = replace(found, autocall_id=record.autocall_id)
             await self._store.record(call)
             await self._store.forget_unknown(found)
             unknown.remove(found)
-        await self._results.take(record, "poll")
+        return await self._results.receive(record, "poll")
 
     async def expire(self) -> None:
         """`unknown` for calls with no final result long after their span; forget the
@@ -127,6 +134,24 @@ class Poller:
             if now > call.span_end + self._timeout:
                 await self._store.forget_unknown(call)
         self._results.metrics.open_calls.set(await self._store.open_count())
+
+
+def _record(item: dict[str, Any], key_fields: tuple[str, ...]) -> CallRecord | None:
+    try:
+        record = parse(item, key_fields)
+    except InvalidRecord:
+        return None
+    return record if isinstance(record, CallRecord) else None
+
+
+def _keep_last(last: dict[str, Last], reading: Reading, record: CallRecord) -> None:
+    """Remember, per call, the record of its latest attempt seen in this pass."""
+    call, attempt = reading.call, reading.attempt
+    if call is None or attempt is None:
+        return
+    held = last.get(call.autocall_id)
+    if held is None or held[1] < attempt:
+        last[call.autocall_id] = (call, attempt, reading.transactions, record)
 
 
 def _happened(record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:
