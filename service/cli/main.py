@@ -1,4 +1,4 @@
-"""autocall-bridge run | check | render | sandbox | publish | webhook | schemas."""
+"""autocall-bridge run | check | render | sandbox | publish | webhook | results | schemas."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ..settings import load_settings
 from ..store import Guard, State, open_store
 from ..templates import Templates, load
 from ..templates.filters import LOCAL_TZ
-from . import deadletters, suppress
+from . import deadletters, results, suppress
 from .webhook import add_commands as add_webhook_commands
 
 USAGE_ERROR = 2
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--trial", action="store_true", help="a trial plan: every call refused")
     sandbox.add_argument("--webhook-url", help="post each call's live events and CDRs there")
     sandbox.add_argument("--call-seconds", type=float, help="real seconds a call attempt takes")
+    sandbox.add_argument("--history-api", choices=("v3", "v2", "both"), help="default: v3")
     sandbox.set_defaults(command=_sandbox)
 
     publish = commands.add_parser("publish", help="publish an event to the input exchange")
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
     deadletters.add_parser(commands)
     suppress.add_parser(commands)
+    results.add_parser(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
     schemas.add_argument("directory", type=Path)
@@ -170,6 +172,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     state.webhook_url = args.webhook_url or ""
     if args.call_seconds is not None:
         state.call_seconds = max(0.0, args.call_seconds)
+    state.history_api = args.history_api or state.history_api
     serve_forever(args.host, args.port, state)
     return 0
 

@@ -3,9 +3,10 @@ provider's live events, CDRs and call-history items (CONTRACT.md §9, §12). Pur
 records go out.
 
 Last digit → 1 answered, key 1; 2 answered, key 2; 3 no answer; 4 busy; 5 answered, no key;
-6 failed; 0, 7, 8, 9 answered, key 1. An attempt that is not answered is redialled `num_retry`
-times, so a number ending in 3 gives `num_retry + 1` CDRs. Live states come before each CDR:
-create, early, ringing, answered, hangup (as far as the attempt gets).
+6 failed; 0, 7, 8, 9 answered, key 1; but a number ending in 71 is not answered on its first
+attempt and answered with key 1 on the redial. An attempt that is not answered is redialled
+`num_retry` times, so a number ending in 3 gives `num_retry + 1` CDRs. Live states come before
+each CDR: create, early, ringing, answered, hangup (as far as the attempt gets).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Script:
 
     result: str  # answered | no_answer | busy | failed
     key: str | None = None
+    unanswered_first: bool = False  # the first attempt is not answered, the redial goes so
 
 
 SCRIPTS = {
@@ -54,6 +56,8 @@ SCRIPTS = {
     "6": Script("failed"),
 }
 ANSWERED_KEY_1 = Script("answered", "1")
+ANSWERED_ON_REDIAL = Script("answered", "1", unanswered_first=True)
+NO_ANSWER = SCRIPTS["3"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,9 @@ class Dial:
 
 
 def script_for(number: str) -> Script:
-    """The script of a number: by its last digit."""
+    """The script of a number: by its last digit (71: answered on the redial)."""
+    if number.endswith("71"):
+        return ANSWERED_ON_REDIAL
     return SCRIPTS.get(number[-1:], ANSWERED_KEY_1)
 
 
@@ -119,8 +125,11 @@ def plan(dial: Dial) -> list[Attempt]:
     """Every attempt of a call, in order: one if answered, else `num_retry + 1`."""
     script = script_for(dial.number)
     count = 1 if script.result == "answered" else dial.num_retry + 1
+    if script.unanswered_first:
+        count = min(2, dial.num_retry + 1)
     autocall_uuid = dial.autocall_uuid or str(uuid.uuid4())
-    return [_attempt(dial, script, autocall_uuid, k) for k in range(count)]
+    first = NO_ANSWER if script.unanswered_first else script
+    return [_attempt(dial, first if k == 0 else script, autocall_uuid, k) for k in range(count)]
 
 
 def send_num_retry(style: str, attempt: int, post: int) -> int:
