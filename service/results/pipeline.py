@@ -101,24 +101,23 @@ class Results:
         """Publish `record`'s result unless it matches no call or was published before."""
         return (await self.receive(record, source)).taken
 
-    async def receive(self, record: CallRecord, source: str) -> Reading:
-        """As `take`, and what was read: the call matched and the attempt."""
+    async def receive(
+        self, record: CallRecord, source: str, *, latest_at: float | None = None
+    ) -> Reading:
+        """As `take`, and what was read: the call matched and the attempt. `latest_at`: the
+        record is the latest transaction of its call the history has at that time; past the
+        call's span, no further one can come, so its result is final (§12). When it was
+        published before as not final, it is published again as that attempt's closing."""
         call = await self.matcher.match(record)
         if call is None:
             return Reading("unmatched")
         attempt, count = await self._attempt(call, record)
-        choices = self._choices.get(call.template, {})
-        event = result_of(call, record, attempt, choices, source)
-        return Reading(await self.publish(event), call, attempt, count)
-
-    async def close(self, call: OpenCall, record: CallRecord, attempt: int) -> Taken:
-        """The call's span has ended and `record` is its last attempt: its final result. Under
-        its own attempt when that was never published, else as that attempt's closing."""
-        choices = self._choices.get(call.template, {})
-        event = replace(result_of(call, record, attempt, choices, "poll"), final=True)
-        if await self.publish(event) == "accepted":
-            return "accepted"
-        return await self.publish(replace(event, closing=True))
+        event = result_of(call, record, attempt, self._choices.get(call.template, {}), source)
+        closes = latest_at is not None and latest_at > call.span_end and attempt >= count
+        taken = await self.publish(replace(event, final=True) if closes else event)
+        if closes and taken == "duplicate":
+            taken = await self.publish(replace(event, final=True, closing=True))
+        return Reading(taken, call, attempt, count)
 
     async def publish(self, event: ResultEvent) -> Taken:
         """Publish `event` unless its attempt (or its call's final result) already was."""

@@ -24,7 +24,6 @@ log = logging.getLogger("autocall.results")
 PHONES_PER_SEARCH = 50
 SKEW = 60.0  # seconds searched before the oldest call, for clocks that differ
 MAX_BACKOFF = 3600.0
-Last = tuple[OpenCall, int, int, CallRecord]  # a call, its latest attempt seen, of how many
 
 
 class Poller:
@@ -95,23 +94,33 @@ class Poller:
         now = self._clock()
         start = min(call.accepted_at for call in [*calls, *unknown]) - SKEW
         phones = sorted({call.phone for call in [*calls, *unknown]})
-        last: dict[str, Last] = {}
         for first in range(0, len(phones), PHONES_PER_SEARCH):
             query = {
                 "fromDate": int(start * 1000),
                 "toDate": int(now * 1000),
                 "phoneNumbers": phones[first : first + PHONES_PER_SEARCH],
             }
-            async for item in self._history.search(query):
-                record = _record(item, self._results.key_fields)
-                if record is not None and (record.autocall_id or record.autocall_uuid):
-                    reading = await self._take(record, unknown)
-                    _keep_last(last, reading, record)
-        for call, attempt, transactions, record in last.values():
-            if now > call.span_end and attempt >= transactions:
-                await self._results.close(call, record, attempt)
+            records = [
+                record
+                async for item in self._history.search(query)
+                if (record := _record(item, self._results.key_fields)) is not None
+            ]
+            await self._take_all(records, unknown, now)
 
-    async def _take(self, record: CallRecord, unknown: list[OpenCall]) -> Reading:
+    async def _take_all(
+        self, records: list[CallRecord], unknown: list[OpenCall], now: float
+    ) -> None:
+        """Take a search's records in the order they started, so that attempts rank as they
+        happened; each call's latest one may close it (`Results.receive`)."""
+        records.sort(key=lambda record: (record.started_at or 0.0, record.ended_at or 0.0))
+        latest = {_owner(record): record.transaction_id for record in records}
+        for record in records:
+            is_latest = latest[_owner(record)] == record.transaction_id
+            await self._take(record, unknown, now if is_latest else None)
+
+    async def _take(
+        self, record: CallRecord, unknown: list[OpenCall], latest_at: float | None
+    ) -> Reading:
         if record.autocall_id and await self._store.call(record.autocall_id) is None:
             found = _happened(record, unknown)
             if found is None:
@@ -121,7 +130,7 @@ class Poller:
             await self._store.record(call)
             await self._store.forget_unknown(found)
             unknown.remove(found)
-        return await self._results.receive(record, "poll")
+        return await self._results.receive(record, "poll", latest_at=latest_at)
 
     async def expire(self) -> None:
         """`unknown` for calls with no final result long after their span; forget the
@@ -141,17 +150,13 @@ def _record(item: dict[str, Any], key_fields: tuple[str, ...]) -> CallRecord | N
         record = parse(item, key_fields)
     except InvalidRecord:
         return None
-    return record if isinstance(record, CallRecord) else None
+    if not isinstance(record, CallRecord) or not (record.autocall_id or record.autocall_uuid):
+        return None
+    return record
 
 
-def _keep_last(last: dict[str, Last], reading: Reading, record: CallRecord) -> None:
-    """Remember, per call, the record of its latest attempt seen in this pass."""
-    call, attempt = reading.call, reading.attempt
-    if call is None or attempt is None:
-        return
-    held = last.get(call.autocall_id)
-    if held is None or held[1] < attempt:
-        last[call.autocall_id] = (call, attempt, reading.transactions, record)
+def _owner(record: CallRecord) -> str:
+    return record.autocall_id or record.autocall_uuid or ""
 
 
 def _happened(record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:

@@ -85,6 +85,7 @@ class CallRecord:
     autocall_id: str | None  # call-history items only
     auto_call: bool  # `is_auto_call`, true when the record does not say
     autocall_uuid: str | None = None  # call-history items: one of the execute answer's uuids
+    ended_at: float | None = None  # epoch seconds: orders attempts that started in one second
 
 
 Parsed = CallRecord | LiveEvent | Contact
@@ -124,6 +125,7 @@ def _record(document: dict[str, Any], transaction: str, key_fields: Sequence[str
         autocall_id=_text(document.get("autocall_id")),
         auto_call=_bool(document.get("is_auto_call"), default=True),
         autocall_uuid=_text(document.get("autocall_uuid")),
+        ended_at=_seconds(document.get("time_end_call")),
     )
 
 
@@ -180,11 +182,16 @@ def _phone(document: dict[str, Any]) -> str | None:
 
 
 def _started(document: dict[str, Any]) -> float | None:
-    for name in _TIME_FIELDS:
-        value = _number(document.get(name))
-        if value is not None and value > 0:
-            return value / 1000 if value > 1e11 else value  # milliseconds, by their size
-    return None
+    return next(
+        (at for name in _TIME_FIELDS if (at := _seconds(document.get(name))) is not None), None
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    number = _number(value)
+    if number is None or number <= 0:
+        return None
+    return number / 1000 if number > 1e11 else number  # milliseconds, by their size
 
 
 def _text(value: Any) -> str | None:
