@@ -83,18 +83,12 @@ async def test_the_v3_history_is_asked_with_the_api_key_too(metrics: Metrics) ->
         seen.append(dict(request.headers))
         return web.json_response({"status_code": 9999, "payload": []})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", history)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, provider = await with_server(history, metrics, api_key="k-1")
     try:
-        async with aiohttp.ClientSession() as session:
-            provider = Provider(session, url, metrics, api_key="k-1")
-            assert await provider.api("POST", SEARCH, json={"filter": {}}) == []
-            await provider.api("GET", "/api/webhooks/list")
+        assert await provider.api("POST", SEARCH, json={"filter": {}}) == []
+        await provider.api("GET", "/api/webhooks/list")
     finally:
+        await provider._session.close()
         await runner.cleanup()
     assert [(h.get("x-api-key"), h["Authorization"]) for h in seen] == [
         ("k-1", "Bearer t"),
@@ -148,14 +142,20 @@ async def test_a_refused_registration_names_its_code(provider: Provider) -> None
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def with_server(handler: Handler, metrics: Metrics) -> tuple[web.AppRunner, Provider]:
+async def with_server(
+    handler: Handler, metrics: Metrics, api_key: str | None = None
+) -> tuple[web.AppRunner, Provider]:
+    """`handler` as the provider; the client with `api_key`, else a fixed token."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    return runner, Provider(aiohttp.ClientSession(), url, metrics, token="fixed", timeout=2)
+    session = aiohttp.ClientSession()
+    if api_key is not None:
+        return runner, Provider(session, url, metrics, api_key=api_key, timeout=2)
+    return runner, Provider(session, url, metrics, token="fixed", timeout=2)
 
 
 async def unavailable(request: web.Request) -> web.Response:
