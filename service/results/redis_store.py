@@ -155,7 +155,7 @@ class RedisResults:
         await self._script(_RELEASE, keys, [])
 
     async def rank(self, call: OpenCall, transaction_id: str, started_at: float) -> tuple[int, int]:
-        keys = [self._mark(call, "tx")]
+        keys = [f"{self._prefix}attempts:{call.autocall_id or call.idempotency_key}"]
         rank, count = await self._script(
             _RANK, keys, [transaction_id, f"{started_at:.3f}", self._ttl]
         )

@@ -162,7 +162,7 @@ class MemoryResults:
                 del self._marks[key]
 
     async def rank(self, call: OpenCall, transaction_id: str, started_at: float) -> tuple[int, int]:
-        ranks = self._ranks.setdefault(_mark(call, "tx"), {})
+        ranks = self._ranks.setdefault(call.autocall_id or call.idempotency_key, {})
         if transaction_id not in ranks:
             ranks[transaction_id] = (_free(ranks.values(), started_at), started_at)
         return ranks[transaction_id][0], len(ranks)
