@@ -65,7 +65,7 @@ def describe(entry: dict[str, Any]) -> str:
     """One kept body as two lines: what was read from it, then the body itself."""
     when = datetime.fromtimestamp(float(entry.get("received_at", 0)), LOCAL_TZ)
     kind = entry.get("kind", "?")
-    read = [when.isoformat(timespec="seconds"), kind, str(entry.get("outcome", "-"))]
+    read = [when.isoformat(timespec="seconds"), kind]
     if kind == "live":
         read += [f"state={entry.get('state')}", f"transaction={entry.get('transaction') or '-'}"]
     elif kind == "record":
@@ -74,6 +74,7 @@ def describe(entry: dict[str, Any]) -> str:
         call = entry.get("call")
         matched = f"{call['template']} {call['phone']}" if isinstance(call, dict) else "unmatched"
         read += [
+            str(entry.get("outcome", "-")),  # accepted, duplicate, unmatched, unavailable
             f"transaction={entry.get('transaction') or '-'}",
             f"result={entry.get('result')}",
             f"keys={keys or '-'}{where}",
