@@ -355,3 +355,12 @@ async def test_a_history_that_answers_newest_first_still_ranks_by_start() -> Non
     await rig.store.record(open_call(num_retry=1))
     await rig.poller.tick()
     assert read(rig) == [("no_answer", 1, False), ("answered", 2, True)]
+
+
+async def test_history_items_that_name_no_call_are_matched_by_phone_and_time() -> None:
+    bare = item("ac-1")
+    del bare["autocall_id"]  # v3: autocall_id and autocall_uuid may each be absent
+    rig = Rig([bare])
+    await rig.store.record(open_call(num_retry=0))
+    await rig.poller.tick()
+    assert read(rig) == [("answered", 1, True)]

@@ -150,13 +150,12 @@ def _record(item: dict[str, Any], key_fields: tuple[str, ...]) -> CallRecord | N
         record = parse(item, key_fields)
     except InvalidRecord:
         return None
-    if not isinstance(record, CallRecord) or not (record.autocall_id or record.autocall_uuid):
-        return None
-    return record
+    return record if isinstance(record, CallRecord) else None
 
 
 def _owner(record: CallRecord) -> str:
-    return record.autocall_id or record.autocall_uuid or ""
+    """The call a history item names (by id, by uuid), or at least its number's."""
+    return record.autocall_id or record.autocall_uuid or f"phone:{record.phone}"
 
 
 def _happened(record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:
