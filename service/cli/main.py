@@ -83,9 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_webhook_commands(commands)
 
-    deadletters.add_parser(commands)
-    suppress.add_parser(commands)
-    results.add_parser(commands)
+    for module in (deadletters, suppress, results):
+        module.add_parser(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
     schemas.add_argument("directory", type=Path)
