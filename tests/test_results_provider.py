@@ -175,9 +175,7 @@ async def recent(rig: Rig, *flags: str) -> str:
     return out
 
 
-async def test_results_recent_shows_where_the_keys_came_from_and_no_number(
-    rigs: MakeRig,
-) -> None:
+async def test_results_recent_shows_where_the_keys_came_from_and_no_number(rigs: MakeRig) -> None:
     rig = await rigs(store_url=REDIS_URL, result_key_fields="dtmf,ivr")
     await rig.order("0987654321")
     [message] = await rig.results(1)
@@ -214,11 +212,8 @@ async def test_results_recent_shows_where_the_keys_came_from_and_no_number(
         "keys_field": "dtmf",
         "attempt": 2,  # a second transaction of the call
     }
-    assert odd_entry["call"] == {
-        "template": "cod",
-        "phone": "098****321",
-        "autocall_id": autocall_id,
-    }
+    call = {"template": "cod", "phone": "098****321", "autocall_id": autocall_id}
+    assert odd_entry["call"] == call
     assert odd_entry["body"]["recording_file_url"] == "https://rec.example/r.mp3"
     assert odd_entry["body"]["ivr"] == "none"  # nothing else is dropped
     records = [e for e in entries if e["kind"] == "record"]

@@ -72,7 +72,6 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--trial", action="store_true", help="a trial plan: every call refused")
     sandbox.add_argument("--webhook-url", help="post each call's live events and CDRs there")
     sandbox.add_argument("--call-seconds", type=float, help="real seconds a call attempt takes")
-    sandbox.add_argument("--history-api", choices=("v3", "v2", "both"), help="default: v3")
     sandbox.set_defaults(command=_sandbox)
 
     publish = commands.add_parser("publish", help="publish an event to the input exchange")
@@ -171,7 +170,6 @@ def _sandbox(args: argparse.Namespace) -> int:
     state.webhook_url = args.webhook_url or ""
     if args.call_seconds is not None:
         state.call_seconds = max(0.0, args.call_seconds)
-    state.history_api = args.history_api or state.history_api
     serve_forever(args.host, args.port, state)
     return 0
 
