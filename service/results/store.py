@@ -113,6 +113,7 @@ class MemoryResults:
         if held is None or held[0] <= self._clock():
             self._calls.pop(autocall_id, None)
             self._open.pop(autocall_id, None)
+            self._ranks.pop(autocall_id, None)
             return None
         return held[1]
 
