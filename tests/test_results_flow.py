@@ -364,3 +364,13 @@ async def test_history_items_that_name_no_call_are_matched_by_phone_and_time() -
     await rig.store.record(open_call(num_retry=0))
     await rig.poller.tick()
     assert read(rig) == [("answered", 1, True)]
+    assert len(rig.api.requests) == 1  # the search; no lookup of what it found
+
+
+async def test_a_history_item_that_fits_no_open_call_is_not_looked_up_again() -> None:
+    bare = item("ac-1", time_start_call=T0 + 99_999)  # long after the call's span
+    del bare["autocall_id"]
+    rig = Rig([bare])
+    await rig.store.record(open_call(num_retry=0))
+    await rig.poller.tick()
+    assert read(rig) == [] and len(rig.api.requests) == 1

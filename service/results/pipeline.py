@@ -34,9 +34,10 @@ class Matcher:
         self._store = store
         self._history = history
 
-    async def match(self, record: CallRecord) -> OpenCall | None:
+    async def match(self, record: CallRecord, *, ask_history: bool = True) -> OpenCall | None:
         """By autocall_id (or autocall_uuid) when the record has one; by phone and time when
-        exactly one open call fits; else by what the call history says of its transaction."""
+        exactly one open call fits; else by what the call history says of its transaction
+        (unless the record comes from the history: it has said what it knows)."""
         if not record.auto_call:
             return None
         autocall_id = record.autocall_id
@@ -49,7 +50,9 @@ class Matcher:
             return _by_uuid(calls, record.autocall_uuid)
         started = record.started_at
         fitting = [call for call in calls if started is not None and call.covers(started)]
-        return fitting[0] if len(fitting) == 1 else await self._by_history(record, calls)
+        if len(fitting) == 1 or not ask_history:
+            return fitting[0] if len(fitting) == 1 else None
+        return await self._by_history(record, calls)
 
     async def _by_history(self, record: CallRecord, calls: list[OpenCall]) -> OpenCall | None:
         """The call the history names for the record's transaction: by its autocall_id, or by
@@ -108,7 +111,7 @@ class Results:
         record is the latest transaction of its call the history has at that time; past the
         call's span, no further one can come, so its result is final (§12). When it was
         published before as not final, it is published again as that attempt's closing."""
-        call = await self.matcher.match(record)
+        call = await self.matcher.match(record, ask_history=source != "poll")
         if call is None:
             return Reading("unmatched")
         attempt, count = await self._attempt(call, record)
