@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 
+from service.cli.results import describe
 from service.provider.omicall.records import Contact, LiveEvent, parse
 from service.results.kept import entry, fresh, masked, masked_text
 from service.results.pipeline import Reading
@@ -106,3 +107,20 @@ def test_only_a_day_is_shown() -> None:
     old = orjson.dumps({"received_at": now - KEEP_SECONDS - 1, "kind": "live"})
     new = orjson.dumps({"received_at": now - 60, "kind": "record"})
     assert [e["kind"] for e in fresh([new, old, b"garbage"], now)] == ["record"]
+
+
+def test_results_recent_describes_each_kind() -> None:
+    now = time.time()
+    record = {"received_at": now, "kind": "record", "outcome": "unmatched", "transaction": "t"}
+    record |= {"result": "answered", "keys": "1", "keys_field": "dtmf", "attempt": None}
+    record |= {"call": None, "body": {"state": "cdr"}}
+    head, shown = describe(record).split("\n")
+    read = "record  unmatched  transaction=t  result=answered  keys=1 (from dtmf)  attempt=-"
+    assert head.endswith(f"{read}  unmatched")
+    assert shown == '    {"state":"cdr"}'
+    unavailable = record | {"outcome": "unavailable"}
+    assert describe(unavailable).split("\n")[0].endswith("attempt=-  -")  # not read: no verdict
+    live = {"received_at": now, "kind": "live", "state": "early", "transaction": None, "body": {}}
+    assert "live  state=early  transaction=-" in describe(live)
+    text = {"received_at": now, "kind": "invalid", "body": "not json"}
+    assert describe(text).endswith("invalid\n    not json")

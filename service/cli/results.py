@@ -72,7 +72,8 @@ def describe(entry: dict[str, Any]) -> str:
         keys = entry.get("keys")
         where = f" (from {entry.get('keys_field')})" if keys else ""
         call = entry.get("call")
-        matched = f"{call['template']} {call['phone']}" if isinstance(call, dict) else "unmatched"
+        matched = f"{call['template']} {call['phone']}" if isinstance(call, dict) else "-"
+        matched = "unmatched" if entry.get("outcome") == "unmatched" else matched
         read += [
             str(entry.get("outcome", "-")),  # accepted, duplicate, unmatched, unavailable
             f"transaction={entry.get('transaction') or '-'}",
