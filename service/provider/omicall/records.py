@@ -17,8 +17,8 @@ from ...templates.filters import normalise_phone
 
 Result = Literal["answered", "busy", "no_answer", "failed", "unknown"]
 RESULTS: tuple[Result, ...] = ("answered", "busy", "no_answer", "failed", "unknown")
-# the live states seen so far; any state other than `cdr` is read as live, known or not
-LIVE_STATES = frozenset({"create", "early", "ringing", "answered", "hangup"})
+# the end-of-call record's state: any other (create, early, ringing, answered, hangup, or one
+# not seen yet) is a live event
 END_STATE = "cdr"
 # where the keys pressed may be, in order (AUTOCALL_RESULT_KEY_FIELDS): no field is documented
 DEFAULT_KEY_FIELDS = ("press_key", "digits", "ivr")
