@@ -129,15 +129,7 @@ class Service:
         """The provider's client over one HTTP session, closed with the stack."""
         s = self.settings
         session = await stack.enter_async_context(provider_session(s))
-        return Provider(
-            session,
-            s.api_base_url,
-            self.metrics,
-            api_key=s.api_key.get_secret_value() if s.api_key else None,
-            token=s.api_token.get_secret_value() if s.api_token else None,
-            timeout=s.api_timeout,
-            connect_timeout=s.api_connect_timeout,
-        )
+        return Provider.configured(session, s, self.metrics)
 
     async def _open_broker(self, stack: AsyncExitStack) -> AbstractRobustConnection:
         """The broker connection (waiting until it answers), closed with the stack."""

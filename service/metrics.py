@@ -70,6 +70,11 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.throttled = Counter(
+            "autocall_provider_throttled",
+            "Answers of HTTP 429 or rate_limit_exceeded: the next requests wait",
+            registry=r,
+        )
         self.balance_failures = Counter(
             "autocall_balance_failures", "balance_is_not_enough answers", registry=r
         )

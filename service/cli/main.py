@@ -1,4 +1,5 @@
-"""autocall-bridge run | check | render | sandbox | publish | webhook | results | schemas."""
+"""autocall-bridge run | check | render | sandbox | publish | webhook | doctor | results |
+schemas."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ..settings import load_settings
 from ..store import Guard, State, open_store
 from ..templates import Templates, load
 from ..templates.filters import LOCAL_TZ
-from . import deadletters, results, suppress
+from . import deadletters, doctor, results, suppress
 from .webhook import add_commands as add_webhook_commands
 
 USAGE_ERROR = 2
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_webhook_commands(commands)
 
-    for module in (deadletters, suppress, results):
+    for module in (deadletters, suppress, doctor, results):
         module.add_parser(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
