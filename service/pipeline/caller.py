@@ -121,7 +121,7 @@ class Caller:
             return NotCalled(exc, attempts + 1)
         turn.answered(None)
         outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-        return await self._complete(outcome, call)
+        return await self._complete(outcome, call, accepted.autocall_uuids)
 
     async def _do_not_call(self, call: Call, attempts: int) -> Outcome:
         """On the provider's do-not-call list: skipped, and on ours, so that the number's next
@@ -151,12 +151,12 @@ class Caller:
         failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
         return await self._complete(failed, call)
 
-    async def _complete(self, outcome: Outcome, call: Call) -> Outcome:
+    async def _complete(self, outcome: Outcome, call: Call, uuids: tuple[str, ...] = ()) -> Outcome:
         """Mark the key done with this outcome, so a redelivery replays it instead of calling;
         record the call for its results alongside (one store round trip for both)."""
         key = outcome.idempotency_key or ""
         done = self.store.complete(key, str(outcome.event["id"]), outcome.record())
-        recorded = self._record(call, outcome)  # queued behind it: one round trip for both
+        recorded = self._record(call, outcome, uuids)  # queued behind it: one round trip for both
         try:
             await done
         except StoreUnavailable as exc:
@@ -167,11 +167,13 @@ class Caller:
                 await recorded  # never raises: a record the store missed is logged
         return outcome
 
-    def _record(self, call: Call, outcome: Outcome) -> Awaitable[None] | None:
+    def _record(
+        self, call: Call, outcome: Outcome, uuids: tuple[str, ...]
+    ) -> Awaitable[None] | None:
         if self.recorder is None:
             return None
         if outcome.status == "accepted" and outcome.autocall_id:
-            return self.recorder.accepted(call, outcome.autocall_id, self.clock())
+            return self.recorder.accepted(call, outcome.autocall_id, self.clock(), uuids)
         if outcome.code == OutcomeUnknown.code:
             return self.recorder.unknown(call, self.clock())
         return None
