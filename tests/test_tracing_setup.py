@@ -29,7 +29,7 @@ from tests.helpers import order
 from tests.otlp import one, receiver
 from tests.test_tracing import TEMPLATES
 
-SEARCH = "/api/v2/callTransaction/search"
+SEARCH = "/api/v3/call-transaction/search"
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, FieldValue
 from opentelemetry import context
 from opentelemetry.trace import (
     Span,
@@ -39,10 +39,10 @@ Taken = TypeVar("Taken")
 Sent = TypeVar("Sent")
 
 
-class Properties(Protocol):
-    """The AMQP properties of a message about to be published (aiormq's)."""
+class Outgoing(Protocol):
+    """A message about to be published (aio-pika's): its headers take the trace context."""
 
-    headers: dict[str, Any] | None
+    headers: dict[str, FieldValue]
     message_id: str | None
 
 
@@ -159,22 +159,22 @@ async def _claimed(tracer: Tracer, claiming: Awaitable[Claim]) -> Claim:
 
 
 def producing(
-    publish: Awaitable[Sent], exchange: str, routing_key: str, properties: Properties
+    publish: Awaitable[Sent], exchange: str, routing_key: str, message: Outgoing
 ) -> Awaitable[Sent]:
-    """`publish` (not started yet: it reads `properties` once awaited) in its PRODUCER span,
-    whose context the message carries in its `traceparent` header."""
+    """`publish` (not started yet: it reads `message` once awaited) in its PRODUCER span, whose
+    context the message carries in its `traceparent` header."""
     if TRACER is None:
         return publish
     if not recording():  # not sampled: the trace still goes on, in the message's headers
         current = get_current_span().get_span_context()
         if current.is_valid:
-            properties.headers = (properties.headers or {}) | traceparent_of(current)
+            message.headers = {**message.headers, **traceparent_of(current)}
         return publish
-    return _producing(TRACER, publish, exchange, routing_key, properties)
+    return _producing(TRACER, publish, exchange, routing_key, message)
 
 
 async def _producing(
-    tracer: Tracer, publish: Awaitable[Sent], exchange: str, key: str, properties: Properties
+    tracer: Tracer, publish: Awaitable[Sent], exchange: str, key: str, message: Outgoing
 ) -> Sent:
     attributes: dict[str, AttributeValue] = {
         "messaging.system": "rabbitmq",
@@ -182,10 +182,10 @@ async def _producing(
         "messaging.destination.name": exchange,
         "messaging.rabbitmq.destination.routing_key": key,
     }
-    if properties.message_id:
-        attributes["messaging.message.id"] = properties.message_id
+    if message.message_id:
+        attributes["messaging.message.id"] = message.message_id
     span = tracer.start_span(f"publish {key}", kind=SpanKind.PRODUCER, attributes=attributes)
-    properties.headers = (properties.headers or {}) | traceparent_of(span.get_span_context())
+    message.headers = {**message.headers, **traceparent_of(span.get_span_context())}
     try:
         return await publish
     except BaseException as exc:
