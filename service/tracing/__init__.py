@@ -4,6 +4,7 @@ OpenTelemetry; off, and free, unless an OTLP endpoint is configured.
 setup.py      the tracer provider the `OTEL_*` variables describe, its batch exporter, shutdown
 carriers.py   W3C trace context: a delivery's parent, a message's headers, ids for the logs
 spans.py      the spans of the event path and the result side, each a pass-through when off
+shapes.py     what the spans read of the objects the layers above hand them
 http.py       CLIENT spans of the provider's requests, around the client's send
 """
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from aio_pika.abc import AbstractIncomingMessage, FieldValue
+from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import context
 from opentelemetry.trace import (
     Span,
@@ -25,13 +25,9 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AttributeValue
 
-from ..amqp.headers import EXCHANGE_HEADER, routing_key_of
-from ..pipeline.actions import Action, Delay, Publish, PutBack
 from ..store import Claim
 from .carriers import parent_of, resumed, traceparent_of
-
-if TYPE_CHECKING:  # the result side calls in here: no import of it at run time
-    from ..results.calls import ResultEvent
+from .shapes import Outcome, Outgoing, ResultEvent
 
 TRACER: Tracer | None = None  # set while tracing is on
 Owner = TypeVar("Owner")
@@ -39,23 +35,22 @@ Taken = TypeVar("Taken")
 Sent = TypeVar("Sent")
 
 
-class Outgoing(Protocol):
-    """A message about to be published (aio-pika's): its headers take the trace context."""
-
-    headers: dict[str, FieldValue]
-    message_id: str | None
+Action = TypeVar("Action")
+Event = TypeVar("Event", bound=ResultEvent)
 
 
 def consumed(
     step: Callable[[AbstractIncomingMessage, float], Awaitable[Action]],
     delivery: AbstractIncomingMessage,
     started: float,
+    routing_key: Callable[[AbstractIncomingMessage], str],
 ) -> Awaitable[Action]:
     """`step(delivery, started)`, processing and settling a delivery, in its CONSUMER span
-    `autocall.process <routing key>`, the parent of the spans below."""
+    `autocall.process <routing key>` (`routing_key` reads the one it was first published with),
+    the parent of the spans below."""
     if TRACER is None:
         return step(delivery, started)
-    return _consumed(TRACER, step, delivery, started)
+    return _consumed(TRACER, step, delivery, started, routing_key(delivery))
 
 
 async def _consumed(
@@ -63,8 +58,8 @@ async def _consumed(
     step: Callable[[AbstractIncomingMessage, float], Awaitable[Action]],
     delivery: AbstractIncomingMessage,
     started: float,
+    routing_key: str,
 ) -> Action:
-    routing_key = routing_key_of(delivery)
     span = tracer.start_span(
         f"autocall.process {routing_key}",
         parent_of(delivery),
@@ -88,11 +83,10 @@ async def _consumed(
 
 
 def _received(delivery: AbstractIncomingMessage, routing_key: str) -> dict[str, AttributeValue]:
-    exchange = (delivery.headers or {}).get(EXCHANGE_HEADER)  # a delayed copy's first exchange
     attributes: dict[str, AttributeValue] = {
         "messaging.system": "rabbitmq",
         "messaging.operation.type": "process",
-        "messaging.destination.name": exchange if isinstance(exchange, str) else delivery.exchange,
+        "messaging.destination.name": delivery.exchange or "",  # a delayed copy's: the default
         "messaging.rabbitmq.destination.routing_key": routing_key,
     }
     if delivery.message_id:
@@ -100,28 +94,38 @@ def _received(delivery: AbstractIncomingMessage, routing_key: str) -> dict[str, 
     return attributes
 
 
-def _describe(span: Span, action: Action, message_id: str | None) -> None:
-    """What became of the event: its outcome (a failure sets the span's status), or why not yet."""
-    if isinstance(action, Publish):
-        outcome = action.outcome
-        attributes = {"autocall.status": outcome.status, "autocall.template": outcome.template}
-        if outcome.autocall_id:
-            attributes["autocall.autocall_id"] = outcome.autocall_id
-        if outcome.reason:
-            attributes["autocall.reason"] = outcome.reason
-        if outcome.code is not None:
-            attributes["error.type"] = outcome.code
-            span.set_status(Status(StatusCode.ERROR, outcome.code))
-        if outcome.event.get("id") != message_id:  # the event's id is its body's (CONTRACT §3)
-            attributes["messaging.message.id"] = outcome.event.get("id")
-        span.set_attributes(_present(attributes))
-    elif isinstance(action, Delay):
-        status = "retried" if action.retry else "deferred"
-        span.set_attributes({"autocall.status": status, "autocall.reason": action.why})
-    elif isinstance(action, PutBack):
-        span.set_attributes({"autocall.status": "held", "autocall.reason": action.reason})
+def _describe(span: Span, action: object, message_id: str | None) -> None:
+    """What became of the event: its outcome (a failure sets the span's status), or why not yet.
+    Read by shape (the pipeline's actions live above this package): a publish has an `outcome`,
+    a delay a `delay_ms` (and `retry`, `why`), a put-back `holds` (and `reason`)."""
+    outcome: Outcome | None = getattr(action, "outcome", None)
+    if outcome is not None:
+        _outcome(span, outcome, message_id)
+    elif hasattr(action, "delay_ms"):
+        status = "retried" if getattr(action, "retry", False) else "deferred"
+        span.set_attributes({"autocall.status": status, "autocall.reason": _text(action, "why")})
+    elif hasattr(action, "holds"):
+        span.set_attributes({"autocall.status": "held", "autocall.reason": _text(action, "reason")})
     else:
         span.set_attribute("autocall.status", "requeued")
+
+
+def _text(action: object, name: str) -> str:
+    return str(getattr(action, name, ""))
+
+
+def _outcome(span: Span, outcome: Outcome, message_id: str | None) -> None:
+    attributes = {"autocall.status": outcome.status, "autocall.template": outcome.template}
+    if outcome.autocall_id:
+        attributes["autocall.autocall_id"] = outcome.autocall_id
+    if outcome.reason:
+        attributes["autocall.reason"] = outcome.reason
+    if outcome.code is not None:
+        attributes["error.type"] = outcome.code
+        span.set_status(Status(StatusCode.ERROR, outcome.code))
+    if outcome.event.get("id") != message_id:  # the event's id is its body's (CONTRACT §3)
+        attributes["messaging.message.id"] = outcome.event.get("id")
+    span.set_attributes(_present(attributes))
 
 
 def _failed(span: Span, exc: BaseException) -> None:
@@ -196,13 +200,13 @@ async def _producing(
 
 
 def result_span(
-    publish: Callable[[Owner, ResultEvent], Awaitable[Taken]],
-) -> Callable[[Owner, ResultEvent], Awaitable[Taken]]:
+    publish: Callable[[Owner, Event], Awaitable[Taken]],
+) -> Callable[[Owner, Event], Awaitable[Taken]]:
     """Publishes a call's result in its span `autocall.result <result>`, a child of the span
     that processed the call's event (its context kept with the call's record)."""
 
     @functools.wraps(publish)
-    async def traced(owner: Owner, event: ResultEvent) -> Taken:
+    async def traced(owner: Owner, event: Event) -> Taken:
         if TRACER is None:
             return await publish(owner, event)
         parent = resumed(event.call.traceparent)
