@@ -58,7 +58,9 @@ async def started() -> AsyncIterator[bool]:
 
 
 def requested(sending: Awaitable[Answered], method: str, url: URL) -> Awaitable[Answered]:
-    """A request to the provider (`sending`, not started yet) in its CLIENT span."""
+    """A request to the provider (`sending`, not started yet) in its CLIENT span, within an
+    event's or a result's kept trace only: the poller's searches, outside any, would each be a
+    trace of one span."""
     if spans.TRACER is None or not spans.recording():
         return sending
     return request_span(spans.TRACER, sending, method, url)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
 from typing import Any, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -68,18 +69,11 @@ async def _consumed(
     )
     # Current for what happens within: the claim, the provider's request, the publish, the
     # call's record (which keeps its context for the results) and the log lines.
-    token = context.attach(set_span_in_context(span))
-    try:
+    with Ending(span, current=True):
         action = await step(delivery, started)
         if span.is_recording():
             _describe(span, action, delivery.message_id)
         return action
-    except BaseException as exc:
-        _failed(span, exc)
-        raise
-    finally:
-        context.detach(token)
-        span.end()
 
 
 def _received(delivery: AbstractIncomingMessage, routing_key: str) -> dict[str, AttributeValue]:
@@ -128,12 +122,30 @@ def _outcome(span: Span, outcome: Outcome, message_id: str | None) -> None:
     span.set_attributes(_present(attributes))
 
 
-def _failed(span: Span, exc: BaseException) -> None:
-    """A span its step raised out of: its status names the exception's type (its text may
-    carry what a span must not)."""
-    kind = type(exc).__qualname__
-    span.set_attribute("error.type", kind)
-    span.set_status(Status(StatusCode.ERROR, kind))
+class Ending:
+    """Ends `span` with its block; a block that raises sets the span's status to error, named
+    by the service's code for the exception or its type, never its text (which may quote what
+    a span must not carry). `current`: the span is the current one within the block."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span, *, current: bool = False) -> None:
+        self._span = span
+        self._token = context.attach(set_span_in_context(span)) if current else None
+
+    def __enter__(self) -> Span:
+        return self._span
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None:
+            named = getattr(exc, "code", None) or type(exc).__qualname__
+            self._span.set_attribute("error.type", named)
+            self._span.set_status(Status(StatusCode.ERROR, named))
+        if self._token is not None:
+            context.detach(self._token)
+        self._span.end()
 
 
 def claimed(claiming: Awaitable[Claim]) -> Awaitable[Claim]:
@@ -150,16 +162,10 @@ def recording() -> bool:
 
 
 async def _claimed(tracer: Tracer, claiming: Awaitable[Claim]) -> Claim:
-    span = tracer.start_span("autocall.claim")
-    try:
+    with Ending(tracer.start_span("autocall.claim")) as span:
         claim = await claiming
         span.set_attribute("autocall.claim", claim.state.value)
         return claim
-    except BaseException as exc:
-        _failed(span, exc)
-        raise
-    finally:
-        span.end()
 
 
 def producing(
@@ -190,13 +196,8 @@ async def _producing(
         attributes["messaging.message.id"] = message.message_id
     span = tracer.start_span(f"publish {key}", kind=SpanKind.PRODUCER, attributes=attributes)
     message.headers = {**message.headers, **traceparent_of(span.get_span_context())}
-    try:
+    with Ending(span):
         return await publish
-    except BaseException as exc:
-        _failed(span, exc)
-        raise
-    finally:
-        span.end()
 
 
 def result_span(
@@ -212,17 +213,10 @@ def result_span(
         parent = resumed(event.call.traceparent)
         attributes = _present(_of_result(event))
         span = TRACER.start_span(f"autocall.result {event.result}", parent, attributes=attributes)
-        token = context.attach(set_span_in_context(span))  # its publish is its child
-        try:
+        with Ending(span, current=True):  # current: its publish is its child
             taken = await publish(owner, event)
             span.set_attribute("autocall.published", str(taken))
             return taken
-        except BaseException as exc:
-            _failed(span, exc)
-            raise
-        finally:
-            context.detach(token)
-            span.end()
 
     return traced
 
