@@ -8,9 +8,12 @@
     ├── Expired                 expired              older than the template's `expires_after`
     ├── ProviderError           <provider's code>    the provider refused the call (no call made)
     │   ├── QuotaExceeded       limit_service | limit_word | limit_word_session
-    │   └── BalanceTooLow       balance_is_not_enough
+    │   ├── AccountUnable       <provider's code>    the account cannot call now: hold or fail over
+    │   │   └── BalanceTooLow   balance_is_not_enough | stringee_8
+    │   └── RequestRefused      <provider's code>    this request or number: never failed over
     ├── Unauthorized            unauthorized         the key or token is refused
     ├── ProviderUnavailable     provider_unavailable 5xx, 429 or no connection: retryable
+    │   └── RateLimited         rate_limit_exceeded  429: the provider throttles
     ├── StoreUnavailable        store_unavailable    the store did not answer: retryable
     └── OutcomeUnknown          outcome_unknown      sent, no answer: never sent again
 
@@ -85,8 +88,16 @@ class QuotaExceeded(ProviderError):
     code = DAILY_BUDGET_CODE
 
 
-class BalanceTooLow(ProviderError):
+class AccountUnable(ProviderError):
+    """The account cannot call now (balance, disabled, expired): another account may."""
+
+
+class BalanceTooLow(AccountUnable):
     code = BALANCE_CODE
+
+
+class RequestRefused(ProviderError):
+    """The provider refused this request or number: another provider would refuse it too."""
 
 
 class Unauthorized(AutocallError):
@@ -96,6 +107,10 @@ class Unauthorized(AutocallError):
 class ProviderUnavailable(AutocallError):
     code = "provider_unavailable"
     retryable = True
+
+
+class RateLimited(ProviderUnavailable):
+    code = "rate_limit_exceeded"
 
 
 class StoreUnavailable(AutocallError):

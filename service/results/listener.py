@@ -13,6 +13,8 @@ import orjson
 from aiohttp import web
 
 from ..provider.omicall.records import CallRecord, InvalidRecord, parse
+from ..provider.stringee.records import SIGNATURE_HEADER
+from ..provider.stringee.webhook import StringeeWebhook, split
 from .metrics import ResultMetrics
 from .pipeline import Results
 
@@ -33,8 +35,11 @@ class Listener:
         metrics: ResultMetrics,
         allow: Sequence[Network] = (),
         max_body: int = MAX_BODY,
+        *,
+        stringee: StringeeWebhook | None = None,
     ) -> None:
         self._token = token.encode()
+        self._stringee = stringee  # /webhooks/stringee/<account>/<token>, when an account is
         self._results = results
         self._metrics = metrics
         self._allow = tuple(allow)
@@ -53,19 +58,34 @@ class Listener:
             answer = self._answer(413, "too large", "too_large")
             answer.force_close()  # the rest of the body is never read: no keep-alive after it
             return answer
+        if (stringee := await self._from_stringee(request, body)) is not None:
+            return stringee
         try:
             record = parse(orjson.loads(body))
         except (orjson.JSONDecodeError, InvalidRecord):
             return self._answer(400, "a JSON object, please", "invalid")
-        if not isinstance(record, CallRecord):
-            return self._answer(200, "ok", "live")
         try:
-            taken = await self._results.take(record, "webhook")
+            taken = "live"
+            if isinstance(record, CallRecord):
+                taken = await self._results.take(record, "webhook")
         except Exception as exc:
             # Not the sender's fault: the broker, the store or the history lookup did not answer.
             log.warning("cannot take a call record now (%s); asking for a resend", _why(exc))
             return self._answer(503, "try again later", "unavailable")
         return self._answer(200, "ok", taken)
+
+    async def _from_stringee(self, request: web.Request, body: bytes) -> web.Response | None:
+        """The answer to a Stringee callback; None for any other post."""
+        path = split(request.rel_url.raw_path) if self._stringee is not None else None
+        if path is None or self._stringee is None:
+            return None
+        try:
+            reply = await self._stringee.take(path[0], request.headers.get(SIGNATURE_HEADER), body)
+        except Exception as exc:
+            log.warning("cannot take a Stringee callback now (%s); asking for a resend", _why(exc))
+            return self._answer(503, "try again later", "unavailable")
+        self._metrics.webhook(reply.outcome)
+        return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
     def _gate(self, request: web.Request) -> web.Response | None:
         """403 from outside the allowed networks, 404 without the token, 405 but for POST."""
@@ -98,6 +118,8 @@ class Listener:
         given = request.headers.get(TOKEN_HEADER, "") if path == PATH else ""
         if path.startswith(PATH + "/"):
             given = path[len(PATH) + 1 :]
+        elif (stringee := split(path)) is not None:
+            given = stringee[1]
         return bool(given) and hmac.compare_digest(given.encode(), self._token)
 
     async def _body(self, request: web.Request) -> bytes | None:

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 
 from ..provider.omicall.history import History
 from ..provider.omicall.records import CallRecord
-from .calls import OpenCall, ResultEvent, result_of
+from .calls import OpenCall, ResultEvent, choose, result_of
 from .metrics import ResultMetrics
 from .store import ResultStore
 
@@ -80,6 +80,18 @@ class Results:
             return "unmatched"
         event = result_of(call, record, self._choices.get(call.template, {}), source)
         return await self.publish(event)
+
+    async def final(self, record: CallRecord, source: str) -> Taken:
+        """Publish `record` as its call's one, final result: a provider that never redials
+        (Stringee) names the call (`autocall_id`) in every record."""
+        call = await self.store.call(record.autocall_id) if record.autocall_id else None
+        if call is None:
+            return "unmatched"
+        choice = choose(record.keys, self._choices.get(call.template, {}))
+        moment = record.started_at or call.accepted_at
+        return await self.publish(
+            ResultEvent(call, record.result, True, 1, choice, source, moment, record)
+        )
 
     async def publish(self, event: ResultEvent) -> Taken:
         """Publish `event` unless its attempt (or its call's final result) already was."""
