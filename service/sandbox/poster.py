@@ -4,6 +4,7 @@ that cannot connect, is tried again a few times; nothing a receiver does can cra
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -20,8 +21,11 @@ HEADERS = {"Content-Type": "application/json", "User-Agent": "autocall-sandbox-w
 class Poster:
     """Delivers one event body to every webhook target, with the state's drop/duplicate knobs."""
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(
+        self, state: SandboxState, sign: Callable[[bytes], dict[str, str]] | None = None
+    ) -> None:
         self.state = state
+        self._sign = sign  # the headers that sign a body (Stringee's), if the provider signs
         self._session: aiohttp.ClientSession | None = None
 
     async def live(self, body: dict[str, Any]) -> None:
@@ -43,6 +47,10 @@ class Poster:
             copies = 2
         for _ in range(copies):
             await self._to_all(body)
+
+    async def to(self, url: str, body: Any) -> None:
+        """Post `body` to `url` alone (an input's own callback URL), with retries."""
+        self.state.webhook_posts[await self._post(url, orjson.dumps(body))] += 1
 
     async def close(self) -> None:
         """Close the HTTP client."""
@@ -77,6 +85,7 @@ class Poster:
     async def _send(self, url: str, data: bytes) -> int:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=POST_TIMEOUT)
-        async with self._session.post(url, data=data, headers=HEADERS) as response:
+        headers = HEADERS | self._sign(data) if self._sign is not None else HEADERS
+        async with self._session.post(url, data=data, headers=headers) as response:
             await response.read()
             return response.status
