@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+from aiohttp import web
 
 from service.errors import (
     AccountUnable,
@@ -302,3 +303,31 @@ async def test_the_limiter_keeps_to_100_requests_a_minute() -> None:
     await limiter.wait()
     assert slept == [50.0]  # the first of the minute's 100 leaves the window at 60 s
     await asyncio.sleep(0)
+
+
+async def test_what_stringee_says_back_keeps_no_webhook_token_and_no_phone(
+    session: aiohttp.ClientSession,
+) -> None:
+    said = f"bad input eventUrl {EVENT_URL} for 84912345671"
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"r": 5, "message": said})
+
+    app = web.Application()
+    app.router.add_post("/v1/call2/callout", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        client = StringeeClient(
+            session, account(StringeeState(), url), Metrics(), event_url=EVENT_URL
+        )
+        with pytest.raises(RequestRefused) as raised:
+            await client.execute(rendered().request)
+    finally:
+        await runner.cleanup()
+    assert raised.value.code == "stringee_5"
+    assert TOKEN not in raised.value.message
+    assert "84912345671" not in raised.value.message
+    assert "/webhooks/stringee/shop-b/***" in raised.value.message

@@ -67,6 +67,7 @@ class StringeeClient:
         self._session = session
         self._metrics = metrics
         self._event_url = event_url  # the input's callback URL: it carries the webhook token
+        self._token_in_url = event_url.rstrip("/").rsplit("/", 1)[-1]
         self._base = account.base_url.rstrip("/")
         self._tokens = Tokens(account.key_sid, account.key_secret.get_secret_value(), clock=clock)
         self._timeout = aiohttp.ClientTimeout(
@@ -171,28 +172,36 @@ class StringeeClient:
         """The answer's document when `r` is 0; else the error it means."""
         if answer.status == 429:
             self._metrics.api_request(endpoint, "http_other")
-            raise RateLimited(f"Stringee: HTTP 429: {_trim(answer.body, 120)}")
+            raise RateLimited(f"Stringee: HTTP 429: {self._text(answer.body, 120)}")
         if answer.status >= 500:
             self._metrics.api_request(endpoint, "http_5xx")
-            raise ProviderUnavailable(f"Stringee: HTTP {answer.status}: {_trim(answer.body, 120)}")
+            text = self._text(answer.body, 120)
+            raise ProviderUnavailable(f"Stringee: HTTP {answer.status}: {text}")
         document = _parsed_or_none(answer.body)
         if not isinstance(document, dict):
             self._metrics.api_request(
                 endpoint, "http_other" if answer.status >= 400 else "provider_error"
             )
             self._metrics.provider_answer("provider_error")
-            raise ProviderError(f"HTTP {answer.status}: {_trim(answer.body, 300)}")
+            raise ProviderError(f"HTTP {answer.status}: {self._text(answer.body, 300)}")
         r = document.get("r", 0 if answer.status < 400 else None)
         if r == 0 and answer.status < 400:
             self._metrics.api_request(endpoint, "ok")
             return document
         self._metrics.api_request(endpoint, "provider_error")
-        raise _refusal(r, document, answer.status, self._metrics)
+        said = document.get("message") or document.get("msg") or f"HTTP {answer.status}"
+        raise _refusal(r, self._text(str(said).encode(), 300), self._metrics)
+
+    def _text(self, body: bytes, limit: int) -> str:
+        """What Stringee said, fit for an outcome: trimmed, digits masked, and without the
+        webhook token should it echo the eventUrl back."""
+        if self._token_in_url:
+            body = body.replace(self._token_in_url.encode(), b"***")
+        return _trim(body, limit)
 
 
-def _refusal(r: Any, document: dict[str, Any], status: int, metrics: Metrics) -> ProviderError:
+def _refusal(r: Any, message: str, metrics: Metrics) -> ProviderError:
     """The error of an answer whose `r` is not 0."""
-    message = str(document.get("message") or document.get("msg") or f"HTTP {status}")[:300]
     if isinstance(r, bool) or not isinstance(r, int):
         metrics.provider_answer("provider_error")
         return ProviderError(f"Stringee: {message}")
