@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -331,3 +334,37 @@ async def test_what_stringee_says_back_keeps_no_webhook_token_and_no_phone(
     assert TOKEN not in raised.value.message
     assert "84912345671" not in raised.value.message
     assert "/webhooks/stringee/shop-b/***" in raised.value.message
+
+
+async def test_the_command_plays_stringee_with_the_keys_it_is_given(
+    session: aiohttp.ClientSession,
+) -> None:
+    secret = "cli-secret-" + "z" * 30
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "service", "sandbox", "--provider", "stringee", "--port", "0"),
+        *("--key-sid", "SK.cli", "--key-secret", secret, "--signing-secret", "sig" * 12),
+        *("--event-url", f"http://127.0.0.1:1/webhooks/stringee/shop-b/{TOKEN}"),
+        cwd=Path(__file__).parents[1],
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        first = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+        second = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+        url = re.fullmatch(r"stringee sandbox listening on (\S+) \(key sid: SK.cli\)\n", first)
+        assert url, first
+        assert TOKEN not in second
+        assert second.endswith("/webhooks/stringee/shop-b/***\n")
+        state = StringeeState(key_sid="SK.cli", key_secret=secret, signing_secret=None)
+        client = StringeeClient(
+            session, account(state, url[1]), Metrics(), event_url=EVENT_URL, timeout=2.0
+        )
+        assert (await client.execute(rendered().request)).autocall_id.startswith("call-")
+        async with session.post(f"{url[1]}/_sandbox/config", json={"balance": 0}) as answer:
+            assert (await answer.json())["balance"] == 0
+        with pytest.raises(BalanceTooLow):
+            await client.execute(rendered().request)
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 10) == 0
