@@ -37,7 +37,7 @@ from service.sandbox.state import SandboxState
 from service.sandbox.stringee import StringeeSandbox, body_problem, serve, token_problem
 from service.sandbox.stringee_calls import StringeeState
 
-from .stringee_helpers import TOKEN, account, rendered
+from .stringee_helpers import TOKEN, account, rendered, templates
 
 # nobody listens there: the sandbox's key presses find a refused connection, at once
 EVENT_URL = f"http://127.0.0.1:9/webhooks/stringee/shop-b/{TOKEN}"
@@ -368,3 +368,25 @@ async def test_the_command_plays_stringee_with_the_keys_it_is_given(
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+def test_the_rendered_call_carries_its_script_provider_neutral() -> None:
+    ts = templates(
+        script=[{"say": "{{ data.code }}"}, {"say": "{{ '' }}"}, {"ivr_menu": "menu-1"}],
+        voice=None,
+        speed=None,
+    )
+    script = rendered("+84912345671", "DH-7", ts).request.script
+    assert script is not None
+    assert [(s.kind, s.value) for s in script.steps] == [("say", "DH-7"), ("ivr_menu", "menu-1")]
+    assert (script.phone, script.idempotency_key, script.template) == (
+        "84912345671",
+        "cod:DH-7",
+        "cod",
+    )
+    assert (script.voice, script.speed) == (None, None)
+    extension = templates(phone=None, extension="101", cid="842471008888")
+    call = rendered(ts=extension)
+    assert call.request.script is not None and call.request.script.phone is None
+    with pytest.raises(TemplateError, match="extensions"):
+        callout.body(call.request.script, account(StringeeState()), EVENT_URL)
