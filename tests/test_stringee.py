@@ -7,10 +7,8 @@ import asyncio
 import hashlib
 import re
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -37,6 +35,7 @@ from service.sandbox.state import SandboxState
 from service.sandbox.stringee import StringeeSandbox, body_problem, serve, token_problem
 from service.sandbox.stringee_calls import StringeeState
 
+from .helpers import sandbox_command
 from .stringee_helpers import TOKEN, account, rendered, templates
 
 # nobody listens there: the sandbox's key presses find a refused connection, at once
@@ -340,18 +339,9 @@ async def test_the_command_plays_stringee_with_the_keys_it_is_given(
     session: aiohttp.ClientSession,
 ) -> None:
     secret = "cli-secret-" + "z" * 30
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "service", "sandbox", "--provider", "stringee", "--port", "0"),
-        *("--key-sid", "SK.cli", "--key-secret", secret, "--signing-secret", "sig" * 12),
-        *("--event-url", f"http://127.0.0.1:1/webhooks/stringee/shop-b/{TOKEN}"),
-        cwd=Path(__file__).parents[1],
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    try:
-        first = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
-        second = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+    keys = ("--key-sid", "SK.cli", "--key-secret", secret, "--signing-secret", "sig" * 12)
+    hook = ("--event-url", f"http://127.0.0.1:1/webhooks/stringee/shop-b/{TOKEN}")
+    async with sandbox_command("--provider", "stringee", *keys, *hook) as (first, second):
         url = re.fullmatch(r"stringee sandbox listening on (\S+) \(key sid: SK.cli\)\n", first)
         assert url, first
         assert TOKEN not in second
@@ -365,9 +355,6 @@ async def test_the_command_plays_stringee_with_the_keys_it_is_given(
             assert (await answer.json())["balance"] == 0
         with pytest.raises(BalanceTooLow):
             await client.execute(rendered().request)
-    finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), 10) == 0
 
 
 def test_the_rendered_call_carries_its_script_provider_neutral() -> None:

@@ -68,14 +68,20 @@ async def serve(
 ) -> AsyncIterator[Sandbox]:
     """Run the sandbox on host:port (0: a free port) for the duration of the block."""
     app = create_app(state)
+    async with running(app, host, port) as (url, bound):
+        yield Sandbox(url, bound, app[api.STATE_KEY], app[api.DIALER_KEY])
+
+
+@asynccontextmanager
+async def running(app: web.Application, host: str, port: int) -> AsyncIterator[tuple[str, int]]:
+    """Serve `app` on host:port (0: a free port): its URL and port, for the block."""
     # handler_cancellation: a request that never answers ends when its client goes away
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]
-        url = f"http://{host}:{bound}"
-        yield Sandbox(url, bound, app[api.STATE_KEY], app[api.DIALER_KEY])
+        yield f"http://{host}:{bound}", bound
     finally:
         await runner.cleanup()
 

@@ -16,8 +16,8 @@ import jwt
 import orjson
 from aiohttp import web
 
-from .api import json_response
-from .server import redacted, run_until_signalled
+from .api import json_response, read_object
+from .server import redacted, run_until_signalled, running
 from .state import FAULT_ANSWERS
 from .stringee_calls import Player, StringeeState
 
@@ -163,11 +163,8 @@ async def call_log(request: web.Request) -> web.Response:
 async def configure(request: web.Request) -> web.Response:
     """POST /_sandbox/config {"balance": 0, "faults": ["r:2"], …}: the new state."""
     state = request.app[STATE]
-    try:
-        changes = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        changes = None
-    if not isinstance(changes, dict):
+    changes = await read_object(request)
+    if changes is None:
         return json_response({"error": "invalid_json"}, status=400)
     for key, value in changes.items():
         if key == "faults" and isinstance(value, list):
@@ -238,14 +235,8 @@ async def serve(
 ) -> AsyncIterator[StringeeSandbox]:
     """Run the Stringee sandbox on host:port (0: a free port) for the duration of the block."""
     app = create_app(state)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound = runner.addresses[0][1]
-        yield StringeeSandbox(f"http://{host}:{bound}", bound, app[STATE], app[PLAYER])
-    finally:
-        await runner.cleanup()
+    async with running(app, host, port) as (url, bound):
+        yield StringeeSandbox(url, bound, app[STATE], app[PLAYER])
 
 
 def serve_forever(host: str, port: int, state: StringeeState) -> None:

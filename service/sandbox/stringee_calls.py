@@ -14,6 +14,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dialer import Playing
 from .poster import Poster
 from .script import script_for
 from .state import SandboxState
@@ -109,26 +110,19 @@ class Player:
     def __init__(self, state: StringeeState) -> None:
         self.state = state
         self.poster = Poster(state.hooks, sign=state.sign)
-        self._playing: set[asyncio.Task[None]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._playing = Playing()
 
     def start(self, call: StringeeCall) -> None:
         """Play `call` out in the background."""
-        task = asyncio.create_task(self._play(call))
-        self._playing.add(task)
-        self._idle.clear()
-        task.add_done_callback(self._finished)
+        self._playing.start(self._play(call))
 
     async def idle(self) -> None:
         """Return once no call is being played out."""
-        await self._idle.wait()
+        await self._playing.idle()
 
     async def close(self) -> None:
         """Stop playing calls out and close the webhook client."""
-        for task in list(self._playing):
-            task.cancel()
-        await asyncio.gather(*self._playing, return_exceptions=True)
+        await self._playing.cancel()
         await self.poster.close()
 
     async def _play(self, call: StringeeCall) -> None:
@@ -159,11 +153,6 @@ class Player:
                     "timeout": call.key is None,
                 }
                 await self.poster.to(action["eventUrl"], pressed)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._playing.discard(task)
-        if not self._playing:
-            self._idle.set()
 
 
 def event(call: StringeeCall, status: str) -> dict[str, Any]:
