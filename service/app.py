@@ -7,21 +7,18 @@ import contextlib
 import logging
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
-from urllib.parse import urlsplit
 
-import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from . import http
 from .amqp import connection as broker
 from .amqp.publisher import Publisher
-from .amqp.topology import declare
+from .amqp.topology import Topology, declare
 from .errors import cancelled_by_channel
 from .metrics import Metrics
 from .pipeline.budget import Budget
@@ -30,6 +27,7 @@ from .pipeline.consumer import Consumer
 from .pipeline.hold import Hold
 from .pipeline.pace import Pace
 from .provider.omicall.client import Provider
+from .provider.session import provider_session
 from .results import runtime as results
 from .settings import Settings
 from .stopping import bounded, cancel
@@ -100,25 +98,20 @@ class Service:
         )
         self._store = store
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
-        pace = Pace(store, s.rate_limit)
         provider = await self._open_provider(stack)
-        window = self.templates.longest_phone_window()
-        caller = Caller(store, budget, provider, self.clock, pace, phone_window=window)
         connection = await self._open_broker(stack)
-        consumer = await self._open_consumer(stack, connection, caller)
-        self.results = await stack.enter_async_context(
-            results.start(
-                s,
-                self.templates,
-                store=store,
-                registry=self.metrics.registry,
-                api=provider,
-                publisher=self.publisher,
-                connection=connection,
-                clock=lambda: self.clock().timestamp(),
-            )
+        topology = await self._declare(connection)
+        self.results = await self._open_results(stack, store, provider, connection)
+        caller = Caller(
+            store,
+            budget,
+            provider,
+            self.clock,
+            Pace(store, s.rate_limit),
+            recorder=self.results.recorder,
+            phone_window=self.templates.longest_phone_window(),
         )
-        caller.recorder = self.results.recorder
+        consumer = self._consumer(stack, topology, caller)
         await budget.refresh()
         await consumer.resume()
         watchdog = await connection.channel(publisher_confirms=False)
@@ -135,7 +128,7 @@ class Service:
     async def _open_provider(self, stack: AsyncExitStack) -> Provider:
         """The provider's client over one HTTP session, closed with the stack."""
         s = self.settings
-        session = await stack.enter_async_context(_session(s))
+        session = await stack.enter_async_context(provider_session(s))
         return Provider(
             session,
             s.api_base_url,
@@ -155,23 +148,48 @@ class Service:
         connection.reconnect_callbacks.add(self._reconnected)
         return connection
 
-    async def _open_consumer(
-        self, stack: AsyncExitStack, connection: AbstractRobustConnection, caller: Caller
-    ) -> Consumer:
-        """The consumer on its own channel, its topology declared; it publishes on another."""
+    async def _open_results(
+        self,
+        stack: AsyncExitStack,
+        store: Store,
+        provider: Provider,
+        connection: AbstractRobustConnection,
+    ) -> results.ResultSide:
+        """The result side (it publishes on our publisher), closed with the stack."""
+        return await stack.enter_async_context(
+            results.start(
+                self.settings,
+                self.templates,
+                store=store,
+                registry=self.metrics.registry,
+                api=provider,
+                publisher=self.publisher,
+                connection=connection,
+                clock=lambda: self.clock().timestamp(),
+            )
+        )
+
+    async def _declare(self, connection: AbstractRobustConnection) -> Topology:
+        """The topology, declared on the consuming channel; the publisher on a channel of its
+        own, in confirm mode (the result side publishes there too)."""
         s = self.settings
         consuming = await connection.channel(publisher_confirms=False)
         await consuming.set_qos(prefetch_count=s.prefetch)
         topology = await declare(consuming, s, self.templates)
         publishing = await connection.channel(publisher_confirms=True)
         outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
-        self.publisher = publisher = Publisher(publishing, outcomes)  # results publish here too
+        self.publisher = Publisher(publishing, outcomes)
+        return topology
+
+    def _consumer(self, stack: AsyncExitStack, topology: Topology, caller: Caller) -> Consumer:
+        """The consumer of the declared queue; stopped first when the stack closes."""
+        s = self.settings
         self.consumer = consumer = Consumer(
             s,
             templates=self.templates,
             topology=topology,
             caller=caller,
-            publisher=publisher,
+            publisher=self.publisher,
             hold=Hold(s.hold_probe_interval, self.metrics, self.clock),
             metrics=self.metrics,
             clock=self.clock,
@@ -235,24 +253,6 @@ class Service:
         except Exception:
             return None
         return declared.consumer_count
-
-
-def _session(settings: Settings) -> aiohttp.ClientSession:
-    # One connection per concurrent call; keep-alive shorter than typical provider idle timeouts,
-    # since a request sent on a connection the server just closed has an unknown outcome.
-    connector = aiohttp.TCPConnector(limit=settings.concurrency, keepalive_timeout=10)
-    # The proxy settings are read once: aiohttp's trust_env reads them, and ~/.netrc in a
-    # thread, on every request (a third of the service's CPU per event, measured).
-    proxy = _proxy(settings.api_base_url)
-    return aiohttp.ClientSession(connector=connector, raise_for_status=False, proxy=proxy)
-
-
-def _proxy(base_url: str) -> str | None:
-    """HTTPS_PROXY / HTTP_PROXY for the provider, unless NO_PROXY names it."""
-    parts = urlsplit(base_url)
-    if urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _unreachable(connection: AbstractRobustConnection, store: Store) -> str | None:

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from ..http import serve_app
 from . import api, control
 from .dialer import Dialer
 from .state import SandboxState
@@ -68,22 +69,10 @@ async def serve(
 ) -> AsyncIterator[Sandbox]:
     """Run the sandbox on host:port (0: a free port) for the duration of the block."""
     app = create_app(state)
-    async with running(app, host, port) as (url, bound):
-        yield Sandbox(url, bound, app[api.STATE_KEY], app[api.DIALER_KEY])
-
-
-@asynccontextmanager
-async def running(app: web.Application, host: str, port: int) -> AsyncIterator[tuple[str, int]]:
-    """Serve `app` on host:port (0: a free port): its URL and port, for the block."""
     # handler_cancellation: a request that never answers ends when its client goes away
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound = runner.addresses[0][1]
-        yield f"http://{host}:{bound}", bound
-    finally:
-        await runner.cleanup()
+    async with serve_app(app, host, port, handler_cancellation=True) as bound:
+        url = f"http://{host}:{bound}"
+        yield Sandbox(url, bound, app[api.STATE_KEY], app[api.DIALER_KEY])
 
 
 def serve_forever(host: str, port: int, state: SandboxState) -> None:

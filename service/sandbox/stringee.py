@@ -16,8 +16,9 @@ import jwt
 import orjson
 from aiohttp import web
 
+from ..http import serve_app
 from .api import json_response, read_object
-from .server import redacted, run_until_signalled, running
+from .server import redacted, run_until_signalled
 from .state import FAULT_ANSWERS
 from .stringee_calls import Player, StringeeState
 
@@ -235,8 +236,8 @@ async def serve(
 ) -> AsyncIterator[StringeeSandbox]:
     """Run the Stringee sandbox on host:port (0: a free port) for the duration of the block."""
     app = create_app(state)
-    async with running(app, host, port) as (url, bound):
-        yield StringeeSandbox(url, bound, app[STATE], app[PLAYER])
+    async with serve_app(app, host, port, handler_cancellation=True) as bound:
+        yield StringeeSandbox(f"http://{host}:{bound}", bound, app[STATE], app[PLAYER])
 
 
 def serve_forever(host: str, port: int, state: StringeeState) -> None:
