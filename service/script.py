@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Step:
     """A rendered step: `say` and its text, or `recording` / `ivr_menu` and its id."""
 
@@ -14,7 +14,7 @@ class Step:
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Script:
     """The call provider-neutral, for providers other than OMICall (whose body is `json`)."""
 
