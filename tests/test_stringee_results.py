@@ -17,9 +17,8 @@ from service.amqp.publisher import Publisher
 from service.metrics import Metrics
 from service.provider.stringee.callout import callback_url
 from service.provider.stringee.client import StringeeClient
-from service.provider.stringee.keys import MemoryKeys
 from service.provider.stringee.records import sign
-from service.provider.stringee.webhook import StringeeWebhook
+from service.provider.stringee.webhook import stringee_webhook
 from service.results.listener import Listener, serve
 from service.results.metrics import ResultMetrics
 from service.results.pipeline import Matcher, Results
@@ -30,6 +29,7 @@ from service.sandbox.state import SandboxState
 from service.sandbox.stringee import StringeeSandbox
 from service.sandbox.stringee import serve as serve_stringee
 from service.sandbox.stringee_calls import StringeeState
+from service.store import MemoryStore
 
 from .conftest import Broker, MakeSettings, Outcomes
 from .stringee_helpers import NOW, TOKEN, account, rendered, templates
@@ -80,9 +80,8 @@ async def flow(broker: Broker, make_settings: MakeSettings) -> AsyncIterator[Flo
     publisher = Publisher(broker.channel, exchange)
     results = Results(store, Matcher(store, None), publisher, metrics, choices_of(templates()))
     state = StringeeState(call_seconds=0.2, hooks=SandboxState(webhook_backoff=0.01))
-    hooks = StringeeWebhook(
-        {"shop-b": account(state)}, results, MemoryKeys(), thanks={"cod": "Cảm ơn quý khách"}
-    )
+    accounts = {"shop-b": account(state)}
+    hooks = stringee_webhook(accounts, results, MemoryStore(3600), templates(), "autocall:t:")
     listener = Listener(TOKEN, results, metrics, stringee=hooks)
     async with (
         serve(listener, 0, "127.0.0.1") as port,

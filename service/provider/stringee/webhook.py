@@ -14,10 +14,12 @@ from urllib.parse import unquote
 
 import orjson
 
+from ...store import Store
+from ...templates import Templates
 from ..omicall.records import CallRecord, InvalidRecord
 from .account import StringeeAccount
 from .callout import CALLBACK_PATH
-from .keys import PressedKeys
+from .keys import PressedKeys, pressed_keys
 from .records import KeysPressed, parse, signed
 
 log = logging.getLogger("autocall.webhooks")
@@ -116,3 +118,17 @@ class StringeeWebhook:
                 talk["voice"] = voice
             actions.append(talk)
         return Reply(200, orjson.dumps(actions), "live", JSON)
+
+
+def stringee_webhook(
+    accounts: Mapping[str, StringeeAccount],
+    sink: Sink,
+    store: Store,
+    templates: Templates,
+    prefix: str,
+) -> StringeeWebhook:
+    """The handler the listener takes as `stringee=`: the Stringee accounts by name, the result
+    side (`Results`), the store the pressed keys live beside (`prefix` as the result store's),
+    and each template's `thanks:`."""
+    thanks = {t.name: t.spec.thanks for t in templates if t.spec.thanks}
+    return StringeeWebhook(accounts, sink, pressed_keys(store, prefix), thanks)
