@@ -31,6 +31,7 @@ from service.sandbox.stringee import serve as serve_stringee
 from service.sandbox.stringee_calls import StringeeState
 from service.store import MemoryStore
 
+from . import fakes
 from .conftest import Broker, MakeSettings, Outcomes
 from .stringee_helpers import NOW, TOKEN, account, rendered, templates
 
@@ -232,3 +233,13 @@ async def test_a_template_s_redials_never_make_a_stringee_result_non_final(flow:
     [result] = await flow.outcomes.wait(1)
     assert (result["result"], result["final"], result["attempt"]) == ("no_answer", True, 1)
     assert await flow.store.open_count() == 0  # closed: no `unknown` will follow
+
+
+async def test_without_stringee_accounts_the_path_is_not_found() -> None:
+    store, metrics = MemoryResults(60), ResultMetrics(CollectorRegistry(), [])
+    results = Results(store, Matcher(store, None), fakes.Publisher(), metrics, {})
+    listener = Listener(TOKEN, results, metrics)
+    async with serve(listener, 0, "127.0.0.1") as port, aiohttp.ClientSession() as session:
+        url = callback_url(f"http://127.0.0.1:{port}", "shop-b", TOKEN)
+        async with session.post(url, data=orjson.dumps(ended("c-1"))) as answer:
+            assert answer.status == 404

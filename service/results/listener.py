@@ -119,7 +119,7 @@ class Listener:
         given = request.headers.get(TOKEN_HEADER, "") if path == PATH else ""
         if path.startswith(PATH + "/"):
             given = path[len(PATH) + 1 :]
-        elif (stringee := split(path)) is not None:
+        elif self._stringee is not None and (stringee := split(path)) is not None:
             given = stringee[1]
         return bool(given) and hmac.compare_digest(given.encode(), self._token)
 
