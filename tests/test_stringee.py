@@ -20,6 +20,7 @@ from service.errors import (
     AccountUnable,
     BalanceTooLow,
     OutcomeUnknown,
+    ProviderError,
     ProviderUnavailable,
     RateLimited,
     RequestRefused,
@@ -377,3 +378,14 @@ def test_the_rendered_call_carries_its_script_provider_neutral() -> None:
     assert call.request.script is not None and call.request.script.phone is None
     with pytest.raises(TemplateError, match="extensions"):
         callout.body(call.request.script, account(StringeeState()), EVENT_URL)
+
+
+@pytest.mark.parametrize("fault", ["garbage", "nocode"])
+async def test_a_callout_answer_that_is_not_stringee_s_is_a_provider_error(
+    stringee: StringeeSandbox, session: aiohttp.ClientSession, fault: str
+) -> None:
+    stringee.state.faults.append(fault)  # an HTML page; a JSON body without `r`
+    with pytest.raises(ProviderError) as raised:
+        await client_of(stringee, session).execute(rendered().request)
+    assert raised.value.code == "provider_error"
+    assert not raised.value.retryable

@@ -93,7 +93,7 @@ class StringeeClient:
         """Place the call once: Accepted(call_id), or the error that says why not."""
         body = orjson.dumps(self.callout_body(request))
         answer = await self._authorized("POST", CALLOUT, callout.PATH, body=body)
-        document = self._success(CALLOUT, answer)
+        document = self._success(CALLOUT, answer, r_required=True)
         return Accepted(str(document.get("call_id") or ""))
 
     async def get(self, path: str, params: dict[str, str], endpoint: str = CALL_LOG) -> Any:
@@ -168,8 +168,11 @@ class StringeeClient:
             return ProviderUnavailable(f"Stringee: {message}")
         return OutcomeUnknown(f"the callout was sent, then {message}")
 
-    def _success(self, endpoint: str, answer: _Answer) -> dict[str, Any]:
-        """The answer's document when `r` is 0; else the error it means."""
+    def _success(
+        self, endpoint: str, answer: _Answer, *, r_required: bool = False
+    ) -> dict[str, Any]:
+        """The answer's document when `r` is 0 (or, unless `r_required`, absent from a 2xx);
+        else the error it means. A callout's answer without `r` is not Stringee's."""
         if answer.status == 429:
             self._metrics.api_request(endpoint, "http_other")
             raise RateLimited(f"Stringee: HTTP 429: {self._text(answer.body, 120)}")
@@ -184,7 +187,7 @@ class StringeeClient:
             )
             self._metrics.provider_answer("provider_error")
             raise ProviderError(f"HTTP {answer.status}: {self._text(answer.body, 300)}")
-        r = document.get("r", 0 if answer.status < 400 else None)
+        r = document.get("r", 0 if answer.status < 400 and not r_required else None)
         if r == 0 and answer.status < 400:
             self._metrics.api_request(endpoint, "ok")
             return document
