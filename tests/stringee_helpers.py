@@ -18,6 +18,8 @@ from service.templates.filters import LOCAL_TZ
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=LOCAL_TZ)
 TOKEN = "hook-" + "s" * 40
+# nobody listens there: the sandbox's key presses find a refused connection, at once
+EVENT_URL = f"http://127.0.0.1:9/webhooks/stringee/shop-b/{TOKEN}"
 TEMPLATE = {
     "name": "cod",
     "event": "order.created",
