@@ -100,7 +100,7 @@ class Service:
         budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
         provider = await self._open_provider(stack)
         connection = await self._open_broker(stack)
-        topology = await self._declare(connection)
+        topology, self.publisher = await self._open_channels(connection)
         self.results = await self._open_results(stack, store, provider, connection)
         caller = Caller(
             store,
@@ -129,15 +129,7 @@ class Service:
         """The provider's client over one HTTP session, closed with the stack."""
         s = self.settings
         session = await stack.enter_async_context(provider_session(s))
-        return Provider(
-            session,
-            s.api_base_url,
-            self.metrics,
-            api_key=s.api_key.get_secret_value() if s.api_key else None,
-            token=s.api_token.get_secret_value() if s.api_token else None,
-            timeout=s.api_timeout,
-            connect_timeout=s.api_connect_timeout,
-        )
+        return Provider.configured(session, s, self.metrics)
 
     async def _open_broker(self, stack: AsyncExitStack) -> AbstractRobustConnection:
         """The broker connection (waiting until it answers), closed with the stack."""
@@ -169,7 +161,9 @@ class Service:
             )
         )
 
-    async def _declare(self, connection: AbstractRobustConnection) -> Topology:
+    async def _open_channels(
+        self, connection: AbstractRobustConnection
+    ) -> tuple[Topology, Publisher]:
         """The topology, declared on the consuming channel; the publisher on a channel of its
         own, in confirm mode (the result side publishes there too)."""
         s = self.settings
@@ -178,8 +172,7 @@ class Service:
         topology = await declare(consuming, s, self.templates)
         publishing = await connection.channel(publisher_confirms=True)
         outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
-        self.publisher = Publisher(publishing, outcomes)
-        return topology
+        return topology, Publisher(publishing, outcomes)
 
     def _consumer(self, stack: AsyncExitStack, topology: Topology, caller: Caller) -> Consumer:
         """The consumer of the declared queue; stopped first when the stack closes."""

@@ -16,7 +16,7 @@ from .errors import (
     SERVICE_CODES,
     AutocallError,
 )
-from .pipeline.outcomes import STATUSES
+from .events import STATUSES
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise in every scrape
 ENDPOINTS = ("execute_by_phone", "execute_by_extension", "auth")
@@ -68,6 +68,11 @@ class Metrics:
             "autocall_quota_failures",
             "Quota failures, answered by the provider or caught before calling",
             ["code"],
+            registry=r,
+        )
+        self.throttled = Counter(
+            "autocall_provider_throttled",
+            "Answers of HTTP 429 or rate_limit_exceeded: the next requests wait",
             registry=r,
         )
         self.balance_failures = Counter(

@@ -342,8 +342,8 @@ def test_result_events_fit_their_schema() -> None:
     from tests.test_results_store import open_call, record
 
     call = open_call()
-    answered = result_of(call, record(), {"1": "confirmed"}, "webhook")
-    no_answer = result_of(call, record(result="no_answer", keys=None, attempt=2), {}, "poll")
+    answered = result_of(call, record(), 1, {"1": "confirmed"}, "webhook")
+    no_answer = result_of(call, record(result="no_answer", keys=None), 2, {}, "poll")
     for event in (answered, no_answer, unknown_of(call, 1_764_490_000)):
         assert_valid("result.schema.json", orjson.loads(event.body()))
     assert not is_valid("result.schema.json", orjson.loads(answered.body()) | {"result": "x"})

@@ -68,8 +68,9 @@ def test_an_ended_event_becomes_the_call_s_one_record() -> None:
         surprise={"nested": True},
     )
     record = event.record("1")
-    assert (record.autocall_id, record.transaction_id, record.attempt) == ("c-1", "c-1", 1)
-    assert (record.result, record.keys, record.answer_seconds) == ("answered", "1", 12)
+    assert (record.autocall_id, record.transaction_id) == ("c-1", "c-1")
+    assert (record.result, record.keys, record.keys_field) == ("answered", "1", "dtmf")
+    assert record.answer_seconds == 12
     assert (record.phone, record.ended_by) == ("0912345678", "customer")
     assert record.started_at == pytest.approx(1_764_480_000.123)
     assert ended(endCallCause="486").record("1").keys is None  # keys only on an answered call

@@ -8,14 +8,22 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from ..errors import PROVIDER_CODES, SERVICE_CODES
-from ..pipeline.outcomes import STATUSES
-from ..provider.omicall.records import RESULTS
-
-INPUT_EXCHANGE = QUEUE = (
-    "autocall.events"  # the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE
+from ..amqp.topology import dead_queue_name
+from ..errors import (
+    DO_NOT_CALL_CODE,
+    PROVIDER_CODES,
+    SERVICE_CODES,
+    THROTTLED_CODE,
+    TOKEN_EXPIRED_CODE,
 )
-OUTCOME_EXCHANGE = "autocall.outcomes"
+from ..events import STATUSES
+from ..provider.omicall.records import RESULTS
+from ..settings import Settings
+
+# the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE and AUTOCALL_OUTCOME_EXCHANGE
+INPUT_EXCHANGE: str = Settings.model_fields["input_exchange"].default
+QUEUE: str = Settings.model_fields["queue"].default
+OUTCOME_EXCHANGE: str = Settings.model_fields["outcome_exchange"].default
 _CE_ATTRIBUTES = ("id", "type", "source", "time", "specversion", "datacontenttype")
 _AMQP = {"bindingVersion": "0.3.0"}
 
@@ -57,7 +65,7 @@ def document() -> dict[str, Any]:
 
 
 def _channels(inputs: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, Any]:
-    dead = f"{QUEUE}.dead"
+    dead = dead_queue_name(QUEUE)
     return {
         "events": {
             "address": "{eventType}",
@@ -90,7 +98,7 @@ def _channels(inputs: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, A
         "results": {
             "address": "autocall.result.{result}.{choice}",
             "title": f"Call results on {OUTCOME_EXCHANGE}",
-            "description": "One result per attempt of an accepted call (CONTRACT.md §9).",
+            "description": "One result per attempt (transaction) of an accepted call (§9, §12).",
             "parameters": {
                 "result": {"enum": list(RESULTS), "location": "$message.payload#/result"},
                 "choice": {"description": "The template's name for the keys, other, or none."},
@@ -244,8 +252,10 @@ def _dead_letter() -> dict[str, Any]:
         "delivery limit) carry `x-death` instead.",
         properties={name: {"type": "string", "description": text} for name, text in why.items()},
     )
-    # The service's own codes and the documented provider codes; other provider codes may come.
-    codes = [*SERVICE_CODES, *sorted(PROVIDER_CODES)]
+    # The service's own codes and the documented provider codes that fail an event (a throttle
+    # is retried, a lapsed token renewed, do_not_call skipped); other provider codes may come.
+    never = {DO_NOT_CALL_CODE, THROTTLED_CODE, TOKEN_EXPIRED_CODE, *SERVICE_CODES}
+    codes = [*SERVICE_CODES, *sorted(PROVIDER_CODES - never)]
     headers["properties"]["x-autocall-reason"]["examples"] = codes
     message = {
         "name": "DeadLetter",

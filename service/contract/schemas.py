@@ -11,7 +11,7 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
-from ..pipeline.outcomes import Status
+from ..events import Status
 from ..suppression.schema import ControlEvent
 from ..templates import TemplatesFile
 from . import asyncapi
@@ -101,7 +101,15 @@ class OutcomeEvent(BaseModel):
     )
     error: OutcomeError | None
     reason: (
-        Literal["no_template", "condition_false", "suppressed", "phone_limit", "duplicate"] | None
+        Literal[
+            "no_template",
+            "condition_false",
+            "suppressed",
+            "phone_limit",
+            "duplicate",
+            "do_not_call",
+        ]
+        | None
     )
     occurred_at: LocalTime = Field(description="Local time (Asia/Ho_Chi_Minh), to the second.")
 
@@ -186,7 +194,10 @@ class ResultEvent(BaseModel):
         description="Routing key autocall.result.<result>.<choice or none>; AMQP type "
         "autocall.result."
     )
-    final: bool = Field(description="The call's last result: answered, last attempt, or unknown.")
+    final: bool = Field(
+        description="The call's last result: answered, its num_retry + 1st attempt, its latest "
+        "attempt once its span has ended, or unknown."
+    )
     choice: str | None = Field(
         pattern=r"^[a-z0-9_]+$",
         description="The template's name for `keys`; `other` for keys it does not name.",
@@ -200,7 +211,11 @@ class ResultEvent(BaseModel):
     phone: str = Field(
         examples=["090****909"], json_schema_extra={"pattern": r"^([0-9]{3}\*+[0-9]{3}|\*+)$"}
     )
-    attempt: int = Field(ge=1, description="1 for the first call, 2 for the first redial, …")
+    attempt: int = Field(
+        ge=1,
+        description="The rank of the attempt's transaction among the call's, by start: 1 for "
+        "the first call, 2 for the first redial, … (never the record's send_num_retry).",
+    )
     answer_seconds: int | None
     billed_seconds: int | None
     ended_by: str | None = Field(examples=["end_call_by_customer"])

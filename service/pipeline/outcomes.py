@@ -5,16 +5,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
 import orjson
 
 from ..errors import AutocallError
+from ..events import STATUSES, Status
 from ..render import Call
 from ..templates.filters import LOCAL_TZ, mask_digits
 
-Status = Literal["accepted", "failed", "skipped"]
-STATUSES: tuple[Status, ...] = get_args(Status)
+__all__ = ["STATUSES", "Outcome", "Status"]  # the statuses are defined with the events
 
 
 @dataclass(slots=True)
@@ -60,10 +60,16 @@ class Outcome:
 
     @classmethod
     def skipped(
-        cls, event: dict[str, Any], reason: str, now: datetime, *, call: Call | None = None
+        cls,
+        event: dict[str, Any],
+        reason: str,
+        now: datetime,
+        *,
+        call: Call | None = None,
+        attempts: int = 0,
     ) -> Outcome:
-        """No call, for `reason`."""
-        return cls._of("skipped", event, now, call, reason=reason)
+        """No call, for `reason` (`attempts`: requests that found it, e.g. do_not_call)."""
+        return cls._of("skipped", event, now, call, reason=reason, attempts=attempts)
 
     @classmethod
     def applied(cls, event: dict[str, Any], phone: str, now: datetime) -> Outcome:

@@ -27,10 +27,12 @@ class Recorder:
     def __repr__(self) -> str:
         return f"Recorder({self._store!r})"
 
-    def accepted(self, call: Call, autocall_id: str, at: datetime) -> Awaitable[None] | None:
-        """The provider accepted `call` as `autocall_id`: its record, queued now (see
-        `ResultStore.record`); None when there is nothing to record."""
-        opened = open_call(call, autocall_id, at)
+    def accepted(
+        self, call: Call, autocall_id: str, at: datetime, uuids: tuple[str, ...] = ()
+    ) -> Awaitable[None] | None:
+        """The provider accepted `call` as `autocall_id` (and `uuids`, when its answer named
+        them): its record, queued now (see `ResultStore.record`); None when nothing to record."""
+        opened = open_call(call, autocall_id, at, uuids)
         if opened is None or not autocall_id:
             return None
         return self._save(self._store.record(opened), call)
@@ -53,7 +55,9 @@ class Recorder:
             )
 
 
-def open_call(call: Call, autocall_id: str, at: datetime) -> OpenCall | None:
+def open_call(
+    call: Call, autocall_id: str, at: datetime, uuids: tuple[str, ...] = ()
+) -> OpenCall | None:
     """The call as the result store keeps it; None for a call to an extension (no records)."""
     body = call.request.json
     phones = body.get("phone_number_list")
@@ -68,6 +72,7 @@ def open_call(call: Call, autocall_id: str, at: datetime) -> OpenCall | None:
         accepted_at=at.timestamp(),
         num_retry=_int(body.get("num_retry")),
         distance_retry=_int(body.get("distance_retry")),
+        autocall_uuids=uuids,
     )
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from . import answers
 from .dialer import Dialer
 from .history import parse_page, parse_query, search
 from .rules import error_body, success_body, tts_chars, validate
@@ -39,6 +40,10 @@ def _authorized(request: web.Request) -> bool:
     return scheme.lower() == "bearer" and request.app[STATE_KEY].token_valid(token)
 
 
+def _bearer(request: web.Request) -> str:
+    return request.headers.get("Authorization", "").partition(" ")[2]
+
+
 async def _json_body(request: web.Request) -> object:
     """The parsed JSON body, or None when it is not JSON."""
     if request.content_type != "application/json":
@@ -64,6 +69,8 @@ async def auth(request: web.Request) -> web.Response:
     state.auth_requests += 1
     if request.query.get("apiKey", "") not in state.api_keys:
         return json_response({"status_code": 401, "message": "invalid_api_key"}, status=401)
+    if (refused := answers.token_refusal(state)) is not None:
+        return refused
     token = state.issue_token()
     payload = {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_TTL}
     return _ok(payload)
@@ -82,8 +89,11 @@ async def execute(request: web.Request) -> web.Response:
     if fault == "hang":
         state.requests[fault] += 1
         return await _never_answer(request)
+    if (throttled := answers.throttled(state)) is not None:
+        return throttled
     result, response = await _answer(request, state, request.match_info["action"])
-    state.requests[result] += 1
+    if result:  # the scripted answers count themselves, by code
+        state.requests[result] += 1
     if fault == "accept_then_hang":
         return await _never_answer(request)
     return _drop(request) if fault == "accept_then_drop" else response
@@ -95,16 +105,20 @@ async def _answer(
     """The provider's own answer: the request's result label and the response."""
     if not _authorized(request):
         return "unauthorized", web.Response(status=401, text="Unauthorized")
+    if (disabled := answers.account_refusal(state)) is not None:
+        return "", disabled
     body = await _read_body(request, action)
     if isinstance(body, str):
         return body, _refuse(state, body, status=400)
+    if (scripted := answers.number_refusal(state, body, _bearer(request))) is not None:
+        return "", scripted
     chars = tts_chars(body)
     code = state.refusal(chars)
     if code is not None:
         return code, _refuse(state, code)
     call = state.accept(action, body, chars)
     request.app[DIALER_KEY].start(call)
-    return "ok", json_response(success_body(action, body, call.autocall_id))
+    return "ok", json_response(success_body(action, body, call.autocall_id, call.autocall_uuids))
 
 
 async def _read_body(request: web.Request, action: str) -> dict[str, Any] | str:
@@ -137,22 +151,31 @@ def _drop(request: web.Request) -> web.Response:
 
 
 async def search_calls(request: web.Request) -> web.Response:
-    """POST /api/v2/callTransaction/search?page=P&size=N: finished attempts, 50 a page at most."""
+    """POST /api/v3/call-transaction/search?page=P&size=N (with the bearer token and, when
+    sent, a known x-api-key) or /api/v2/callTransaction/search: finished attempts, 50 a page at
+    most; a version the sandbox is set not to serve answers 404, as a provider without it."""
     state = request.app[STATE_KEY]
-    if not _authorized(request):
+    version = "v3" if request.path.startswith("/api/v3/") else "v2"
+    if state.history_api not in (version, "both"):
+        state.search_requests[f"{version}_not_found"] += 1
+        raise web.HTTPNotFound()
+    key = request.headers.get("x-api-key")
+    if not _authorized(request) or (key is not None and key not in state.api_keys):
         state.search_requests["unauthorized"] += 1
         return web.Response(status=401, text="Unauthorized")
     if state.take_throttle():
         state.search_requests["limit_request_30_minute"] += 1
         return _refuse(state, "limit_request_30_minute")
     page = parse_page(dict(request.query))
-    query = parse_query(await _json_body(request))
+    query = parse_query(await _json_body(request), version)
     if isinstance(page, str) or isinstance(query, str):
         code = page if isinstance(page, str) else str(query)
         state.search_requests[code] += 1
         return _refuse(state, code, status=400)
     state.search_requests["ok"] += 1
-    return _ok(search(request.app[DIALER_KEY].finished(), query, *page))
+    paging = state.history_paging if version == "v3" else "snake"
+    found = request.app[DIALER_KEY].finished()
+    return _ok(search(found, query, *page, paging=paging, with_id=state.history_autocall_id))
 
 
 async def register_webhook(request: web.Request) -> web.Response:
@@ -212,6 +235,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/auth", auth)
     app.router.add_post("/api/auto_call/{action:execute_by_phone|execute_by_extension}", execute)
     app.router.add_post("/api/v2/callTransaction/search", search_calls)
+    app.router.add_post("/api/v3/call-transaction/search", search_calls)
     app.router.add_post("/api/webhooks/register", register_webhook)
     app.router.add_get("/api/webhooks/list", list_webhooks)
     app.router.add_post("/api/webhooks/destroy", destroy_webhook)

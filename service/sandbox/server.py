@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,7 +13,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from ..http import serve_app
-from . import api, control
+from . import answers, api, control
 from .dialer import Dialer
 from .state import SandboxState
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 def create_app(state: SandboxState | None = None) -> web.Application:
     """The sandbox as an aiohttp application; its state is app[STATE_KEY]."""
-    app = web.Application()
+    app = web.Application(middlewares=[_not_found])
     app[api.STATE_KEY] = SandboxState() if state is None else state
     app[api.HANGING_KEY] = set()
     app.on_startup.append(_start_dialer)
@@ -31,6 +31,15 @@ def create_app(state: SandboxState | None = None) -> web.Application:
     api.add_routes(app)
     control.add_routes(app)
     return app
+
+
+@web.middleware
+async def _not_found(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The `not_found` knob: paths the sandbox's provider does not serve (a history version)."""
+    refused = answers.not_found(request.app[api.STATE_KEY], request.path)
+    return await handler(request) if refused is None else refused
 
 
 async def _start_dialer(app: web.Application) -> None:

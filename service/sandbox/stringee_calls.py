@@ -73,8 +73,9 @@ class StringeeState:
     faults: deque[str] = field(default_factory=deque)  # "503", "429", "hang", "r:<n>"
     calls: list[StringeeCall] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
-    # the poster's targets and knobs: webhook_url is the project's event URL
-    hooks: SandboxState = field(default_factory=SandboxState)
+    # the poster's targets and knobs: webhook_url is the project's event URL; each `ended` is
+    # posted once (`cdr_posts`), twice while `webhook_duplicate` lasts
+    hooks: SandboxState = field(default_factory=lambda: SandboxState(cdr_posts=1))
 
     def sign(self, body: bytes) -> dict[str, str]:
         """The header that signs `body`, as Stringee sends it."""

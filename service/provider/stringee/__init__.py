@@ -16,6 +16,7 @@ Wiring, per Stringee account of the accounts file (secrets read from their files
                             connect_timeout=…)   # .execute(request) and .call_time as OMICall's
   Listener(…, stringee=stringee_webhook(accounts, results, store, templates, prefix))
 Failures: AccountUnable (BalanceTooLow, code stringee_8) and Unauthorized: the account cannot
-call (hold or fail over); RateLimited and ProviderUnavailable: transient, fail over; RequestRefused,
-TemplateError (an unmapped recording or menu), OutcomeUnknown: never fail over.
+call (hold or fail over); Throttled and ProviderUnavailable: transient, fail over; any other
+ProviderError (`stringee_<r>`), TemplateError (an unmapped recording or menu), OutcomeUnknown:
+never fail over.
 """

@@ -2,8 +2,9 @@
 made locally (auth.py); library errors and Stringee's answers are mapped at this edge.
 
 Answers: `{"r": 0, "call_id": …}` accepted; `r` 8 BalanceTooLow (code `stringee_8`, the account
-cannot call: hold or fail over); any other `r` RequestRefused with code `stringee_<r>`. Before the
-request left (refused, reset, no connection), HTTP 5xx: ProviderUnavailable; 429: RateLimited;
+cannot call: hold or fail over); any other `r` a ProviderError `stringee_<r>` (the request is
+refused: never failed over). Before the request left (refused, reset, no connection), HTTP 5xx:
+ProviderUnavailable; 429: Throttled (Retry-After honoured);
 a time-out once it was sent: OutcomeUnknown (the call may exist: never sent again). No redials.
 """
 
@@ -24,14 +25,14 @@ from ...errors import (
     OutcomeUnknown,
     ProviderError,
     ProviderUnavailable,
-    RateLimited,
-    RequestRefused,
     TemplateError,
+    Throttled,
     Unauthorized,
 )
 from ...metrics import Metrics
 from ...render import Request
-from ..omicall.client import Accepted, _classify, _parsed_or_none, _trim
+from ..omicall.answers import parsed_or_none, seconds_of, trim
+from ..omicall.client import Accepted, _classify
 from . import callout
 from .account import StringeeAccount
 from .auth import Tokens
@@ -46,6 +47,7 @@ CALL_LOG = "call_log"
 class _Answer:
     status: int
     body: bytes
+    retry_after: str | None = None
 
 
 class StringeeClient:
@@ -148,7 +150,8 @@ class StringeeClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                return _Answer(response.status, await response.read())
+                retry_after = response.headers.get("Retry-After")
+                return _Answer(response.status, await response.read(), retry_after)
         except Exception as exc:
             error = self._failure(endpoint, exc)
             if error is None:
@@ -175,12 +178,13 @@ class StringeeClient:
         else the error it means. A callout's answer without `r` is not Stringee's."""
         if answer.status == 429:
             self._metrics.api_request(endpoint, "http_other")
-            raise RateLimited(f"Stringee: HTTP 429: {self._text(answer.body, 120)}")
+            message = f"Stringee: HTTP 429: {self._text(answer.body, 120)}"
+            raise Throttled(message, retry_after=seconds_of(answer.retry_after))
         if answer.status >= 500:
             self._metrics.api_request(endpoint, "http_5xx")
             text = self._text(answer.body, 120)
             raise ProviderUnavailable(f"Stringee: HTTP {answer.status}: {text}")
-        document = _parsed_or_none(answer.body)
+        document = parsed_or_none(answer.body)
         if not isinstance(document, dict):
             self._metrics.api_request(
                 endpoint, "http_other" if answer.status >= 400 else "provider_error"
@@ -200,7 +204,7 @@ class StringeeClient:
         webhook token should it echo the eventUrl back."""
         if self._token_in_url:
             body = body.replace(self._token_in_url.encode(), b"***")
-        return _trim(body, limit)
+        return trim(body, limit)
 
 
 def _refusal(r: Any, message: str, metrics: Metrics) -> ProviderError:
@@ -212,4 +216,4 @@ def _refusal(r: Any, message: str, metrics: Metrics) -> ProviderError:
     metrics.provider_answer(code)
     if r == BALANCE_R:
         return BalanceTooLow(f"Stringee: {message}", code=code)
-    return RequestRefused(f"Stringee: {message}", code=code)
+    return ProviderError(f"Stringee: {message}", code=code)

@@ -63,8 +63,8 @@ class CallEvent:
             phone=self.phone,
             started_at=self.at,
             result=self.result(),
-            attempt=1,  # Stringee does not redial: every result is final
             keys=keys if answered else None,
+            keys_field="dtmf" if answered and keys else None,
             answer_seconds=self.answer_duration,
             billed_seconds=self.answer_duration,
             ended_by=self.ended_by,
