@@ -80,8 +80,8 @@ async def flow(broker: Broker, make_settings: MakeSettings) -> AsyncIterator[Flo
     metrics = ResultMetrics(registry, ["cod"])
     publisher = Publisher(broker.channel, exchange)
     results = Results(store, Matcher(store, None), publisher, metrics, choices_of(templates()))
-    hooks = SandboxState(webhook_backoff=0.01, cdr_posts=1)
-    state = StringeeState(call_seconds=0.2, hooks=hooks)
+    posting = SandboxState(webhook_backoff=0.01, cdr_posts=1)
+    state = StringeeState(call_seconds=0.2, hooks=posting)
     accounts = {"shop-b": account(state)}
     hooks = stringee_webhook(accounts, results, MemoryStore(3600), templates(), "autocall:t:")
     listener = Listener(TOKEN, results, metrics, stringee=hooks)
