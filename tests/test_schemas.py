@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from service.cli.main import main
-from service.contract import schemas
+from service.contract import models, schemas
 from service.errors import InvalidPhone, OutcomeUnknown
 from service.events import Message, decode, identity_of
 from service.pipeline.outcomes import Outcome, Status
@@ -140,8 +140,8 @@ def test_real_outcomes_validate(outcome: Outcome) -> None:
 
 
 def test_the_outcome_model_mirrors_the_dataclass() -> None:
-    assert list(schemas.OutcomeEvent.model_fields) == [f.name for f in dataclasses.fields(Outcome)]
-    status = schemas.OutcomeEvent.model_fields["status"].annotation
+    assert list(models.OutcomeEvent.model_fields) == [f.name for f in dataclasses.fields(Outcome)]
+    status = models.OutcomeEvent.model_fields["status"].annotation
     assert typing.get_args(status) == typing.get_args(Status)
 
 
