@@ -18,8 +18,12 @@ from service import tracing
 from service.errors import ConfigError
 from service.metrics import Metrics
 from service.provider.omicall.client import Provider
+from service.provider.stringee import callout
 from service.results.calls import OpenCall
 from service.sandbox import Sandbox
+from service.sandbox.state import SandboxState
+from service.sandbox.stringee import serve as serve_stringee
+from service.sandbox.stringee_calls import StringeeState
 from service.settings import Settings
 from service.store import Claim, State
 from service.tracing import setup
@@ -27,6 +31,8 @@ from service.tracing.http import public
 from tests.conftest import WAIT, Broker, StartService, templates_of
 from tests.helpers import order
 from tests.otlp import one, receiver
+from tests.stringee_helpers import rendered
+from tests.test_stringee_client import client_of
 from tests.test_tracing import TEMPLATES
 
 SEARCH = "/api/v3/call-transaction/search"
@@ -117,6 +123,26 @@ async def test_a_request_s_span_has_its_url_without_the_query(
         search = one(await otlp.named(trace_id, f"POST {SEARCH}"), f"POST {SEARCH}")
     assert (search.kind, search.attributes["url.full"]) == ("CLIENT", sandbox.url + SEARCH)
     assert search.attributes["http.response.status_code"] == 200
+
+
+async def test_stringee_s_callout_has_its_client_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = SandboxState(webhook_retries=0, cdr_posts=1)
+    async with receiver() as otlp, serve_stringee(StringeeState(hooks=hooks)) as stringee:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.url)
+        async with tracing.started(), aiohttp.ClientSession() as session:
+            assert tracing.spans.TRACER is not None
+            with tracing.spans.TRACER.start_as_current_span("process") as process:
+                await client_of(stringee, session).execute(rendered("0912345671").request)
+        trace_id = f"{process.get_span_context().trace_id:032x}"
+        name = f"POST {callout.PATH}"
+        callout_span = one(await otlp.named(trace_id, name), name)
+    assert callout_span.attributes["url.full"] == stringee.url + callout.PATH
+    assert callout_span.attributes["http.response.status_code"] == 200
+    assert set(callout_span.attributes) == {  # nothing of the request's JWT or headers
+        "http.request.method",
+        "url.full",
+        "http.response.status_code",
+    }
 
 
 def test_batch_sizes_the_sdk_refuses_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,7 +57,7 @@ async def started() -> AsyncIterator[bool]:
         await setup.shut_down(pipeline)
 
 
-def requested(sending: Awaitable[Answered], method: str, url: URL) -> Awaitable[Answered]:
+def requested(sending: Awaitable[Answered], method: str, url: URL | str) -> Awaitable[Answered]:
     """A request to the provider (`sending`, not started yet) in its CLIENT span, within an
     event's or a result's kept trace only: the poller's searches, outside any, would each be a
     trace of one span."""

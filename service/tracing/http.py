@@ -23,10 +23,10 @@ Answered = TypeVar("Answered", bound=Answer)
 
 
 async def request_span(
-    tracer: Tracer, sending: Awaitable[Answered], method: str, url: URL
+    tracer: Tracer, sending: Awaitable[Answered], method: str, url: URL | str
 ) -> Answered:
     """`sending` in its CLIENT span `<method> <path>`, a child of the current span."""
-    address = public(url)
+    address = public(URL(url) if isinstance(url, str) else url)
     attributes = {"http.request.method": method, "url.full": str(address)}
     span = tracer.start_span(
         f"{method} {address.path}", kind=SpanKind.CLIENT, attributes=attributes
