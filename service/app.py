@@ -15,7 +15,7 @@ from typing import Self
 
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from . import http
+from . import http, tracing
 from .amqp import connection as broker
 from .amqp.publisher import Publisher
 from .amqp.topology import Topology, declare
@@ -84,6 +84,7 @@ class Service:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings
+        await stack.enter_async_context(tracing.started())  # first: the last to stop
         self.http_port = await stack.enter_async_context(
             http.serve(s.http_port, self.metrics, self)
         )

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from .. import tracing
 from ..errors import (
     DO_NOT_CALL_CODE,
     AutocallError,
@@ -85,7 +86,8 @@ class Caller:
         limited = call.template.options.phone_limit is not None
         margin = self.provider.call_time if limited else 0.0
         guard = guard_of(call, self.clock().timestamp(), self.phone_window, margin)
-        claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+        claiming = self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+        claim = await tracing.claimed(claiming)
         if claim.state is State.BUSY and claim.event_id == call.event.id:
             claim = await self._wait_for(call, reservation, guard)
         if claim.state in (State.SUPPRESSED, State.PHONE_LIMIT):
