@@ -157,8 +157,14 @@ class Unauthorized(AutocallError):
 
 
 class ProviderUnavailable(AutocallError):
+    """No connection (`status` None), or an answer that says the provider cannot serve now."""
+
     code = "provider_unavailable"
     retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of the provider's answer; None: it never answered
 
 
 class Throttled(ProviderUnavailable):
@@ -211,6 +217,14 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def answered(error: AutocallError) -> bool:
+    """Whether `error` is the provider's own answer (a refusal, a throttle, a 5xx), rather than
+    a request that never reached it or one the service would not send."""
+    if isinstance(error, ProviderError | Unauthorized | Throttled):
+        return True
+    return isinstance(error, ProviderUnavailable) and error.status is not None
 
 
 def cancelled_by_channel(exc: BaseException) -> bool:

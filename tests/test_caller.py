@@ -162,3 +162,12 @@ async def test_a_throttle_slows_the_next_call_down() -> None:
     assert loop.time() - started >= 0.05  # its Retry-After, waited before the key was claimed
     assert isinstance(accepted, Outcome) and accepted.status == "accepted"
     assert not caller.throttle.slowed
+
+
+async def test_a_request_that_never_reached_a_throttling_provider_keeps_the_slow_down() -> None:
+    provider = Provider([Throttled("429", retry_after=0.01), ProviderUnavailable("refused")])
+    caller, call = caller_of(provider), call_of()
+    await caller.call(call, 0)
+    refused = await caller.call(call, 1)
+    assert isinstance(refused, NotCalled) and refused.error.code == "provider_unavailable"
+    assert caller.throttle.slowed  # nothing said the provider stopped throttling

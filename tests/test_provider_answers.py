@@ -21,6 +21,7 @@ from service.errors import (
     ProviderError,
     ProviderUnavailable,
     QuotaExceeded,
+    TemplateError,
     Throttled,
     Unauthorized,
 )
@@ -257,4 +258,39 @@ async def test_a_probe_that_ends_without_an_answer_lets_the_next_one_probe() -> 
         async with throttle.turn() as second:
             assert second.probe
             second.answered(None)
+    assert not throttle.slowed
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderUnavailable("cannot connect to the provider: Connection refused"),
+        TemplateError("recording r-1 has no URL on this account"),
+    ],
+)
+async def test_a_probe_that_got_no_answer_leaves_the_slow_down_on(error: AutocallError) -> None:
+    """Only the provider's answer says it stopped throttling: a request that never reached it
+    (refused connection, a script this account cannot play) hands the probe on."""
+    throttle = Throttle(first=0.01)
+    throttle.throttled(None)
+    async with asyncio.timeout(5):
+        async with throttle.turn() as first:
+            assert first.probe
+            first.answered(error)
+        assert throttle.slowed
+        async with throttle.turn() as second:
+            assert second.probe
+            second.answered(failure_of(answer(503, b"<html>busy</html>")).error)
+    assert not throttle.slowed  # a 5xx is an answer, and not a throttle
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ProviderError("nope", code="data_is_required"), BalanceTooLow("no money"), Unauthorized("no")],
+)
+async def test_any_other_answer_ends_the_slow_down(error: AutocallError) -> None:
+    throttle = Throttle(first=0.01)
+    throttle.throttled(None)
+    async with asyncio.timeout(5), throttle.turn() as turn:
+        turn.answered(error)
     assert not throttle.slowed

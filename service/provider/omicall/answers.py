@@ -90,12 +90,13 @@ def failure_of(answer: Answer) -> Failure:
     if document is None:  # an HTML page from a proxy, say
         shown = f"HTTP {status}: {trim(answer.body, 120)}"
         if status >= 500:
-            return Failure("http_5xx", None, ProviderUnavailable(shown))
+            return Failure("http_5xx", None, ProviderUnavailable(shown, status=status))
         result = "http_other" if status >= 400 else "provider_error"
         return Failure(result, "provider_error", _plain(shown))
     code = error_code(document)
     if status >= 500 and code not in PROVIDER_CODES:
-        return Failure("http_5xx", None, ProviderUnavailable(f"HTTP {status}: {trim(answer.body)}"))
+        shown = f"HTTP {status}: {trim(answer.body)}"
+        return Failure("http_5xx", None, ProviderUnavailable(shown, status=status))
     if code == THROTTLED_CODE or _status_code(document) == 429:
         return Failure("provider_error", THROTTLED_CODE, _throttled(answer))
     error = ProviderError.of(code or "provider_error", trim(answer.body, 500) or f"HTTP {status}")
@@ -119,7 +120,7 @@ def token_failure_of(answer: Answer) -> Failure:
         return Failure("unauthorized", code, Unauthorized(message))
     if answer.status >= 500:
         message = f"token request: HTTP {answer.status}"
-        return Failure("http_5xx", None, ProviderUnavailable(message))
+        return Failure("http_5xx", None, ProviderUnavailable(message, status=answer.status))
     message = f"no access token in the answer ({code or 'provider_error'})"
     return Failure("provider_error", code, Unauthorized(message))
 

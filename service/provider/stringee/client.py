@@ -197,7 +197,9 @@ class StringeeClient:
         if answer.status >= 500:
             self._metrics.api_request(endpoint, "http_5xx")
             text = self._text(answer.body, 120)
-            raise ProviderUnavailable(f"Stringee: HTTP {answer.status}: {text}")
+            raise ProviderUnavailable(
+                f"Stringee: HTTP {answer.status}: {text}", status=answer.status
+            )
         document = parsed_or_none(answer.body)
         if not isinstance(document, dict):
             self._metrics.api_request(
