@@ -62,6 +62,7 @@ class Delivery:
     channel: Channel | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     routing_key: str | None = "order.created"
+    exchange: str | None = "orders"
     body: bytes = b"{}"
     content_type: str | None = "application/json"
     type: str | None = None

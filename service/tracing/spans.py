@@ -44,14 +44,14 @@ def consumed(
     step: Callable[[AbstractIncomingMessage, float], Awaitable[Action]],
     delivery: AbstractIncomingMessage,
     started: float,
-    routing_key: Callable[[AbstractIncomingMessage], str],
+    origin: Callable[[AbstractIncomingMessage], tuple[str, str]],
 ) -> Awaitable[Action]:
     """`step(delivery, started)`, processing and settling a delivery, in its CONSUMER span
-    `autocall.process <routing key>` (`routing_key` reads the one it was first published with),
-    the parent of the spans below."""
+    `autocall.process <routing key>` (`origin` reads the routing key and exchange it was first
+    published with), the parent of the spans below."""
     if TRACER is None:
         return step(delivery, started)
-    return _consumed(TRACER, step, delivery, started, routing_key(delivery))
+    return _consumed(TRACER, step, delivery, started, origin(delivery))
 
 
 async def _consumed(
@@ -59,13 +59,13 @@ async def _consumed(
     step: Callable[[AbstractIncomingMessage, float], Awaitable[Action]],
     delivery: AbstractIncomingMessage,
     started: float,
-    routing_key: str,
+    origin: tuple[str, str],
 ) -> Action:
     span = tracer.start_span(
-        f"autocall.process {routing_key}",
+        f"autocall.process {origin[0]}",
         parent_of(delivery),
         SpanKind.CONSUMER,
-        _received(delivery, routing_key),
+        _received(delivery, *origin),
     )
     # Current for what happens within: the claim, the provider's request, the publish, the
     # call's record (which keeps its context for the results) and the log lines.
@@ -76,11 +76,13 @@ async def _consumed(
         return action
 
 
-def _received(delivery: AbstractIncomingMessage, routing_key: str) -> dict[str, AttributeValue]:
+def _received(
+    delivery: AbstractIncomingMessage, routing_key: str, exchange: str
+) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         "messaging.system": "rabbitmq",
         "messaging.operation.type": "process",
-        "messaging.destination.name": delivery.exchange or "",  # a delayed copy's: the default
+        "messaging.destination.name": exchange,
         "messaging.rabbitmq.destination.routing_key": routing_key,
     }
     if delivery.message_id:
