@@ -13,7 +13,8 @@ import orjson
 from aiohttp import web
 
 from ..http import serve_app
-from ..provider.omicall.records import CallRecord, Contact, InvalidRecord, Parsed, parse
+from ..provider.omicall.records import parse
+from ..provider.records import CallRecord, Contact, InvalidRecord, Parsed
 from ..provider.stringee.records import SIGNATURE_HEADER
 from ..provider.stringee.webhook import StringeeWebhook, split
 from .kept import Keeper
