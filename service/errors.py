@@ -37,6 +37,7 @@ UNAUTHORIZED_CODE = "unauthorized"
 TOKEN_EXPIRED_CODE = "token_expired"  # noqa: S105  (a code, not a secret)
 THROTTLED_CODE = "rate_limit_exceeded"
 DO_NOT_CALL_CODE = "do_not_call"
+NOT_FOUND_CODE = "not_found"  # an HTTP 404 to a request other than a call (the history's version)
 NUMBER_CODES = frozenset({"invalid_phone_number", "number_call_out_invalid"})
 # The account cannot call now (besides the quota and balance codes): held or failed account-wide.
 REFUSED_ACCOUNT_CODES = frozenset(

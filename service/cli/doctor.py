@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import AutocallError, ConfigError
 from ..logs import redact_url
+from ..provider.omicall import WEBHOOK_PATH
 from ..settings import Settings, load_settings
 from ..templates.filters import mask_digits
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from ..provider.omicall.client import Provider
 
 FAILED = 1
-WEBHOOK_PATH = "/webhooks/omicall"  # the listener's (results/listener.py)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 HOUR_MS = 3_600_000
 STORE_TIMEOUT = 5.0  # seconds for the store to answer

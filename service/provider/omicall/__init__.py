@@ -5,3 +5,7 @@ answers.py      what its answers mean: success, a lapsed token, or a leaf of the
 records.py      the one place that reads its records: live events, CDRs, call-history items
 history.py      the call-history search, and transaction lookups batched into few requests
 """
+
+# Where the service's webhook listener takes its call records (then /<token>): registered with
+# the provider, checked by `doctor`.
+WEBHOOK_PATH = "/webhooks/omicall"

@@ -14,6 +14,7 @@ from yarl import URL
 
 from ... import tracing
 from ...errors import (
+    NOT_FOUND_CODE,
     AutocallError,
     OutcomeUnknown,
     ProviderError,
@@ -129,7 +130,7 @@ class Provider:
         answer = await self._authorized(method, endpoint, path, body)
         if answer.status == 404:
             self._metrics.api_request(endpoint, "http_other")
-            raise ProviderError(f"HTTP 404: {path.partition('?')[0]}", code="not_found")
+            raise ProviderError(f"HTTP 404: {path.partition('?')[0]}", code=NOT_FOUND_CODE)
         return self._success(endpoint, answer).get("payload")
 
     async def _authorized(
