@@ -192,6 +192,7 @@ class StringeeClient:
         else the error it means. A callout's answer without `r` is not Stringee's."""
         if answer.status == 429:
             self._metrics.api_request(endpoint, "http_other")
+            self._metrics.throttled.inc()
             message = f"Stringee: HTTP 429: {self._text(answer.body, 120)}"
             raise Throttled(message, retry_after=seconds_of(answer.retry_after))
         if answer.status >= 500:
