@@ -19,17 +19,20 @@ import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from . import http
+from .accounts import Accounts
+from .accounts import check as check_accounts
+from .accounts import load as load_accounts
+from .accounts.registry import Registry, open_registry
 from .amqp import connection as broker
 from .amqp.publisher import Publisher
 from .amqp.topology import declare
-from .errors import cancelled_by_channel
+from .errors import ConfigError, cancelled_by_channel
 from .metrics import Metrics
-from .pipeline.budget import Budget
 from .pipeline.caller import Caller
 from .pipeline.consumer import Consumer
 from .pipeline.hold import Hold
+from .pipeline.holds import AccountHolds
 from .pipeline.pace import Pace
-from .provider.omicall.client import Provider
 from .results import runtime as results
 from .settings import Settings
 from .stopping import bounded, cancel
@@ -49,12 +52,16 @@ class Service:
         settings: Settings,
         templates: Templates | None = None,
         *,
+        accounts: Accounts | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.templates = templates or load(settings.templates)
+        self.accounts = accounts or load_accounts(settings)
+        if problems := check_accounts(self.accounts, self.templates):
+            raise ConfigError(problems)
         self.metrics = Metrics()
-        self.metrics.templates(self.templates.names())
+        self.metrics.templates(self.templates.names(), tuple(self.accounts.specs))
         self.clock = clock
         self.http_port = 0
         self.consumer: Consumer | None = None
@@ -99,11 +106,21 @@ class Service:
             )
         )
         self._store = store
-        budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
         pace = Pace(store, s.rate_limit)
-        provider = await self._open_provider(stack)
+        registry = await self._open_accounts(stack, store)
         window = self.templates.longest_phone_window()
-        caller = Caller(store, budget, provider, self.clock, pace, phone_window=window)
+        holds = AccountHolds(s.hold_probe_interval, self.metrics, self.clock)
+        caller = Caller(
+            store,
+            None,
+            None,
+            self.clock,
+            pace,
+            registry=registry,
+            holds=holds,
+            metrics=self.metrics,
+            phone_window=window,
+        )
         connection = await self._open_broker(stack)
         consumer = await self._open_consumer(stack, connection, caller)
         self.results = await stack.enter_async_context(
@@ -112,14 +129,15 @@ class Service:
                 self.templates,
                 store=store,
                 registry=self.metrics.registry,
-                api=provider,
+                api=registry.omicall(),
                 publisher=self.publisher,
                 connection=connection,
                 clock=lambda: self.clock().timestamp(),
             )
         )
         caller.recorder = self.results.recorder
-        await budget.refresh()
+        for account in registry.names():
+            await registry.chain(account)[0].budget.refresh()
         await consumer.resume()
         watchdog = await connection.channel(publisher_confirms=False)
         watching = asyncio.create_task(self._watch(watchdog), name="watchdog")
@@ -129,21 +147,16 @@ class Service:
             s.queue,
             len(self.templates),
             ", ".join(self.templates.patterns()),
-            extra={"http_port": self.http_port, "provider": s.api_base_url},
+            extra={"http_port": self.http_port, "accounts": ", ".join(self.accounts.specs)},
         )
 
-    async def _open_provider(self, stack: AsyncExitStack) -> Provider:
-        """The provider's client over one HTTP session, closed with the stack."""
+    async def _open_accounts(self, stack: AsyncExitStack, store: Store) -> Registry:
+        """Every account's provider client over one HTTP session, closed with the stack."""
         s = self.settings
         session = await stack.enter_async_context(_session(s))
-        return Provider(
-            session,
-            s.api_base_url,
-            self.metrics,
-            api_key=s.api_key.get_secret_value() if s.api_key else None,
-            token=s.api_token.get_secret_value() if s.api_token else None,
-            timeout=s.api_timeout,
-            connect_timeout=s.api_connect_timeout,
+        metrics, clock = self.metrics, self.clock
+        return open_registry(
+            self.accounts, s, session=session, store=store, metrics=metrics, clock=clock
         )
 
     async def _open_broker(self, stack: AsyncExitStack) -> AbstractRobustConnection:
@@ -172,7 +185,7 @@ class Service:
             topology=topology,
             caller=caller,
             publisher=publisher,
-            hold=Hold(s.hold_probe_interval, self.metrics, self.clock),
+            hold=Hold(s.hold_probe_interval, self.metrics, self.clock, caller.registry.names()[0]),
             metrics=self.metrics,
             clock=self.clock,
         )

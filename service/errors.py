@@ -6,6 +6,7 @@
     ├── TemplateError           template_error       a template expression failed on this event
     ├── InvalidPhone            invalid_phone        the phone is not a valid Vietnamese number
     ├── Expired                 expired              older than the template's `expires_after`
+    ├── UnknownAccount          unknown_account      the template's `account:` names no account
     ├── ProviderError           <provider's code>    the provider refused the call (no call made)
     │   ├── QuotaExceeded       limit_service | limit_word | limit_word_session
     │   └── BalanceTooLow       balance_is_not_enough
@@ -28,6 +29,16 @@ BALANCE_CODE = "balance_is_not_enough"
 PROVIDER_CODES = QUOTA_CODES | {BALANCE_CODE}
 # The failures `on_exhausted: hold` waits out instead of failing the event.
 EXHAUSTION_CODES = frozenset({DAILY_BUDGET_CODE, BALANCE_CODE})
+# §12's account codes: the account cannot call now, whatever the event. With a failover list the
+# next account is tried at once (CONTRACT.md §13), as for these two, which prove no call was made:
+ACCOUNT_CODES = frozenset(
+    {BALANCE_CODE, DAILY_BUDGET_CODE, "limit_service", "tenant_disabled", "tenant_invalid"}
+    | {"individual_package_expired", "service_package_customer_limit", "permission_denied"}
+    | {"api_key_invalid", "api_key_is_required", "auth_invalid", "unauthorized"}
+)
+UNAVAILABLE_CODE = "provider_unavailable"
+THROTTLED_CODE = "rate_limit_exceeded"
+FAILOVER_CODES = ACCOUNT_CODES | {UNAVAILABLE_CODE, THROTTLED_CODE}
 
 
 class AutocallError(Exception):
@@ -64,6 +75,10 @@ class InvalidPhone(AutocallError):
 
 class Expired(AutocallError):
     code = "expired"
+
+
+class UnknownAccount(AutocallError):
+    code = "unknown_account"
 
 
 class ProviderError(AutocallError):
@@ -116,6 +131,7 @@ SERVICE_CODES = tuple(
         TemplateError,
         InvalidPhone,
         Expired,
+        UnknownAccount,
         Unauthorized,
         ProviderUnavailable,
         StoreUnavailable,

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from ..accounts import check as check_accounts
+from ..accounts import load as load_accounts
 from ..errors import AutocallError, ConfigError, StoreUnavailable
 from ..events import Message, decode, identity_of
 from ..pipeline.caller import guard_of
@@ -49,8 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the service (settings: AUTOCALL_* variables)")
     run.set_defaults(command=_run)
 
-    check = commands.add_parser("check", help="validate a templates file")
+    check = commands.add_parser("check", help="validate a templates file (and the accounts)")
     check.add_argument("templates", type=Path)
+    check.add_argument(
+        "--accounts", type=Path, help="the accounts file (default: AUTOCALL_ACCOUNTS_FILE)"
+    )
     check.set_defaults(command=_check)
 
     render = commands.add_parser("render", help="dry run: the decision for one event, as JSON")
@@ -98,7 +103,10 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_credentials()
     templates = load(settings.templates)
-    logs.configure(settings.log_level, settings.log_format, settings.secrets)
+    accounts = load_accounts(settings)
+    if problems := check_accounts(accounts, templates):
+        raise ConfigError(problems)
+    logs.configure(settings.log_level, settings.log_format, settings.secrets + accounts.secrets)
     # What is loaded now lives as long as the process: keep it out of every collection. Each
     # event makes many short-lived objects; collect the young generation less often.
     gc.freeze()
@@ -109,6 +117,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     templates = load(args.templates)
+    settings = load_settings(**({"accounts_file": args.accounts} if args.accounts else {}))
+    if settings.accounts_file is not None:
+        accounts = load_accounts(settings)
+        if problems := check_accounts(accounts, templates):
+            raise ConfigError(problems)
+        print(f"{settings.accounts_file}: {len(accounts)} accounts, all valid")
     print(f"{args.templates}: {len(templates)} templates, all valid")
     return 0
 

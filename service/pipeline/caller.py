@@ -6,15 +6,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..errors import AutocallError, OutcomeUnknown, QuotaExceeded, StoreUnavailable
-from ..provider.omicall.client import Provider
+from ..accounts.registry import CallClient, Live, Registry
+from ..errors import (
+    DAILY_BUDGET_CODE,
+    AutocallError,
+    OutcomeUnknown,
+    QuotaExceeded,
+    StoreUnavailable,
+    UnknownAccount,
+)
+from ..metrics import Metrics
 from ..render import Call
 from ..results.recorder import Recorder
 from ..store import Claim, Guard, Reservation, State, Store
 from .budget import Budget
+from .failover import Hop, Route, failover_code, held_error, holds_account, route
+from .holds import AccountHolds
 from .outcomes import Outcome
 from .pace import Pace
 
@@ -28,32 +38,43 @@ class NotCalled:
 
     error: AutocallError
     attempts: int  # provider attempts made, this one included
+    account: str | None = None  # the account that refused last, or that the event waits for
+    hops: list[Hop] = field(default_factory=list)
+    waiting: bool = False  # the account is held: nothing was tried, the event waits
 
 
 class Caller:
-    """Calls the provider at most once per idempotency key, even across redeliveries."""
+    """Calls the provider at most once per idempotency key, even across redeliveries and
+    across accounts: one claim of the key covers every account a failover tries."""
 
     def __init__(
         self,
         store: Store,
-        budget: Budget,
-        provider: Provider,
+        budget: Budget | None,
+        provider: CallClient | None,
         clock: Callable[[], datetime],
         pace: Pace | None = None,
         *,
+        registry: Registry | None = None,
+        holds: AccountHolds | None = None,
+        metrics: Metrics | None = None,
         recorder: Recorder | None = None,
         phone_window: float = 0.0,
     ) -> None:
         self.pace = pace or Pace(store, 0)
         self.store = store
-        self.budget = budget
-        self.provider = provider
+        if registry is None:
+            assert provider is not None and budget is not None
+            registry = Registry.single(provider, budget)
+        self.registry = registry
+        self.metrics = metrics or Metrics()
+        self.holds = holds or AccountHolds(60.0, self.metrics, clock)
         self.clock = clock
         self.recorder = recorder  # records calls for their results; None: results are off
         self.phone_window = phone_window  # the longest `phone_limit` window of any template
 
     def __repr__(self) -> str:
-        return f"Caller({self.provider!r})"
+        return f"Caller({self.registry!r})"
 
     async def call(self, call: Call, attempts: int) -> Outcome | NotCalled:
         """The outcome of `call`, made at most once, after `attempts` earlier provider attempts."""
@@ -63,41 +84,102 @@ class Caller:
             return NotCalled(exc, attempts)
 
     async def _claim_and_call(self, call: Call, attempts: int) -> Outcome | NotCalled:
-        """Claim the idempotency key with the call's TTS characters, then call once."""
+        """Route to the event's account (or past it, held), claim the key, then call once."""
+        chain = self.registry.chain(call.account)
+        if not chain:
+            unknown = UnknownAccount(f"no account {call.account[:50]!r} in the accounts file")
+            return Outcome.failed(call.event.identity, unknown, self.clock(), call=call)
         # The rate limit's wait comes first: nothing is taken while waiting, and a process that
         # stops meanwhile leaves no claim behind.
         await self.pace.wait()
-        reservation = self.budget.ask(call.tts_chars)
+        planned = route(chain, self.holds, call.holds)
+        try:
+            if planned.waiting is not None:
+                name = planned.waiting.name
+                held = held_error(self.holds.reason(name) or "", name)
+                return NotCalled(held, attempts, name, planned.hops, waiting=True)
+            return await self._claim_on(call, planned, attempts)
+        finally:
+            for name in planned.probes:
+                self.holds.end_probe(name)
+
+    async def _claim_on(self, call: Call, planned: Route, attempts: int) -> Outcome | NotCalled:
+        """Claim the key with the first account's TTS characters (the next account's, while
+        they do not fit and there is one), then call."""
         limited = call.template.options.phone_limit is not None
-        margin = self.provider.call_time if limited else 0.0
+        margin = self.registry.call_time if limited else 0.0
         guard = guard_of(call, self.clock().timestamp(), self.phone_window, margin)
-        claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
-        if claim.state is State.BUSY and claim.event_id == call.event.id:
-            claim = await self._wait_for(call, reservation, guard)
+        accounts = planned.accounts
+        for index, live in enumerate(accounts):
+            reservation = live.budget.ask(call.tts_chars)
+            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            if claim.state is State.BUSY and claim.event_id == call.event.id:
+                claim = await self._wait_for(call, reservation, guard)
+            if claim.state is not State.OVER_BUDGET or index == len(accounts) - 1:
+                break
+            self._hop(planned, index, over_budget(live, reservation, claim))
         if claim.state in (State.SUPPRESSED, State.PHONE_LIMIT):
             return Outcome.skipped(call.event.identity, claim.state.value, self.clock(), call=call)
         try:
-            self.budget.check(reservation, claim)
+            live.budget.check(reservation, claim)
         except QuotaExceeded as exc:
-            return NotCalled(exc, attempts)
+            return NotCalled(exc, attempts, live.name, planned.hops)
         if claim.state is not State.NEW:
             return await self._claimed(call, claim, attempts)
-        # From here the request may leave at any moment: cancelled or not, the key stays taken
-        # unless the provider says no call was made.
-        try:
-            accepted = await self.provider.execute(call.request)
-        except OutcomeUnknown as exc:
-            now = self.clock()
-            unknown = Outcome.failed(
-                call.event.identity, exc, now, call=call, attempts=attempts + 1
-            )
-            return await self._complete(unknown, call)
-        except AutocallError as exc:
-            await self.budget.refund(reservation)
-            await self.store.release(call.idempotency_key)
-            return NotCalled(exc, attempts + 1)
-        outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-        return await self._complete(outcome, call)
+        return await self._call_from(call, planned, index, reservation, attempts)
+
+    async def _call_from(
+        self,
+        call: Call,
+        planned: Route,
+        index: int,
+        reservation: Reservation | None,
+        attempts: int,
+    ) -> Outcome | NotCalled:
+        """Call on each account from `index`, the next one only when this one proved that it
+        placed no call. From here the request may leave at any moment: cancelled or not, the
+        key stays taken unless every account tried says no call was made."""
+        accounts, last = planned.accounts, len(planned.accounts) - 1
+        for at in range(index, last + 1):
+            live, sent = accounts[at], False
+            try:
+                if at > index:
+                    reservation = await live.budget.take(call.tts_chars)
+                sent = True
+                accepted = await live.client.execute(live.request(call.request))
+            except OutcomeUnknown as exc:
+                unknown = Outcome.failed(
+                    call.event.identity, exc, self.clock(), call=call, attempts=attempts + 1
+                )
+                return await self._complete(self._via(unknown, live, planned), call)
+            except AutocallError as exc:
+                attempts += sent
+                await live.budget.refund(reservation)
+                reservation = None
+                code = failover_code(exc)
+                if code is not None and at < last:
+                    self._hop(planned, at, exc, code)
+                    continue
+                await self.store.release(call.idempotency_key)
+                return NotCalled(exc, attempts, live.name, planned.hops)
+            self.holds.release(live.name)
+            outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
+            return await self._complete(self._via(outcome, live, planned), call)
+        raise AssertionError("unreachable: the last account returns")  # pragma: no cover
+
+    def _hop(self, planned: Route, at: int, error: AutocallError, code: str | None = None) -> None:
+        """Leave the account at `at` for the next one: counted, and held on an account code."""
+        left, to = planned.accounts[at].name, planned.accounts[at + 1].name
+        code = code or error.code
+        planned.hops.append(Hop(left, code))
+        self.metrics.failover(left, to, code)
+        self.metrics.failure(error, left)
+        if holds_account(error):
+            self.holds.hold(left, error.code)
+        log.warning("failing over from %s to %s (%s)", left, to, code)
+
+    def _via(self, outcome: Outcome, live: Live, planned: Route) -> Outcome:
+        return outcome.via(live.name, live.provider, [hop.as_json() for hop in planned.hops])
 
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
         """The key was taken before: a duplicate, a replay, or a call that may have been made."""
@@ -133,9 +215,9 @@ class Caller:
         if self.recorder is None:
             return None
         if outcome.status == "accepted" and outcome.autocall_id:
-            return self.recorder.accepted(call, outcome.autocall_id, self.clock())
+            return self.recorder.accepted(call, outcome.autocall_id, self.clock(), outcome.account)
         if outcome.code == OutcomeUnknown.code:
-            return self.recorder.unknown(call, self.clock())
+            return self.recorder.unknown(call, self.clock(), outcome.account)
         return None
 
     async def _wait_for(
@@ -143,7 +225,7 @@ class Caller:
     ) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
         wait until that one finishes rather than report it twice or call again."""
-        deadline = time.monotonic() + self.provider.call_time
+        deadline = time.monotonic() + self.registry.call_time
         claim = Claim(State.BUSY, call.event.id)
         while claim.state is State.BUSY and time.monotonic() < deadline:
             await asyncio.sleep(BUSY_WAIT)
@@ -161,3 +243,13 @@ def guard_of(call: Call, now: float, keep: float, margin: float) -> Guard | None
     if limit is None:
         return Guard(call.customer, now)
     return Guard(call.customer, now, limit.calls, limit.window, keep, margin)
+
+
+def over_budget(live: Live, reservation: Reservation | None, claim: Claim) -> QuotaExceeded:
+    """The day's budget of `live` has no room for the reservation."""
+    chars = reservation.chars if reservation else 0
+    return QuotaExceeded(
+        f"account {live.name}: today's TTS budget has {claim.used} characters used, "
+        f"this call needs {chars}",
+        code=DAILY_BUDGET_CODE,
+    )

@@ -28,6 +28,7 @@ class OpenCall:
     accepted_at: float  # epoch seconds
     num_retry: int = 0
     distance_retry: int = 0
+    account: str | None = None  # the account that took the call (CONTRACT.md §13)
 
     @property
     def attempts(self) -> int:
@@ -74,6 +75,7 @@ class ResultEvent:
 
     def body(self) -> bytes:
         record, call = self.record, self.call
+        via = {} if call.account is None else {"account": call.account}
         return orjson.dumps(
             {
                 "status": "result",
@@ -95,6 +97,7 @@ class ResultEvent:
                 "occurred_at": _local(self.occurred_at),
                 "source": self.source,
             }
+            | via
         )
 
 

@@ -105,7 +105,8 @@ class Results:
         return "accepted"
 
     def _count(self, event: ResultEvent) -> None:
-        self.metrics.result(event.result, event.call.template, event.final, event.choice)
+        account = event.call.account or "default"
+        self.metrics.result(event.result, event.call.template, event.final, event.choice, account)
         if event.result == "answered" and event.record is not None:
             self.metrics.answer_seconds.observe(event.record.answer_seconds)
         log.info(

@@ -27,17 +27,21 @@ class Recorder:
     def __repr__(self) -> str:
         return f"Recorder({self._store!r})"
 
-    def accepted(self, call: Call, autocall_id: str, at: datetime) -> Awaitable[None] | None:
-        """The provider accepted `call` as `autocall_id`: its record, queued now (see
-        `ResultStore.record`); None when there is nothing to record."""
-        opened = open_call(call, autocall_id, at)
+    def accepted(
+        self, call: Call, autocall_id: str, at: datetime, account: str | None = None
+    ) -> Awaitable[None] | None:
+        """The provider accepted `call` as `autocall_id` (on `account`): its record, queued now
+        (see `ResultStore.record`); None when there is nothing to record."""
+        opened = open_call(call, autocall_id, at, account)
         if opened is None or not autocall_id:
             return None
         return self._save(self._store.record(opened), call)
 
-    def unknown(self, call: Call, at: datetime) -> Awaitable[None] | None:
+    def unknown(
+        self, call: Call, at: datetime, account: str | None = None
+    ) -> Awaitable[None] | None:
         """`call` may have been made: the poller looks for it by phone and time."""
-        opened = open_call(call, "", at)
+        opened = open_call(call, "", at, account)
         if opened is None:
             return None
         return self._save(self._store.record_unknown(opened), call)
@@ -53,7 +57,9 @@ class Recorder:
             )
 
 
-def open_call(call: Call, autocall_id: str, at: datetime) -> OpenCall | None:
+def open_call(
+    call: Call, autocall_id: str, at: datetime, account: str | None = None
+) -> OpenCall | None:
     """The call as the result store keeps it; None for a call to an extension (no records)."""
     body = call.request.json
     phones = body.get("phone_number_list")
@@ -68,6 +74,7 @@ def open_call(call: Call, autocall_id: str, at: datetime) -> OpenCall | None:
         accepted_at=at.timestamp(),
         num_retry=_int(body.get("num_retry")),
         distance_retry=_int(body.get("distance_retry")),
+        account=account,
     )
 
 

@@ -106,7 +106,10 @@ class MemoryStore:
         if used + chars > limit:
             return False, used
         self._tts[day] = used + chars
-        for old in sorted(self._tts)[:-2]:  # yesterday may still be settling; older days not
+        # Yesterday may still be settling; older days not. A day may carry its account
+        # ("shop-a:2026-11-27"): the date is its end.
+        days = sorted({key[-10:] for key in self._tts})[:-2]
+        for old in [key for key in self._tts if key[-10:] in days]:
             del self._tts[old]
         return True, used + chars
 

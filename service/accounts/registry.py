@@ -1,0 +1,137 @@
+"""The live accounts: each one's provider client, its budget, and its failover chain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import aiohttp
+
+from ..errors import ConfigError
+from ..metrics import Metrics
+from ..pipeline.budget import Budget
+from ..provider.omicall.client import Accepted, Provider
+from ..render import Request
+from ..settings import Settings
+from ..store import Store
+from .loading import Accounts, AccountSpec
+from .models import DEFAULT_ACCOUNT
+
+
+class CallClient(Protocol):
+    """What the event path needs of a provider's client (OMICall's Provider, Stringee's)."""
+
+    @property
+    def call_time(self) -> float: ...
+
+    async def execute(self, request: Request) -> Accepted: ...
+
+
+@dataclass(slots=True)
+class Live:
+    """One account, ready to call."""
+
+    spec: AccountSpec
+    client: CallClient
+    budget: Budget
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def provider(self) -> str:
+        return self.spec.provider
+
+    def request(self, request: Request) -> Request:
+        """`request` as this account sends it: its caller line when the template sets none."""
+        cid = self.spec.cid
+        if cid is None or self.provider != "omicall" or "cid" in request.json:
+            return request
+        return Request(request.path, {**request.json, "cid": cid})
+
+
+class Registry:
+    """Every account by name, and the order to try them in for an event's account."""
+
+    def __init__(self, accounts: Accounts, live: dict[str, Live]) -> None:
+        self.accounts = accounts
+        self._live = live
+        self._chains = {name: [live[n] for n in accounts.chain(name)] for name in live}
+
+    @classmethod
+    def single(cls, client: CallClient, budget: Budget) -> Registry:
+        """One account, `default`, with this client and budget."""
+        spec = AccountSpec(DEFAULT_ACCOUNT, "omicall", "", 0)
+        accounts = Accounts({DEFAULT_ACCOUNT: spec}, {}, "")
+        return cls(accounts, {DEFAULT_ACCOUNT: Live(spec, client, budget)})
+
+    @property
+    def call_time(self) -> float:
+        """How long one `execute` may take on the slowest account."""
+        return max(account.client.call_time for account in self._live.values())
+
+    @property
+    def many(self) -> bool:
+        """Whether there is more than one account: holds are then by account."""
+        return len(self._live) > 1
+
+    def __repr__(self) -> str:
+        return f"Registry({', '.join(self._live)})"
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def get(self, name: str) -> Live | None:
+        return self._live.get(name)
+
+    def chain(self, name: str) -> list[Live]:
+        """The account `name`, then those it fails over to; empty when there is no such one."""
+        return self._chains.get(name, [])
+
+    def names(self) -> list[str]:
+        return list(self._live)
+
+    def omicall(self) -> Any:
+        """The client the result side's history lookups use: `default`'s, else the first
+        OMICall account's; None when no account uses OMICall."""
+        ordered = sorted(self._live.values(), key=lambda live: live.name != DEFAULT_ACCOUNT)
+        return next((live.client for live in ordered if live.provider == "omicall"), None)
+
+
+def open_registry(
+    accounts: Accounts,
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession,
+    store: Store,
+    metrics: Metrics,
+    clock: Callable[[], datetime],
+) -> Registry:
+    """A client and a budget for every account, over one HTTP session."""
+    metrics.accounts(list(accounts.specs))
+    live = {}
+    for spec in accounts:
+        client = _client(spec, settings, session, metrics.for_account(spec.name))
+        own = None if spec.name == DEFAULT_ACCOUNT else spec.name
+        budget = Budget(store, spec.tts_daily_limit, metrics, clock, account=own)
+        live[spec.name] = Live(spec, client, budget)
+    return Registry(accounts, live)
+
+
+def _client(
+    spec: AccountSpec, settings: Settings, session: aiohttp.ClientSession, metrics: Metrics
+) -> CallClient:
+    if spec.provider == "omicall":
+        return Provider(
+            session,
+            spec.base_url,
+            metrics,
+            api_key=spec.secret("api_key"),
+            token=spec.secret("api_token"),
+            timeout=settings.api_timeout,
+            connect_timeout=settings.api_connect_timeout,
+        )
+    raise ConfigError([f"accounts.{spec.name}.provider: {spec.provider} is not in this build yet"])

@@ -1,0 +1,84 @@
+"""Failover (CONTRACT.md §13): which of an event's accounts to try, in order, and whether a
+failure proves that no call was made, so that the next account may call under the same key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..accounts.registry import Live
+from ..errors import (
+    ACCOUNT_CODES,
+    THROTTLED_CODE,
+    UNAVAILABLE_CODE,
+    AutocallError,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnavailable,
+)
+from .holds import AccountHolds
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """An account left for the next one, and why."""
+
+    account: str
+    code: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"account": self.account, "code": self.code}
+
+
+@dataclass(slots=True)
+class Route:
+    """The accounts to try, in order; those skipped (held) on the way; probes taken."""
+
+    accounts: list[Live]
+    hops: list[Hop]
+    probes: list[str]
+    waiting: Live | None = None  # the event's account is held: nothing to try, the event waits
+
+
+def route(chain: list[Live], holds: AccountHolds, holding: bool) -> Route:
+    """The accounts of `chain` to try now: a held account is passed over for the next one, or,
+    the last one, waited for (for an event whose template holds: `holding`), unless it is its
+    turn to be probed."""
+    hops: list[Hop] = []
+    probes: list[str] = []
+    for index, live in enumerate(chain):
+        reason = holds.reason(live.name)
+        if reason is None:
+            return Route(chain[index:], hops, probes)
+        if holds.probe_turn(live.name):
+            probes.append(live.name)
+            return Route(chain[index:], hops, probes)
+        if index < len(chain) - 1:
+            hops.append(Hop(live.name, reason))
+        elif holding:
+            return Route([], hops, probes, waiting=live)
+        else:  # a template that fails on exhaustion tries, and fails with the real answer
+            return Route([live], hops, probes)
+    return Route([], hops, probes)
+
+
+def held_error(reason: str, account: str) -> AutocallError:
+    """The failure an event of a held account waits out."""
+    return ProviderError.of(reason, f"account {account} is held ({reason}); the event waits")
+
+
+def failover_code(error: AutocallError) -> str | None:
+    """The code to fail over for, when `error` proves no call was made; else None: a time-out
+    after sending, a refused number or a request error would be the same on any account."""
+    if isinstance(error, OutcomeUnknown):
+        return None
+    if error.code in ACCOUNT_CODES or error.code == THROTTLED_CODE:
+        return error.code
+    if isinstance(error, ProviderUnavailable):
+        # Until 429 has its own leaf: the client words it "HTTP 429: …".
+        return THROTTLED_CODE if error.message.startswith("HTTP 429") else UNAVAILABLE_CODE
+    return None
+
+
+def holds_account(error: AutocallError) -> bool:
+    """Whether `error` says the account itself cannot call (held while it lasts)."""
+    return error.code in ACCOUNT_CODES
