@@ -27,7 +27,7 @@ STRINGEE = {
 def settings_for(tmp_path: Path, document: Any, **overrides: Any) -> Settings:
     path = tmp_path / "accounts.yaml"
     path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
-    values = {"accounts_file": path, "webhook_public_url": "https://hooks.shop.vn"}
+    values: dict[str, Any] = {"accounts_file": path, "webhook_public_url": "https://hooks.shop.vn"}
     return Settings(**(values | overrides))
 
 
