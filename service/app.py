@@ -7,15 +7,12 @@ import contextlib
 import logging
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
-from urllib.parse import urlsplit
 
-import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from . import http
@@ -25,7 +22,7 @@ from .accounts import load as load_accounts
 from .accounts.registry import Registry, open_registry
 from .amqp import connection as broker
 from .amqp.publisher import Publisher
-from .amqp.topology import declare
+from .amqp.topology import Topology, declare
 from .errors import ConfigError, cancelled_by_channel
 from .metrics import Metrics
 from .pipeline.caller import Caller
@@ -33,6 +30,8 @@ from .pipeline.consumer import Consumer
 from .pipeline.hold import Hold
 from .pipeline.holds import AccountHolds
 from .pipeline.pace import Pace
+from .provider.omicall.history import Api
+from .provider.session import provider_session
 from .results import runtime as results
 from .settings import Settings
 from .stopping import bounded, cancel
@@ -106,38 +105,25 @@ class Service:
             )
         )
         self._store = store
-        pace = Pace(store, s.rate_limit)
         registry = await self._open_accounts(stack, store)
-        window = self.templates.longest_phone_window()
-        holds = AccountHolds(s.hold_probe_interval, self.metrics, self.clock)
+        connection = await self._open_broker(stack)
+        topology = await self._declare(connection)
+        self.results = await self._open_results(stack, store, registry.omicall(), connection)
         caller = Caller(
             store,
             None,
             None,
             self.clock,
-            pace,
+            Pace(store, s.rate_limit),
             registry=registry,
-            holds=holds,
+            holds=AccountHolds(s.hold_probe_interval, self.metrics, self.clock),
             metrics=self.metrics,
-            phone_window=window,
+            recorder=self.results.recorder,
+            phone_window=self.templates.longest_phone_window(),
         )
-        connection = await self._open_broker(stack)
-        consumer = await self._open_consumer(stack, connection, caller)
-        self.results = await stack.enter_async_context(
-            results.start(
-                s,
-                self.templates,
-                store=store,
-                registry=self.metrics.registry,
-                api=registry.omicall(),
-                publisher=self.publisher,
-                connection=connection,
-                clock=lambda: self.clock().timestamp(),
-            )
-        )
-        caller.recorder = self.results.recorder
-        for account in registry.names():
-            await registry.chain(account)[0].budget.refresh()
+        consumer = self._consumer(stack, topology, caller)
+        for live in registry:
+            await live.budget.refresh()
         await consumer.resume()
         watchdog = await connection.channel(publisher_confirms=False)
         watching = asyncio.create_task(self._watch(watchdog), name="watchdog")
@@ -153,7 +139,7 @@ class Service:
     async def _open_accounts(self, stack: AsyncExitStack, store: Store) -> Registry:
         """Every account's provider client over one HTTP session, closed with the stack."""
         s = self.settings
-        session = await stack.enter_async_context(_session(s))
+        session = await stack.enter_async_context(provider_session(s))
         metrics, clock = self.metrics, self.clock
         return open_registry(
             self.accounts, s, session=session, store=store, metrics=metrics, clock=clock
@@ -168,23 +154,48 @@ class Service:
         connection.reconnect_callbacks.add(self._reconnected)
         return connection
 
-    async def _open_consumer(
-        self, stack: AsyncExitStack, connection: AbstractRobustConnection, caller: Caller
-    ) -> Consumer:
-        """The consumer on its own channel, its topology declared; it publishes on another."""
+    async def _open_results(
+        self,
+        stack: AsyncExitStack,
+        store: Store,
+        provider: Api | None,
+        connection: AbstractRobustConnection,
+    ) -> results.ResultSide:
+        """The result side (it publishes on our publisher), closed with the stack."""
+        return await stack.enter_async_context(
+            results.start(
+                self.settings,
+                self.templates,
+                store=store,
+                registry=self.metrics.registry,
+                api=provider,
+                publisher=self.publisher,
+                connection=connection,
+                clock=lambda: self.clock().timestamp(),
+            )
+        )
+
+    async def _declare(self, connection: AbstractRobustConnection) -> Topology:
+        """The topology, declared on the consuming channel; the publisher on a channel of its
+        own, in confirm mode (the result side publishes there too)."""
         s = self.settings
         consuming = await connection.channel(publisher_confirms=False)
         await consuming.set_qos(prefetch_count=s.prefetch)
         topology = await declare(consuming, s, self.templates)
         publishing = await connection.channel(publisher_confirms=True)
         outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
-        self.publisher = publisher = Publisher(publishing, outcomes)  # results publish here too
+        self.publisher = Publisher(publishing, outcomes)
+        return topology
+
+    def _consumer(self, stack: AsyncExitStack, topology: Topology, caller: Caller) -> Consumer:
+        """The consumer of the declared queue; stopped first when the stack closes."""
+        s = self.settings
         self.consumer = consumer = Consumer(
             s,
             templates=self.templates,
             topology=topology,
             caller=caller,
-            publisher=publisher,
+            publisher=self.publisher,
             hold=Hold(s.hold_probe_interval, self.metrics, self.clock, caller.registry.names()[0]),
             metrics=self.metrics,
             clock=self.clock,
@@ -248,24 +259,6 @@ class Service:
         except Exception:
             return None
         return declared.consumer_count
-
-
-def _session(settings: Settings) -> aiohttp.ClientSession:
-    # One connection per concurrent call; keep-alive shorter than typical provider idle timeouts,
-    # since a request sent on a connection the server just closed has an unknown outcome.
-    connector = aiohttp.TCPConnector(limit=settings.concurrency, keepalive_timeout=10)
-    # The proxy settings are read once: aiohttp's trust_env reads them, and ~/.netrc in a
-    # thread, on every request (a third of the service's CPU per event, measured).
-    proxy = _proxy(settings.api_base_url)
-    return aiohttp.ClientSession(connector=connector, raise_for_status=False, proxy=proxy)
-
-
-def _proxy(base_url: str) -> str | None:
-    """HTTPS_PROXY / HTTP_PROXY for the provider, unless NO_PROXY names it."""
-    parts = urlsplit(base_url)
-    if urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _unreachable(connection: AbstractRobustConnection, store: Store) -> str | None:

@@ -1,10 +1,11 @@
-"""GET /metrics, /healthz (the process is alive) and /readyz (connected and consuming)."""
+"""Serving HTTP, one way for every server of ours (`serve_app`); and the service's own: GET
+/metrics, /healthz (the process is alive) and /readyz (connected and consuming)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -46,13 +47,24 @@ def _probe(answer: tuple[bool, str]) -> web.Response:
 @asynccontextmanager
 async def serve(port: int, metrics: Metrics, health: Health) -> AsyncIterator[int]:
     """Serve on `port` (0: any free port) and yield the port bound."""
-    # A scrape still answering at shutdown gets 5 s, not aiohttp's 60.
-    app = create_app(metrics, health)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    # all interfaces: probes and scrapes come from outside
+    async with serve_app(create_app(metrics, health), "0.0.0.0", port) as bound:  # noqa: S104
+        yield bound
+
+
+@asynccontextmanager
+async def serve_app(
+    app: web.Application, host: str, port: int, **options: Any
+) -> AsyncIterator[int]:
+    """Serve `app` on host:port (0: any free port) and yield the port bound, until the block
+    ends. No access log (a path may carry a token); signals are the caller's; a request still
+    in its handler at shutdown gets 5 s, not aiohttp's 60. `options` go to aiohttp's runner."""
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=5.0, **options
+    )
     await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", port)  # noqa: S104  (probes and scrapes come from outside)
-    await site.start()
     try:
+        await web.TCPSite(runner, host, port).start()
         yield runner.addresses[0][1]
     finally:
         await runner.cleanup()

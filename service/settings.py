@@ -213,11 +213,6 @@ class Settings(BaseSettings):
         """The broker's nodes, in the order to try them."""
         return [url.strip() for url in self.amqp_url.get_secret_value().split(",")]
 
-    @property
-    def max_attempts(self) -> int:
-        """Provider attempts per event: the first and one per retry delay."""
-        return len(self.retry_delays) + 1
-
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment; a ConfigError naming each bad variable otherwise."""

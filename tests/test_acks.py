@@ -3,53 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from service.amqp.acks import MAX_SPREAD, Acks
 
-
-@dataclass
-class Channel:
-    """Records the ack frames queued on it, and what the broker would make of them."""
-
-    frames: list[tuple[int, bool]] = field(default_factory=list)
-    unsettled: set[int] = field(default_factory=set)
-    is_closed: bool = False
-    slow: bool = False  # every frame waits a turn, as in a full frame queue
-
-    def deliver(self, tag: int) -> Delivery:
-        self.unsettled.add(tag)
-        return Delivery(tag, self)
-
-    async def basic_ack(self, tag: int, multiple: bool = False, wait: bool = True) -> None:
-        if self.slow:
-            await asyncio.sleep(0)
-        if self.is_closed:
-            raise RuntimeError("channel closed")
-        # RabbitMQ: the tag itself must be unsettled, or the channel is closed.
-        assert tag in self.unsettled, f"unknown delivery tag {tag}"
-        self.frames.append((tag, multiple))
-        covered = {t for t in self.unsettled if t <= tag} if multiple else {tag}
-        self.unsettled -= covered
-
-    async def nack(self, tag: int) -> None:
-        if self.slow:
-            await asyncio.sleep(0)
-        assert tag in self.unsettled, f"unknown delivery tag {tag}"
-        self.frames.append((tag, False))
-        self.unsettled.discard(tag)
-
-
-@dataclass
-class Delivery:
-    delivery_tag: int
-    channel: Channel
-
-    async def nack(self, requeue: bool = True) -> None:
-        await self.channel.nack(self.delivery_tag)
+from .fakes import Channel
 
 
 async def settled(acks: Acks) -> None:

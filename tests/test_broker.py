@@ -16,7 +16,6 @@ from service.amqp.connection import (
     CorkedTCP,
     CorkedWriter,
     connect,
-    split_urls,
     where,
 )
 from service.errors import ConfigError
@@ -134,7 +133,8 @@ async def test_the_service_connection_writes_through_the_corked_writer() -> None
 def test_the_settings_take_a_list_of_nodes() -> None:
     urls = "amqp://u:p@rmq-0:5672/, amqp://u:p@rmq-1:5672/,amqp://u:p@rmq-2:5672/"
     settings = load_settings(amqp_url=urls, api_key="k")
-    assert settings.amqp_urls == split_urls(urls)
+    nodes = ["amqp://u:p@rmq-0:5672/", "amqp://u:p@rmq-1:5672/", "amqp://u:p@rmq-2:5672/"]
+    assert settings.amqp_urls == nodes
     assert [where(url) for url in settings.amqp_urls] == ["rmq-0:5672", "rmq-1:5672", "rmq-2:5672"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
@@ -18,18 +17,7 @@ from service.amqp.headers import (
 )
 from service.errors import DeliveryLimit
 
-
-@dataclass
-class Delivery:
-    """The parts of an incoming message the service reads."""
-
-    headers: dict[str, Any] = field(default_factory=dict)
-    routing_key: str | None = "order.created"
-    body: bytes = b"{}"
-    content_type: str | None = "application/json"
-    type: str | None = None
-    message_id: str | None = "m-1"
-    timestamp: Any = None
+from .fakes import Delivery
 
 
 def delivery(**headers: Any) -> AbstractIncomingMessage:

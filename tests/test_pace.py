@@ -12,23 +12,16 @@ from service.pipeline.budget import Budget
 from service.pipeline.caller import Caller
 from service.pipeline.outcomes import Outcome
 from service.pipeline.pace import Pace
-from service.provider.omicall.client import Accepted
 from service.store import Claim, MemoryStore
 
+from .fakes import Clock
+from .fakes import Provider as FakeProvider
 from .helpers import call_of
 from .test_store import redis_corner
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_memory_pace_spaces_calls_at_the_rate() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     store = MemoryStore(60, clock=clock)
     waits = [await store.pace(10) for _ in range(4)]
     assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3])
@@ -68,15 +61,10 @@ async def test_the_call_waits_for_its_turn_before_its_key_is_claimed() -> None:
             steps.append("claim")
             return await super().claim(*args, **kwargs)
 
-    class Provider:
-        async def execute(self, request: Any) -> Accepted:
-            steps.append("call")
-            return Accepted("a-1")
-
     store = Recording(60)
     now = lambda: datetime(2026, 11, 27, 7, 30, tzinfo=UTC)  # noqa: E731
     budget = Budget(store, 10_000, Metrics(), now)
-    caller = Caller(store, budget, Provider(), now, Pace(store, 5))  # type: ignore[arg-type]
+    caller = Caller(store, budget, FakeProvider(steps=steps), now, Pace(store, 5))
     outcome = await caller.call(call_of(), 0)
     assert isinstance(outcome, Outcome) and outcome.status == "accepted"
     assert steps == ["pace 5", "claim", "call"]

@@ -16,6 +16,7 @@ from service.results.metrics import ResultMetrics
 from service.results.pipeline import Matcher, Results
 from service.results.poller import Poller
 from service.results.store import MemoryResults
+from tests.fakes import Publisher as FakePublisher
 from tests.helpers import by_account
 from tests.test_results_store import T0, open_call, record
 
@@ -39,17 +40,6 @@ class FakeApi:
             if not wanted or {item["transaction_id"], item["destination_number"]} & wanted
         ]
         return {"items": found, "has_next": False}
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, dict[str, Any], str]] = []
-        self.down = False
-
-    async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
-        if self.down:
-            raise ConnectionError("broker down")
-        self.published.append((routing_key, orjson.loads(body), event_id))
 
 
 def item(autocall_id: str, transaction_id: str = "tx-1", **changes: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from service.sandbox import Sandbox, SandboxState, serve, tts_chars, validate
+from tests.fakes import Clock as FakeClock
 
 PHONE = "/api/auto_call/execute_by_phone"
 EXTENSION = "/api/auto_call/execute_by_extension"
@@ -58,14 +59,6 @@ def code_of(answer: dict[str, Any]) -> Any:
     if answer.get("message"):
         return answer["message"]
     return payload.get("message") if isinstance(payload, dict) else None
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Api:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import aio_pika
 import orjson
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from pydantic import SecretStr
 
 from service.cli.publish import send_event
 from service.errors import ConfigError
@@ -107,6 +109,22 @@ async def test_a_plain_event_without_a_type_is_refused() -> None:
 async def test_a_body_that_is_not_json_is_refused(body: bytes) -> None:
     with pytest.raises(ConfigError, match="EVENT: not a JSON document"):
         await send_event(Settings(amqp_url=AMQP_URL), body, "order.created", {})
+
+
+async def test_publish_reaches_a_cluster_whose_first_node_is_down(input_exchange: Input) -> None:
+    with socket.socket() as sock:  # a port nothing listens on: that node refuses at once
+        sock.bind(("127.0.0.1", 0))
+        down = f"amqp://guest:guest@127.0.0.1:{sock.getsockname()[1]}/"
+    settings = input_exchange.settings.model_copy(
+        update={"amqp_url": SecretStr(f"{down},{AMQP_URL}")}
+    )
+    assert len(settings.amqp_urls) == 2
+
+    said = await send_event(settings, CLOUDEVENT, None, {})
+
+    assert said.startswith("published evt-1")
+    message = await input_exchange.received()
+    assert message.message_id == "evt-1"
 
 
 async def test_an_unreachable_broker_is_named_without_its_password() -> None:

@@ -51,7 +51,6 @@ def test_defaults(env: Env) -> None:
     assert settings.outcome_exchange == "autocall.outcomes"
     assert settings.tts_daily_limit == 3000
     assert settings.retry_delays == [5.0, 30.0, 120.0, 600.0, 1800.0]
-    assert settings.max_attempts == 6
     assert settings.log_level == "INFO"
     assert settings.secrets == []
 
@@ -132,13 +131,12 @@ def test_retry_delays(env: Env, text: str, delays: list[float]) -> None:
     settings = load_settings()
 
     assert settings.retry_delays == delays
-    assert settings.max_attempts == len(delays) + 1
 
 
 def test_no_retry_delays_means_one_attempt(env: Env) -> None:
     env(retry_delays="")
 
-    assert load_settings().max_attempts == 1
+    assert load_settings().retry_delays == []  # no retry tier: the first attempt is the only one
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from service.store import (
 )
 
 from .conftest import REDIS_URL
+from .fakes import Clock as FakeClock
 
 TTL = 3600.0
 DAY = "2026-11-27"
@@ -114,14 +115,6 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             return memory
 
         yield Stores("memory", make_memory)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- claims, both stores ---------------------------------------------------------------------

@@ -1,20 +1,24 @@
-"""The broker connection over the nodes of a cluster: the first node that answers; when the
-connection is lost, the next ones in turn, with backoff; aio-pika's robust connection restores
-the channels, queues and consumer on whichever node answers."""
+"""The broker connection over the nodes of a cluster, for the service (`connect`) and for a
+command (`connect_once`): the first node that answers. The service's, when lost, tries the next
+ones in turn, with backoff; aio-pika's robust connection restores the channels, queues and
+consumer on whichever node answers. A command's is plain: it tries each node once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractConnection, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aio_pika.robust_connection import RobustConnection
 from aiormq.connection import TCPTransportFactory, TLSTransportFactory
 from yarl import URL
+
+from ..errors import ConfigError
 
 log = logging.getLogger("autocall")
 CONNECT_TIMEOUT = 10.0  # one node's TCP and AMQP handshake: a node that hangs is skipped
@@ -22,11 +26,6 @@ RECONNECT = (1.0, 30.0)  # first and longest wait between rounds over all the no
 # aio-pika's one connection attempt (a private method, name-mangled; the version is pinned, and
 # tests/test_broker.py fails if it stops being what every attempt goes through)
 _ATTEMPT = "_RobustConnection__connect_transport"
-
-
-def split_urls(value: str) -> list[str]:
-    """`amqp://a/,amqp://b/` -> each node's URL."""
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def where(url: str | URL) -> str:
@@ -171,3 +170,29 @@ async def connect(urls: Sequence[str], name: str) -> AbstractRobustConnection:
             )
             await asyncio.sleep(wait)
             wait = min(wait * 2, RECONNECT[1])
+
+
+@asynccontextmanager
+async def connect_once(urls: Sequence[str]) -> AsyncIterator[AbstractConnection]:
+    """For a command: a connection to the first node that answers within the timeout, closed
+    when the block ends; a ConfigError saying why each failed (never its URL) when none does."""
+    failures = []
+    for url in urls:
+        try:
+            connection = await asyncio.wait_for(aio_pika.connect(url), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+            failures.append(_reason(exc))
+            continue
+        async with connection:
+            yield connection
+        return
+    raise ConfigError([f"AUTOCALL_AMQP_URL: cannot reach the broker ({'; '.join(failures)})"])
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, without the URL (it carries the password)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer in {CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, aio_pika.exceptions.ProbableAuthenticationError):
+        return "credentials refused"
+    return type(exc).__name__ + (f": {exc.strerror}" if isinstance(exc, OSError) else "")

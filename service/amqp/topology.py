@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractQueue
 from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.common import FieldTable
 
@@ -62,7 +62,6 @@ class Topology:
 
     names: Names
     queue: AbstractQueue
-    outcomes: AbstractExchange
 
 
 async def declare(channel: AbstractChannel, settings: Settings, templates: Templates) -> Topology:
@@ -70,7 +69,7 @@ async def declare(channel: AbstractChannel, settings: Settings, templates: Templ
     names = Names.of(settings, templates)
     topic, durable = aio_pika.ExchangeType.TOPIC, True
     events = await channel.declare_exchange(settings.input_exchange, topic, durable=durable)
-    outcomes = await channel.declare_exchange(settings.outcome_exchange, topic, durable=durable)
+    await channel.declare_exchange(settings.outcome_exchange, topic, durable=durable)
     backstop: FieldTable = {
         # Backstop for poison messages: the consumer fails an event itself at this count
         # (with an outcome); the broker dead-letters it if processing never gets that far.
@@ -85,7 +84,7 @@ async def declare(channel: AbstractChannel, settings: Settings, templates: Templ
     # and to the suppression list's control events, whatever the templates
     for pattern in (*templates.patterns(), CONTROL_PATTERN):
         await queue.bind(events, routing_key=pattern)
-    return Topology(names, queue, outcomes)
+    return Topology(names, queue)
 
 
 def _back_to(queue: str) -> FieldTable:

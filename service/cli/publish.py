@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -10,10 +9,9 @@ from typing import Any
 import aio_pika
 import orjson
 
+from ..amqp.connection import connect_once
 from ..errors import ConfigError
 from ..settings import Settings
-
-CONNECT_TIMEOUT = 10.0
 
 
 async def send_event(
@@ -34,12 +32,7 @@ async def send_event(
         type=routing_key,
         timestamp=datetime.now(UTC),
     )
-    url = settings.amqp_url.get_secret_value()
-    try:
-        connection = await asyncio.wait_for(aio_pika.connect(url), CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-        raise ConfigError([f"AUTOCALL_AMQP_URL: cannot reach the broker ({exc!r})"]) from None
-    async with connection:
+    async with connect_once(settings.amqp_urls) as connection:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(
             settings.input_exchange, aio_pika.ExchangeType.TOPIC, durable=True

@@ -18,6 +18,7 @@ from typing import Any
 import aio_pika
 import orjson
 
+from ..amqp.connection import connect_once
 from ..errors import AutocallError, ConfigError, InvalidPhone
 from ..settings import Settings, load_settings
 from ..store import Store, Suppression, open_store
@@ -160,11 +161,9 @@ async def _write(store: Store, entries: list[Suppression], *, add: bool) -> str:
 
 async def _publish(settings: Settings, entries: list[Suppression], *, add: bool) -> str:
     """Control events for the running service (memory://: its list is in its process)."""
-    from ..deadletters.passes import connect
-
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     kind = ADD if add else REMOVE
-    async with connect(settings) as connection:
+    async with connect_once(settings.amqp_urls) as connection:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(settings.input_exchange, ensure=True)
         for entry in entries:

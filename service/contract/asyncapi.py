@@ -10,12 +10,12 @@ from typing import Any
 
 from ..errors import PROVIDER_CODES, SERVICE_CODES
 from ..pipeline.outcomes import STATUSES
+from ..provider.omicall.records import RESULTS
 
 INPUT_EXCHANGE = QUEUE = (
     "autocall.events"  # the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE
 )
 OUTCOME_EXCHANGE = "autocall.outcomes"
-RESULTS = ("answered", "busy", "no_answer", "failed", "unknown")
 _CE_ATTRIBUTES = ("id", "type", "source", "time", "specversion", "datacontenttype")
 _AMQP = {"bindingVersion": "0.3.0"}
 

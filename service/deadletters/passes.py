@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
 import aio_pika
-from aio_pika.abc import AbstractConnection
 
+from ..amqp.connection import connect_once
 from ..amqp.topology import DEAD_QUEUE_ARGUMENTS, dead_queue_name
 from ..errors import ConfigError
 from ..settings import Settings
 from .letters import DeadLetter, Selection
 from .queue import DeadQueue, Fate, NotConfirmed
 
-CONNECT_TIMEOUT = 10.0
 Action = Literal["list", "replay", "purge"]
 _FATES = {"list": Fate.KEEP, "replay": Fate.REPLAY, "purge": Fate.REMOVE}
 _BROKER_ERRORS = (OSError, TimeoutError, aio_pika.exceptions.AMQPError, NotConfirmed)
@@ -48,7 +44,7 @@ async def run(
     report = Report(name)
     fate = Fate.KEEP if dry_run else _FATES[action]
     try:
-        async with connect(settings) as connection:
+        async with connect_once(settings.amqp_urls) as connection:
             exchange = settings.input_exchange
             dead = DeadQueue(connection, name, quorum=quorum, exchange=exchange)
             try:
@@ -78,28 +74,3 @@ async def _act(dead: DeadQueue, selection: Selection, fate: Fate, report: Report
 
     fates = await dead.sweep(judge, full)
     report.done = sum(1 for _, given in fates if given is not Fate.KEEP)
-
-
-@asynccontextmanager
-async def connect(settings: Settings) -> AsyncIterator[AbstractConnection]:
-    """A connection to the first broker node that answers within the timeout."""
-    failures = []
-    for url in settings.amqp_urls:
-        try:
-            connection = await asyncio.wait_for(aio_pika.connect(url), CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-            failures.append(_reason(exc))
-            continue
-        async with connection:
-            yield connection
-        return
-    raise ConfigError([f"AUTOCALL_AMQP_URL: cannot reach the broker ({'; '.join(failures)})"])
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a connection failed, without the URL (it carries the password)."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer in {CONNECT_TIMEOUT:g} s"
-    if isinstance(exc, aio_pika.exceptions.ProbableAuthenticationError):
-        return "credentials refused"
-    return type(exc).__name__ + (f": {exc.strerror}" if isinstance(exc, OSError) else "")

@@ -56,7 +56,7 @@ class Consumer:
         self.clock = clock
         self.retry = Retry(settings.retry_delays, self.names.retries)
         self.control = Control(caller.store, self.retry, metrics)
-        self.settler = Settler(publisher, self.names, metrics, self._hold)
+        self.settler = Settler(publisher, self.names, metrics)
         self._max_event_bytes = settings.max_event_bytes
         self._delivery_limit = settings.delivery_limit
         self._slots = asyncio.Semaphore(settings.concurrency)
@@ -126,7 +126,7 @@ class Consumer:
                 action = PutBack(self.hold.reason)
             else:
                 return await self._process_and_settle(delivery, started)
-            await self.settler.settle(delivery, action, started)
+            await self._settle(delivery, action, started)
             return action
 
     async def _process_and_settle(
@@ -141,8 +141,22 @@ class Consumer:
                 # outcome if it keeps failing.
                 log.exception("processing failed unexpectedly; returning the event")
                 action = Requeue()
-            await self.settler.settle(delivery, action, started)
+            await self._settle(delivery, action, started)
             return action
+
+    async def _settle(
+        self, delivery: AbstractIncomingMessage, action: Action, started: float
+    ) -> None:
+        """The settle order, in one place: publish what `action` says (confirmed by the broker),
+        then hold consuming if it says so, then ack; a delivery not published goes back."""
+        if isinstance(action, Requeue):
+            self.settler.requeue(delivery)
+            return
+        if not await self.settler.publish(delivery, action):
+            return  # given back: it comes again
+        if isinstance(action, PutBack) and action.holds:
+            await self._hold(action.reason)  # before the put-back copy's original is acked
+        self.settler.ack(delivery, action, started)
 
     async def process(self, delivery: AbstractIncomingMessage) -> Action:
         """What to do with a delivery; every failure becomes a `failed` outcome here."""
@@ -197,7 +211,7 @@ class Consumer:
         return action
 
     async def _hold(self, reason: str) -> None:
-        """Hold consuming for `reason` (or go on holding): settle calls it before the ack."""
+        """Hold consuming for `reason` (or go on holding)."""
         if self.hold.start(reason, self.queue, self._probe, self.resume):
             await self.pause()
 

@@ -6,9 +6,11 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..amqp.headers import ATTEMPT_HEADER, RETRIES_HEADER
 from ..errors import EXHAUSTION_CODES, AutocallError
+from ..events import Event
 from ..render import Call
 from .actions import Delay, Publish, PutBack
 from .outcomes import Outcome
@@ -34,10 +36,22 @@ class Retry:
         waited out."""
         if failure.code in EXHAUSTION_CODES and call.holds:
             return PutBack(failure.code, holds=True)
-        if not failure.retryable or retries >= len(self.delays):
+        later = None
+        if failure.retryable:
+            later = self.later(failure.code, call.event, retries, {ATTEMPT_HEADER: attempts})
+        if later is None:
             return Publish(
                 Outcome.failed(call.event.identity, failure, now, call=call, attempts=attempts)
             )
+        return later
+
+    def later(
+        self, code: str, event: Event, retries: int, headers: dict[str, Any] | None = None
+    ) -> Delay | None:
+        """A copy of `event` delayed in the next retry tier (`retries` waited out so far), with
+        `headers`; None once every tier has been waited out."""
+        if retries >= len(self.delays):
+            return None
         delay_ms = max(1, int(self.delays[retries] * self.jitter() * 1000))
-        headers = {RETRIES_HEADER: retries + 1, ATTEMPT_HEADER: attempts}
-        return Delay(self.queues[retries], delay_ms, failure.code, call.event, headers, retry=True)
+        counted = {RETRIES_HEADER: retries + 1, **(headers or {})}
+        return Delay(self.queues[retries], delay_ms, code, event, counted, retry=True)

@@ -1,10 +1,10 @@
-"""The one place that acks: publish what an action says, confirmed by the broker, then ack."""
+"""The one place that acks: publish what an action says, confirmed by the broker; then ack it,
+or give the delivery back. The consumer calls the steps in order (publish, hold, ack)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -15,7 +15,7 @@ from ..amqp.topology import Names
 from ..errors import cancelled_by_channel
 from ..logs import log_event
 from ..metrics import Metrics
-from .actions import Action, Delay, Publish, PutBack, Requeue
+from .actions import Action, Delay, Publish, PutBack
 
 log = logging.getLogger("autocall")
 REPUBLISH_PAUSE = 1.0  # seconds before a delivery whose publish failed goes back to the broker
@@ -29,46 +29,45 @@ class Settler:
         publisher: Publisher,
         names: Names,
         metrics: Metrics,
-        hold: Callable[[str], Awaitable[None]],
     ) -> None:
         self._publisher = publisher
         self._names = names
         self._metrics = metrics
-        self._hold = hold  # holds consuming for a reason, before the put-back copy is acked
         self._acks = Acks()
 
     def __repr__(self) -> str:
         return f"Settler(queue={self._names.queue!r})"
 
-    async def settle(
-        self, delivery: AbstractIncomingMessage, action: Action, started: float
-    ) -> None:
-        """Ack once the broker confirmed what `action` publishes; otherwise give it back."""
-        if isinstance(action, Requeue):
-            await self._requeue(delivery)
-            return
+    async def publish(
+        self, delivery: AbstractIncomingMessage, action: Publish | Delay | PutBack
+    ) -> bool:
+        """Publish what `action` says, confirmed by the broker. False: it could not be, and the
+        delivery is given back (a redelivery replays it; the store keeps it from calling twice)."""
         try:
             await self._publish(delivery, action)
         except (Exception, asyncio.CancelledError) as exc:
             if not isinstance(exc, Exception) and not cancelled_by_channel(exc):
                 raise
-            # Not acked: it comes back, and the store keeps a redelivery from calling twice.
             log.error("cannot publish (%s); the event will be redelivered", _why(exc))
             await asyncio.sleep(REPUBLISH_PAUSE)
-            await self._requeue(delivery)
-            return
+            self.requeue(delivery)
+            return False
+        return True
+
+    def ack(self, delivery: AbstractIncomingMessage, action: Action, started: float) -> None:
+        """Ack `delivery`, whose action was carried out, and log its line."""
         # At the end of this loop turn, with the other deliveries finished in it: one ack for
         # each run of them (a failed ack is logged there; a redelivery replays the outcome).
         self._acks.ack(delivery)
         log_event(delivery, action, started)
 
+    def requeue(self, delivery: AbstractIncomingMessage) -> None:
+        """Back to the queue, unsettled; a closed channel has already given it back."""
+        self._acks.nack(delivery)  # in order with the acks: none may cover it
+
     async def drain(self) -> None:
         """Send the acks not sent yet (before the channel closes)."""
         await self._acks.drain()
-
-    async def _requeue(self, delivery: AbstractIncomingMessage) -> None:
-        """Back to the queue, unsettled; a closed channel has already given it back."""
-        self._acks.nack(delivery)  # in order with the acks: none may cover it
 
     async def _publish(
         self, delivery: AbstractIncomingMessage, action: Publish | Delay | PutBack
@@ -80,8 +79,6 @@ class Settler:
             return
         if isinstance(action, PutBack):
             await self._publisher.copy(delivery, self._names.queue, {})
-            if action.holds:
-                await self._hold(action.reason)
             return
         outcome = action.outcome
         event_id = str(outcome.event["id"])

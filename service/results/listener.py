@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import orjson
 from aiohttp import web
 
+from ..http import serve_app
 from ..provider.omicall.records import CallRecord, InvalidRecord, parse
 from .metrics import ResultMetrics
 from .pipeline import Results
@@ -136,14 +137,5 @@ async def serve(listener: Listener, port: int, host: str = "0.0.0.0") -> AsyncIt
     app = web.Application(client_max_size=listener.max_body + 1)
     app.router.add_route("*", "/{tail:.*}", listener.handle)
     # lingering: after a 413 the unread rest of a body is drained this long, not aiohttp's 10 s
-    # and a post still in its handler at shutdown gets 5 s, not aiohttp's 60
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, lingering_time=1.0, shutdown_timeout=5.0
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    try:
-        yield runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
+    async with serve_app(app, host, port, lingering_time=1.0) as bound:
+        yield bound

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..http import serve_app
 from . import api, control
 from .dialer import Dialer
 from .state import SandboxState
@@ -66,15 +67,9 @@ async def serve(
     """Run the sandbox on host:port (0: a free port) for the duration of the block."""
     app = create_app(state)
     # handler_cancellation: a request that never answers ends when its client goes away
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound = runner.addresses[0][1]
+    async with serve_app(app, host, port, handler_cancellation=True) as bound:
         url = f"http://{host}:{bound}"
         yield Sandbox(url, bound, app[api.STATE_KEY], app[api.DIALER_KEY])
-    finally:
-        await runner.cleanup()
 
 
 def serve_forever(host: str, port: int, state: SandboxState) -> None:

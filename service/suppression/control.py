@@ -6,11 +6,10 @@ import asyncio
 import time
 from datetime import datetime
 
-from ..amqp.headers import RETRIES_HEADER
 from ..errors import AutocallError, StoreUnavailable
 from ..events import Event
 from ..metrics import Metrics
-from ..pipeline.actions import Action, Delay, Publish
+from ..pipeline.actions import Action, Publish
 from ..pipeline.outcomes import Outcome
 from ..pipeline.retry import Retry
 from ..store import Store
@@ -48,11 +47,8 @@ class Control:
 
     def _later(self, event: Event, exc: StoreUnavailable, retries: int, now: datetime) -> Action:
         """Through the retry delays, like a call the store kept from being made."""
-        if retries >= len(self._retry.delays):
-            return Publish(Outcome.failed(event.identity, exc, now))
-        delay_ms = max(1, int(self._retry.delays[retries] * self._retry.jitter() * 1000))
-        queue = self._retry.queues[retries]
-        return Delay(queue, delay_ms, exc.code, event, {RETRIES_HEADER: retries + 1}, retry=True)
+        later = self._retry.later(exc.code, event, retries)
+        return later if later is not None else Publish(Outcome.failed(event.identity, exc, now))
 
     def _gauge(self) -> float:
         """The size as last read; reads it again in the background when that is old (on a
