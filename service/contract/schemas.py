@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
 from ..accounts.models import NAME_PATTERN as ACCOUNT_NAME
@@ -16,11 +16,10 @@ from ..pipeline.outcomes import Status
 from ..suppression.schema import ControlEvent
 from ..templates import TemplatesFile
 from . import asyncapi
+from .decision import Decision
+from .identity import EventIdentity, LocalTime
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-# `format: date-time` only annotates by default; the pattern makes "with an offset" checkable.
-_OFFSET_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
-LocalTime = Annotated[AwareDatetime, Field(json_schema_extra={"pattern": _OFFSET_TIME})]
 
 
 class CloudEvent(BaseModel):
@@ -49,15 +48,6 @@ class CloudEvent(BaseModel):
         description="Base64 payload, read when `data` is absent; JSON inside is parsed.",
         json_schema_extra={"contentEncoding": "base64"},
     )
-
-
-class EventIdentity(BaseModel):
-    """The event an outcome or decision is about; `type` is null if it could not be decoded."""
-
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    type: str | None
-    source: str | None
 
 
 class FailoverHop(BaseModel):
@@ -125,80 +115,6 @@ class OutcomeEvent(BaseModel):
     failover: list[FailoverHop] | None = Field(
         None, description="The accounts left on the way to `account`, in order; present with it."
     )
-
-
-class ProviderRequest(BaseModel):
-    """The request the call would send: everything in the JSON body (CONTRACT.md §5)."""
-
-    model_config = ConfigDict(extra="forbid")
-    method: Literal["POST"]
-    path: Literal["/api/auto_call/execute_by_phone", "/api/auto_call/execute_by_extension"]
-    body: dict[str, Any] = Field(
-        alias="json",
-        description="The JSON body, as sent: template_dialplans, variables, and phone_number_list "
-        "(with name, voice, speed, cid, num_retry, … when set) or extensions and cid.",
-    )
-
-
-class DecisionError(BaseModel):
-    """Why the event would fail: the outcome's code and message (`render` omits `retryable`)."""
-
-    model_config = ConfigDict(extra="forbid")
-    code: str = Field(examples=["invalid_phone", "template_error", "expired"])
-    message: str
-
-
-class CallDecision(BaseModel):
-    """Call the provider."""
-
-    model_config = ConfigDict(extra="forbid")
-    decision: Literal["call"]
-    template: str
-    event: EventIdentity
-    request: ProviderRequest
-    tts_chars: int = Field(ge=0, le=300, description="TTS characters of the `say` texts.")
-    idempotency_key: str
-    account: str | None = Field(
-        None, description="The account that would call, when the template sets `account:`."
-    )
-
-
-class SkipDecision(BaseModel):
-    """No call: no template's `event` matched, or no `when` held."""
-
-    model_config = ConfigDict(extra="forbid")
-    decision: Literal["skip"]
-    reason: Literal["no_template", "condition_false", "suppressed", "phone_limit"] = Field(
-        description="`suppressed` and `phone_limit` only when AUTOCALL_STORE_URL names a shared "
-        "store to ask (redis://…)."
-    )
-    event: EventIdentity
-
-
-class FailDecision(BaseModel):
-    """No call: the event fails; `template` is null before one is chosen."""
-
-    model_config = ConfigDict(extra="forbid")
-    decision: Literal["fail"]
-    template: str | None
-    error: DecisionError
-    event: EventIdentity
-
-
-class DeferDecision(BaseModel):
-    """Not now: outside the template's call window, the event waits until it opens."""
-
-    model_config = ConfigDict(extra="forbid")
-    decision: Literal["defer"]
-    template: str
-    until: LocalTime
-    reason: Literal["call_window"]
-    event: EventIdentity
-
-
-Decision = Annotated[
-    CallDecision | SkipDecision | FailDecision | DeferDecision, Field(discriminator="decision")
-]
 
 
 class ResultEvent(BaseModel):
