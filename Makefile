@@ -11,12 +11,12 @@ DEV_WEBHOOK_TOKEN ?= dev-webhook-token-for-make-run-only-0000
 export AUTOCALL_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export AUTOCALL_REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint unit faults bench bench-smoke chart-check schemas image clean
+.PHONY: run test lint unit faults bench bench-smoke chart-check schemas image docs clean
 
 $(BIN)/autocall-bridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,docs]'
 	@touch $@
 
 ## make run: the service with the example templates against the built-in sandbox provider,
@@ -65,5 +65,9 @@ schemas: $(BIN)/autocall-bridge
 image:
 	../shared/tools/image-check .
 
+## make docs: the documentation site, docs/ and the pages it publishes from the repository, into site/
+docs: $(BIN)/autocall-bridge
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site
