@@ -69,6 +69,12 @@ class Metrics:
             for reason in PAUSE_REASONS:
                 self.account_held.labels(account, reason).set(0)
 
+    def routes(self, pairs: set[tuple[str, str]]) -> None:
+        """Start each failover route's series at 0: (the account left, the next one)."""
+        for left, to in sorted(pairs):
+            for code in sorted(FAILOVER_CODES):
+                self.failovers.labels(left, to, code)
+
     def _account_metrics(self, r: CollectorRegistry) -> None:
         self.account_held = Gauge(
             "autocall_account_held",

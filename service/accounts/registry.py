@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,6 +116,8 @@ def open_registry(
 ) -> Registry:
     """A client and a budget for every account, over one HTTP session."""
     metrics.accounts(list(accounts.specs))
+    chains = [accounts.chain(name) for name in accounts.specs]
+    metrics.routes({pair for chain in chains for pair in itertools.pairwise(chain)})
     live = {}
     for spec in accounts:
         client = _client(spec, settings, session, metrics.for_account(spec.name))
