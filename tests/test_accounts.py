@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,10 @@ import pytest
 import yaml
 
 from service.accounts import check, load
+from service.cli.main import main
 from service.errors import ConfigError
 from service.settings import Settings
-from tests.conftest import templates_of
+from tests.conftest import EXAMPLES, templates_of
 
 OMICALL = {"provider": "omicall", "base_url": "http://127.0.0.1:1", "api_key": "key-of-a"}
 STRINGEE = {
@@ -200,3 +202,70 @@ def test_without_a_file_a_template_may_not_name_another_account() -> None:
     text = TEMPLATES.split("  - name: chosen", maxsplit=1)[0]
 
     assert check(accounts, templates_of(text)) == ["fixed: account: no such account: shop-a"]
+
+
+def test_the_example_accounts_file_is_valid_with_the_example_templates(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("OMICALL_API_KEY", "STRINGEE_KEY_SID", "STRINGEE_KEY_SECRET"):
+        monkeypatch.setenv(f"DEMO_{name}", "demo")
+    monkeypatch.setenv("DEMO_STRINGEE_SIGNING_SECRET", "demo")
+    monkeypatch.setenv("AUTOCALL_WEBHOOK_PUBLIC_URL", "http://127.0.0.1:8081")
+
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "check",
+                str(EXAMPLES / "templates.yaml"),
+                "--accounts",
+                str(EXAMPLES / "accounts.yaml"),
+            ]
+        )
+
+    assert exit_.value.code == 0
+    assert "examples/accounts.yaml: 2 accounts, all valid" in capsys.readouterr().out
+
+
+def test_check_fails_on_a_bad_accounts_file_with_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(
+        yaml.safe_dump({"accounts": {"shop-a": OMICALL}, "failover": {"shop-a": ["nope"]}})
+    )
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(EXAMPLES / "templates.yaml"), "--accounts", str(path)])
+
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: failover.shop-a[0]: no such account: nope",
+    ]
+
+
+def test_check_refuses_a_template_whose_account_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(yaml.safe_dump({"accounts": {"shop-a": OMICALL}}))
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(EXAMPLES / "templates.yaml"), "--accounts", str(path)])
+
+    assert exit_.value.code == 2
+    assert "order_confirmation: account: no such account: default" in capsys.readouterr().err
+
+
+def test_render_shows_the_account_a_template_chooses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    templates = tmp_path / "templates.yaml"
+    templates.write_text(TEMPLATES)
+    event = tmp_path / "event.json"
+    event.write_text('{"shop": "shop-b", "phone": "0912345678"}')
+
+    with pytest.raises(SystemExit):
+        main(["render", str(templates), str(event), "--type", "order.paid"])
+
+    decision = json.loads(capsys.readouterr().out)
+    assert (decision["decision"], decision["account"]) == ("call", "shop-b")

@@ -308,3 +308,15 @@ async def test_an_account_s_caller_line_is_used_when_the_template_sets_none() ->
     await r.call(call_to())
 
     assert client.requests[0].json["cid"] == "842899959300"
+
+
+async def test_another_provider_s_balance_code_fails_over_and_holds() -> None:
+    r = rig(
+        Client("shop-a", BalanceTooLow("not enough money", code="stringee_8")), Client("shop-b")
+    )
+
+    outcome = await r.call(call_to())
+
+    assert isinstance(outcome, Outcome) and outcome.account == "shop-b"
+    assert outcome.failover == [{"account": "shop-a", "code": "stringee_8"}]
+    assert r.caller.holds.reason("shop-a") == "stringee_8"

@@ -11,6 +11,7 @@ from ..errors import (
     THROTTLED_CODE,
     UNAVAILABLE_CODE,
     AutocallError,
+    BalanceTooLow,
     OutcomeUnknown,
     ProviderError,
     ProviderUnavailable,
@@ -71,7 +72,7 @@ def failover_code(error: AutocallError) -> str | None:
     after sending, a refused number or a request error would be the same on any account."""
     if isinstance(error, OutcomeUnknown):
         return None
-    if error.code in ACCOUNT_CODES or error.code == THROTTLED_CODE:
+    if holds_account(error) or error.code == THROTTLED_CODE:
         return error.code
     if isinstance(error, ProviderUnavailable):
         # Until 429 has its own leaf: the client words it "HTTP 429: …".
@@ -80,5 +81,6 @@ def failover_code(error: AutocallError) -> str | None:
 
 
 def holds_account(error: AutocallError) -> bool:
-    """Whether `error` says the account itself cannot call (held while it lasts)."""
-    return error.code in ACCOUNT_CODES
+    """Whether `error` says the account itself cannot call (held while it lasts): §12's account
+    codes, and any provider's balance code (Stringee's `stringee_8`)."""
+    return error.code in ACCOUNT_CODES or isinstance(error, BalanceTooLow)
