@@ -30,7 +30,6 @@ from .pipeline.consumer import Consumer
 from .pipeline.hold import Hold
 from .pipeline.holds import AccountHolds
 from .pipeline.pace import Pace
-from .provider.omicall.history import Api
 from .provider.session import provider_session
 from .results import runtime as results
 from .settings import Settings
@@ -108,7 +107,7 @@ class Service:
         registry = await self._open_accounts(stack, store)
         connection = await self._open_broker(stack)
         topology = await self._declare(connection)
-        self.results = await self._open_results(stack, store, registry.omicall(), connection)
+        self.results = await self._open_results(stack, store, registry, connection)
         caller = Caller(
             store,
             None,
@@ -158,7 +157,7 @@ class Service:
         self,
         stack: AsyncExitStack,
         store: Store,
-        provider: Api | None,
+        registry: Registry,
         connection: AbstractRobustConnection,
     ) -> results.ResultSide:
         """The result side (it publishes on our publisher), closed with the stack."""
@@ -168,7 +167,8 @@ class Service:
                 self.templates,
                 store=store,
                 registry=self.metrics.registry,
-                api=provider,
+                api=registry.omicall(),
+                accounts=registry.omicall_clients(),
                 publisher=self.publisher,
                 connection=connection,
                 clock=lambda: self.clock().timestamp(),

@@ -98,6 +98,12 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._live)
 
+    def omicall_clients(self) -> dict[str, Any]:
+        """Each OMICall account's client (its call history), when there are several accounts."""
+        if not self.many:
+            return {}
+        return {live.name: live.client for live in self if live.provider == "omicall"}
+
     def omicall(self) -> Any:
         """The client the result side's history lookups use: `default`'s, else the first
         OMICall account's; None when no account uses OMICall."""

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from ..errors import AutocallError, StoreUnavailable
@@ -36,10 +36,14 @@ class Poller:
         interval: float,
         timeout: float,
         clock: Callable[[], float] = time.time,
+        by_account: Mapping[str, History] | None = None,
     ) -> None:
         self._results = results
         self._store = results.store
         self._history = history
+        # each account's own history for its calls (several OMICall accounts); `history` for
+        # the calls of an account without one here (and those kept before accounts existed)
+        self._by_account = dict(by_account or {})
         self.interval = interval
         self._timeout = timeout
         self._clock = clock
@@ -89,16 +93,26 @@ class Poller:
         unknown = await self._store.unknown_calls()
         if not calls and not unknown:
             return
-        now = self._clock()
-        start = min(call.accepted_at for call in [*calls, *unknown]) - SKEW
-        phones = sorted({call.phone for call in [*calls, *unknown]})
+        by_history: dict[History, list[OpenCall]] = {}
+        for call in [*calls, *unknown]:
+            history = self._by_account.get(call.account or "", self._history)
+            by_history.setdefault(history, []).append(call)
+        for history, theirs in by_history.items():
+            await self._search(history, theirs, unknown)
+
+    async def _search(
+        self, history: History, calls: list[OpenCall], unknown: list[OpenCall]
+    ) -> None:
+        """Search one account's history for `calls`, by phone, since the oldest of them."""
+        start = min(call.accepted_at for call in calls) - SKEW
+        phones = sorted({call.phone for call in calls})
         for first in range(0, len(phones), PHONES_PER_SEARCH):
             query = {
                 "fromDate": int(start * 1000),
-                "toDate": int(now * 1000),
+                "toDate": int(self._clock() * 1000),
                 "phoneNumbers": phones[first : first + PHONES_PER_SEARCH],
             }
-            async for item in self._history.search(query):
+            async for item in history.search(query):
                 record = parse(item)
                 if isinstance(record, CallRecord) and record.autocall_id:
                     await self._take(record, unknown)

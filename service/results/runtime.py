@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -51,6 +51,7 @@ async def start(
     registry: CollectorRegistry,
     api: Api | None,
     publisher: Publishes,
+    accounts: Mapping[str, Api] | None = None,
     connection: AbstractRobustConnection | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[ResultSide]:
@@ -64,7 +65,10 @@ async def start(
         matcher = Matcher(results_store, history)
         results = Results(results_store, matcher, publisher, metrics, choices_of(templates))
         port = await _listen(stack, settings, results)
-        poller = _poll(stack, settings, results, history, clock)
+        own = {name: History(one, metrics) for name, one in (accounts or {}).items()}
+        for each in own.values():
+            stack.push_async_callback(each.close)
+        poller = _poll(stack, settings, results, history, clock, by_account=own)
         log.info(
             "call results: webhook %s, polling %s",
             f"on port {port}" if port else "off",
@@ -101,12 +105,16 @@ def _poll(
     results: Results,
     history: History | None,
     clock: Callable[[], float],
+    *,
+    by_account: Mapping[str, History],
 ) -> Poller | None:
     """The reconciliation poller, running, when on."""
     if settings.result_poll_interval <= 0:
         return None
     interval, timeout = settings.result_poll_interval, settings.result_timeout
-    poller = Poller(results, history, interval=interval, timeout=timeout, clock=clock)
+    poller = Poller(
+        results, history, interval=interval, timeout=timeout, clock=clock, by_account=by_account
+    )
     stack.push_async_callback(cancel, asyncio.create_task(poller.run(), name="poller"))
     return poller
 

@@ -1,0 +1,44 @@
+"""Results by account: each OMICall account's call history searched for its own calls, and the
+results labelled with the account that took the call."""
+
+from __future__ import annotations
+
+import orjson
+
+from service.provider.omicall.history import History
+from service.results.poller import Poller
+from tests.test_results_flow import FakeApi, Rig, item
+from tests.test_results_store import open_call
+
+
+async def test_each_account_s_calls_are_searched_in_its_own_history() -> None:
+    rig = Rig([item("ac-a", destination_number="0912345678")])
+    other = FakeApi([item("ac-b", transaction_id="tx-b", destination_number="0987654321")])
+    poller = Poller(
+        rig.results,
+        rig.history,
+        interval=60,
+        timeout=3600,
+        clock=lambda: rig.now,
+        by_account={"shop-b": History(other, rig.metrics, batch_wait=0.01)},
+    )
+    await rig.store.record(open_call("ac-a", num_retry=0))  # before accounts: default's history
+    await rig.store.record(open_call("ac-b", phone="0987654321", num_retry=0, account="shop-b"))
+
+    assert await poller.tick()
+
+    assert [query["phoneNumbers"] for _, query in rig.api.requests] == [["0912345678"]]
+    assert [query["phoneNumbers"] for _, query in other.requests] == [["0987654321"]]
+    bodies = {body["autocall_id"]: body for _, body, _ in rig.publisher.published}
+    assert set(bodies) == {"ac-a", "ac-b"}
+    assert bodies["ac-b"]["account"] == "shop-b" and "account" not in bodies["ac-a"]
+    labels = {"result": "answered", "template": "cod", "final": "true"}
+    assert rig.registry_value("autocall_call_results_total", labels | {"account": "shop-b"}) == 1
+    assert rig.registry_value("autocall_call_results_total", labels) == 1  # default
+
+
+async def test_a_call_keeps_its_account_in_the_store() -> None:
+    call = open_call("ac-b", account="shop-b")
+
+    assert orjson.loads(call.dumps())["account"] == "shop-b"
+    assert type(call).loads(call.dumps()) == call
