@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ import orjson
 import pytest
 import yaml
 
+from service.app import Service
 from service.sandbox import Sandbox, serve
 from service.settings import Settings
 
-from .conftest import Broker, MakeSettings, StartService, templates_of
+from .conftest import Broker, MakeSettings, Outcomes, StartService, templates_of
 from .helpers import configure, metric, wait_for
 
 pytestmark = pytest.mark.integration
@@ -52,6 +54,54 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Two:
+    """Two OMICall accounts, each on its own sandbox: shop-a on `a`, shop-b on `b`."""
+
+    make_settings: MakeSettings
+    broker: Broker
+    start_service: StartService
+    a: Sandbox
+    b: Sandbox
+    tmp_path: Path
+
+    async def start(
+        self,
+        failover: dict[str, list[str]] | None = None,
+        urls: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> tuple[Settings, Outcomes, Service]:
+        urls = urls or {"shop-a": self.a.url, "shop-b": self.b.url}
+        config = accounts_settings(self.make_settings, self.tmp_path, urls, failover, **overrides)
+        outcomes = await self.broker.outcomes(config)
+        service = await self.start_service(config, templates_of(TEMPLATES))
+        return config, outcomes, service
+
+    async def one(
+        self, shop: str, code: str, failover: dict[str, list[str]] | None = None, **kw: Any
+    ) -> tuple[dict[str, Any], Service]:
+        """The outcome of one order of `shop`."""
+        config, outcomes, service = await self.start(failover, **kw)
+        await self.broker.publish(config, order(shop, code), "order.created")
+        [body] = await outcomes.wait(1)
+        return body, service
+
+
+@pytest.fixture
+def two(
+    make_settings: MakeSettings,
+    broker: Broker,
+    start_service: StartService,
+    sandbox: Sandbox,
+    other: Sandbox,
+    tmp_path: Path,
+) -> Two:
+    return Two(make_settings, broker, start_service, sandbox, other, tmp_path)
+
+
+BACKUP = {"shop-a": ["shop-b"]}
+
+
 def accounts_settings(
     make_settings: MakeSettings,
     tmp_path: Path,
@@ -68,21 +118,10 @@ def accounts_settings(
     return make_settings(accounts_file=path, **overrides)
 
 
-async def test_events_go_out_through_their_template_s_account(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    sandbox: Sandbox,
-    other: Sandbox,
-    tmp_path: Path,
-) -> None:
-    config = accounts_settings(
-        make_settings, tmp_path, {"shop-a": sandbox.url, "shop-b": other.url}
-    )
-    outcomes = await broker.outcomes(config)
-    service = await start_service(config, templates_of(TEMPLATES))
+async def test_events_go_out_through_their_template_s_account(two: Two) -> None:
+    config, outcomes, service = await two.start()
     for shop, code in [("shop-a", "A1"), ("shop-b", "B1"), ("shop-a", "A2")]:
-        await broker.publish(config, order(shop, code), "order.created")
+        await two.broker.publish(config, order(shop, code), "order.created")
 
     bodies = await outcomes.wait(3)
 
@@ -93,7 +132,7 @@ async def test_events_go_out_through_their_template_s_account(
         "order:A2": ("accepted", "shop-a"),
     }
     assert all(body["provider"] == "omicall" and body["failover"] == [] for body in bodies)
-    assert len(sandbox.state.calls) == 2 and len(other.state.calls) == 1
+    assert len(two.a.state.calls) == 2 and len(two.b.state.calls) == 1
     accepted = {"status": "accepted", "template": "confirm"}
     assert metric(service, "autocall_outcomes_total", **accepted, account="shop-a") == 2
     assert metric(service, "autocall_outcomes_total", **accepted, account="shop-b") == 1
@@ -101,41 +140,28 @@ async def test_events_go_out_through_their_template_s_account(
     assert metric(service, "autocall_api_requests_total", **ok, account="shop-b") == 1
 
 
-async def test_a_held_account_holds_only_its_own_events(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    sandbox: Sandbox,
-    other: Sandbox,
-    tmp_path: Path,
-) -> None:
-    await configure(sandbox, {"balance": 0})
-    urls = {"shop-a": sandbox.url, "shop-b": other.url}
-    config = accounts_settings(make_settings, tmp_path, urls)
-    outcomes = await broker.outcomes(config)
-    service = await start_service(config, templates_of(TEMPLATES))
+async def test_a_held_account_holds_only_its_own_events(two: Two) -> None:
+    await configure(two.a, {"balance": 0})
+    config, outcomes, service = await two.start()
     for n in range(3):
-        await broker.publish(config, order("shop-a", f"A{n}"), "order.created")
+        await two.broker.publish(config, order("shop-a", f"A{n}"), "order.created")
     held = {"account": "shop-a", "reason": "balance_is_not_enough"}
     await wait_for(lambda: metric(service, "autocall_account_held", **held) == 1)
 
     for n in range(3):  # shop-b keeps calling while shop-a is held
-        await broker.publish(config, order("shop-b", f"B{n}"), "order.created")
+        await two.broker.publish(config, order("shop-b", f"B{n}"), "order.created")
     first = await outcomes.wait(3)
     assert [(body["account"], body["status"]) for body in first] == [("shop-b", "accepted")] * 3
     assert metric(service, "autocall_consumer_paused", reason="balance_is_not_enough") == 0
 
-    await configure(sandbox, {"balance": 1_000_000})  # topped up: a probe gets through
+    await configure(two.a, {"balance": 1_000_000})  # topped up: a probe gets through
     bodies = await outcomes.wait(6)
 
-    assert sorted(body["idempotency_key"] for body in bodies[3:]) == [
-        "order:A0",
-        "order:A1",
-        "order:A2",
-    ]
+    keys = sorted(body["idempotency_key"] for body in bodies[3:])
+    assert keys == ["order:A0", "order:A1", "order:A2"]
     assert {body["account"] for body in bodies[3:]} == {"shop-a"}
     await wait_for(lambda: metric(service, "autocall_account_held", **held) == 0)
-    assert len(sandbox.state.calls) == 3 and len(other.state.calls) == 3
+    assert len(two.a.state.calls) == 3 and len(two.b.state.calls) == 3
     assert metric(service, "autocall_balance_failures_total", account="shop-a") >= 1
     assert metric(service, "autocall_balance_failures_total", account="shop-b") == 0
 
@@ -150,112 +176,53 @@ async def test_a_held_account_holds_only_its_own_events(
     ],
 )
 async def test_fails_over_to_the_next_account_when_no_call_was_placed(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    sandbox: Sandbox,
-    other: Sandbox,
-    tmp_path: Path,
-    change: dict[str, Any],
-    code: str,
+    two: Two, change: dict[str, Any], code: str
 ) -> None:
-    await configure(sandbox, change)
-    urls = {"shop-a": sandbox.url, "shop-b": other.url}
-    config = accounts_settings(make_settings, tmp_path, urls, {"shop-a": ["shop-b"]})
-    outcomes = await broker.outcomes(config)
-    service = await start_service(config, templates_of(TEMPLATES))
-    await broker.publish(config, order("shop-a", "F1"), "order.created")
+    await configure(two.a, change)
 
-    [body] = await outcomes.wait(1)
+    body, service = await two.one("shop-a", "F1", BACKUP)
 
     assert body["status"] == "accepted"
     assert (body["account"], body["provider"]) == ("shop-b", "omicall")
     assert body["failover"] == [{"account": "shop-a", "code": code}]
-    assert sandbox.state.calls == [] and len(other.state.calls) == 1
-    assert body["autocall_id"] == other.state.calls[0].autocall_id
+    assert two.a.state.calls == [] and len(two.b.state.calls) == 1
+    assert body["autocall_id"] == two.b.state.calls[0].autocall_id
     failover = {"from": "shop-a", "to": "shop-b", "code": code}
     assert metric(service, "autocall_failovers_total", **failover) == 1
 
 
-async def test_fails_over_when_the_first_provider_refuses_the_connection(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    other: Sandbox,
-    tmp_path: Path,
-) -> None:
-    urls = {"shop-a": f"http://127.0.0.1:{closed_port()}", "shop-b": other.url}
-    config = accounts_settings(make_settings, tmp_path, urls, {"shop-a": ["shop-b"]})
-    outcomes = await broker.outcomes(config)
-    await start_service(config, templates_of(TEMPLATES))
-    await broker.publish(config, order("shop-a", "C1"), "order.created")
+async def test_fails_over_when_the_first_provider_refuses_the_connection(two: Two) -> None:
+    urls = {"shop-a": f"http://127.0.0.1:{closed_port()}", "shop-b": two.b.url}
 
-    [body] = await outcomes.wait(1)
+    body, _ = await two.one("shop-a", "C1", BACKUP, urls=urls)
 
     assert (body["status"], body["account"]) == ("accepted", "shop-b")
     assert body["failover"] == [{"account": "shop-a", "code": "provider_unavailable"}]
 
 
-async def test_never_fails_over_after_a_time_out_once_the_request_was_sent(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    sandbox: Sandbox,
-    other: Sandbox,
-    tmp_path: Path,
-) -> None:
-    await configure(sandbox, {"faults": ["accept_then_hang"]})
-    urls = {"shop-a": sandbox.url, "shop-b": other.url}
-    config = accounts_settings(
-        make_settings, tmp_path, urls, {"shop-a": ["shop-b"]}, api_timeout="300ms"
-    )
-    outcomes = await broker.outcomes(config)
-    await start_service(config, templates_of(TEMPLATES))
-    await broker.publish(config, order("shop-a", "T1"), "order.created")
+async def test_never_fails_over_after_a_time_out_once_the_request_was_sent(two: Two) -> None:
+    await configure(two.a, {"faults": ["accept_then_hang"]})
 
-    [body] = await outcomes.wait(1)
+    body, _ = await two.one("shop-a", "T1", BACKUP, api_timeout="300ms")
 
     assert body["status"] == "failed" and body["error"]["code"] == "outcome_unknown"
     assert (body["account"], body["failover"]) == ("shop-a", [])
-    assert len(sandbox.state.calls) == 1  # the call went out once, and only there
-    assert other.state.calls == []
+    assert len(two.a.state.calls) == 1  # the call went out once, and only there
+    assert two.b.state.calls == []
 
 
-async def test_never_fails_over_when_the_provider_refuses_the_request(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    sandbox: Sandbox,
-    other: Sandbox,
-    tmp_path: Path,
-) -> None:
-    await configure(sandbox, {"session_limit": 5})  # the provider refuses this request
-    urls = {"shop-a": sandbox.url, "shop-b": other.url}
-    config = accounts_settings(make_settings, tmp_path, urls, {"shop-a": ["shop-b"]})
-    outcomes = await broker.outcomes(config)
-    await start_service(config, templates_of(TEMPLATES))
-    await broker.publish(config, order("shop-a", "R1"), "order.created")
+async def test_never_fails_over_when_the_provider_refuses_the_request(two: Two) -> None:
+    await configure(two.a, {"session_limit": 5})  # the provider refuses this request
 
-    [body] = await outcomes.wait(1)
+    body, _ = await two.one("shop-a", "R1", BACKUP)
 
     assert body["status"] == "failed" and body["error"]["code"] == "limit_word_session"
     assert (body["account"], body["failover"]) == ("shop-a", [])
-    assert other.state.calls == []
+    assert two.b.state.calls == []
 
 
-async def test_an_event_whose_account_does_not_exist_fails(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    sandbox: Sandbox,
-    tmp_path: Path,
-) -> None:
-    config = accounts_settings(make_settings, tmp_path, {"shop-a": sandbox.url})
-    outcomes = await broker.outcomes(config)
-    await start_service(config, templates_of(TEMPLATES))
-    await broker.publish(config, order("shop-zz", "U1"), "order.created")
-
-    [body] = await outcomes.wait(1)
+async def test_an_event_whose_account_does_not_exist_fails(two: Two) -> None:
+    body, _ = await two.one("shop-zz", "U1")
 
     assert body["status"] == "failed"
     assert body["error"] == {
@@ -263,6 +230,6 @@ async def test_an_event_whose_account_does_not_exist_fails(
         "message": "no account 'shop-zz' in the accounts file",
         "retryable": False,
     }
-    assert sandbox.state.calls == []
-    [dead] = await broker.drain(f"{config.queue}.dead")
-    assert dead.headers["x-autocall-reason"] == "unknown_account"
+    assert two.a.state.calls == [] and two.b.state.calls == []
+    dead = await two.broker.drain(f"{two.make_settings().queue}.dead")
+    assert [message.headers["x-autocall-reason"] for message in dead] == ["unknown_account"]
