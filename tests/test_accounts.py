@@ -204,55 +204,44 @@ def test_without_a_file_a_template_may_not_name_another_account() -> None:
     assert check(accounts, templates_of(text)) == ["fixed: account: no such account: shop-a"]
 
 
+def check_command(accounts: Path | dict[str, Any], tmp_path: Path) -> int:
+    """`check examples/templates.yaml --accounts FILE`'s exit code (a dict: written to FILE)."""
+    if isinstance(accounts, dict):
+        path = tmp_path / "accounts.yaml"
+        path.write_text(yaml.safe_dump(accounts))
+        accounts = path
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(EXAMPLES / "templates.yaml"), "--accounts", str(accounts)])
+    return int(exit_.value.code or 0)
+
+
 def test_the_example_accounts_file_is_valid_with_the_example_templates(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     for name in ("OMICALL_API_KEY", "STRINGEE_KEY_SID", "STRINGEE_KEY_SECRET"):
         monkeypatch.setenv(f"DEMO_{name}", "demo")
     monkeypatch.setenv("DEMO_STRINGEE_SIGNING_SECRET", "demo")
     monkeypatch.setenv("AUTOCALL_WEBHOOK_PUBLIC_URL", "http://127.0.0.1:8081")
 
-    with pytest.raises(SystemExit) as exit_:
-        main(
-            [
-                "check",
-                str(EXAMPLES / "templates.yaml"),
-                "--accounts",
-                str(EXAMPLES / "accounts.yaml"),
-            ]
-        )
-
-    assert exit_.value.code == 0
+    assert check_command(EXAMPLES / "accounts.yaml", tmp_path) == 0
     assert "examples/accounts.yaml: 2 accounts, all valid" in capsys.readouterr().out
 
 
 def test_check_fails_on_a_bad_accounts_file_with_one_line_each(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "accounts.yaml"
-    path.write_text(
-        yaml.safe_dump({"accounts": {"shop-a": OMICALL}, "failover": {"shop-a": ["nope"]}})
-    )
+    document = {"accounts": {"shop-a": OMICALL}, "failover": {"shop-a": ["nope"]}}
 
-    with pytest.raises(SystemExit) as exit_:
-        main(["check", str(EXAMPLES / "templates.yaml"), "--accounts", str(path)])
-
-    assert exit_.value.code == 2
+    assert check_command(document, tmp_path) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"{path}: failover.shop-a[0]: no such account: nope",
+        f"{tmp_path / 'accounts.yaml'}: failover.shop-a[0]: no such account: nope",
     ]
 
 
 def test_check_refuses_a_template_whose_account_does_not_exist(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "accounts.yaml"
-    path.write_text(yaml.safe_dump({"accounts": {"shop-a": OMICALL}}))
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["check", str(EXAMPLES / "templates.yaml"), "--accounts", str(path)])
-
-    assert exit_.value.code == 2
+    assert check_command({"accounts": {"shop-a": OMICALL}}, tmp_path) == 2
     assert "order_confirmation: account: no such account: default" in capsys.readouterr().err
 
 
