@@ -119,6 +119,11 @@ class Metrics:
             ["code", "account"],
             registry=r,
         )
+        self.throttled = Counter(
+            "autocall_provider_throttled",
+            "Answers of HTTP 429 or rate_limit_exceeded: the next requests wait",
+            registry=r,
+        )
         self.balance_failures = Counter(
             "autocall_balance_failures", "balance_is_not_enough answers", ["account"], registry=r
         )

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from service.errors import OutcomeUnknown, ProviderUnavailable, StoreUnavailable
+from service.errors import (
+    DoNotCall,
+    OutcomeUnknown,
+    ProviderUnavailable,
+    StoreUnavailable,
+    Throttled,
+)
 from service.metrics import Metrics
 from service.pipeline.budget import Budget
 from service.pipeline.caller import Caller, NotCalled
@@ -117,3 +124,41 @@ async def test_a_suppressed_number_is_skipped_without_a_call() -> None:
     assert isinstance(outcome, Outcome)
     assert (outcome.status, outcome.reason) == ("skipped", State.SUPPRESSED.value)
     assert provider.requests == []
+
+
+async def test_do_not_call_is_skipped_and_suppresses_the_number() -> None:
+    store, call = MemoryStore(3600), call_of()
+    provider = Provider([DoNotCall("on the provider's list")])
+    caller = caller_of(provider, store)
+    outcome = await caller.call(call, 0)
+    assert isinstance(outcome, Outcome)
+    assert (outcome.status, outcome.reason, outcome.attempts) == ("skipped", "do_not_call", 1)
+    [entry] = await store.suppressions()
+    assert (entry.phone, entry.reason, entry.until) == (call.customer, "provider_do_not_call", None)
+    again = await caller.call(of_event(call, "e-2"), 0)  # the key was released: a new event
+    assert isinstance(again, Outcome) and again.reason == State.SUPPRESSED.value
+    assert len(provider.requests) == 1
+
+
+async def test_do_not_call_is_skipped_even_when_the_list_cannot_be_written() -> None:
+    class Away(MemoryStore):
+        async def suppress(self, entry: Suppression) -> None:
+            raise StoreUnavailable("no master")
+
+    provider = Provider([DoNotCall("on the provider's list")])
+    outcome = await caller_of(provider, Away(3600)).call(call_of(), 0)
+    assert isinstance(outcome, Outcome) and outcome.reason == "do_not_call"
+
+
+async def test_a_throttle_slows_the_next_call_down() -> None:
+    provider = Provider([Throttled("429", retry_after=0.05)])
+    caller, call = caller_of(provider), call_of()
+    throttled = await caller.call(call, 0)
+    assert isinstance(throttled, NotCalled) and throttled.error.code == "rate_limit_exceeded"
+    assert caller.throttle.slowed
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    accepted = await caller.call(call, throttled.attempts)
+    assert loop.time() - started >= 0.05  # its Retry-After, waited before the key was claimed
+    assert isinstance(accepted, Outcome) and accepted.status == "accepted"
+    assert not caller.throttle.slowed

@@ -13,12 +13,16 @@ from service.accounts import Accounts, AccountSpec
 from service.accounts.registry import Live, Registry
 from service.errors import (
     ACCOUNT_CODES,
+    AccountRefused,
     AutocallError,
     BalanceTooLow,
+    DoNotCall,
+    NumberRefused,
     OutcomeUnknown,
     ProviderError,
     ProviderUnavailable,
     QuotaExceeded,
+    Throttled,
     Unauthorized,
 )
 from service.events import Message, decode
@@ -128,8 +132,9 @@ REASONS: list[tuple[AutocallError, str]] = [
         "provider_unavailable",
     ),
     (ProviderUnavailable("HTTP 503: Service Unavailable"), "provider_unavailable"),
-    (ProviderUnavailable("HTTP 429: Too Many Requests"), "rate_limit_exceeded"),
-    (ProviderError("throttled", code="rate_limit_exceeded"), "rate_limit_exceeded"),
+    (Throttled("HTTP 429: Too Many Requests", retry_after=2.0), "rate_limit_exceeded"),
+    (Throttled("rate_limit_exceeded"), "rate_limit_exceeded"),
+    (AccountRefused("disabled", code="tenant_disabled"), "tenant_disabled"),
     *[
         (ProviderError(code, code=code), code)
         for code in sorted(
@@ -156,8 +161,8 @@ async def test_fails_over_at_once_when_no_call_was_placed(error: AutocallError, 
 
 
 NEVER: list[AutocallError] = [
-    ProviderError("refused", code="invalid_phone_number"),
-    ProviderError("refused", code="number_call_out_invalid"),
+    NumberRefused("refused", code="invalid_phone_number"),
+    NumberRefused("refused", code="number_call_out_invalid"),
     ProviderError("bad request", code="data_is_required"),
     QuotaExceeded("too long", code="limit_word_session"),
     ProviderError("no code", code="provider_error"),
@@ -320,3 +325,15 @@ async def test_another_provider_s_balance_code_fails_over_and_holds() -> None:
     assert isinstance(outcome, Outcome) and outcome.account == "shop-b"
     assert outcome.failover == [{"account": "shop-a", "code": "stringee_8"}]
     assert r.caller.holds.reason("shop-a") == "stringee_8"
+
+
+async def test_the_provider_s_do_not_call_list_is_a_skip_on_any_account() -> None:
+    r = rig(Client("shop-a", DoNotCall("on its list", code="do_not_call")), Client("shop-b"))
+
+    outcome = await r.call(call_to())
+
+    assert isinstance(outcome, Outcome) and (outcome.status, outcome.reason) == (
+        "skipped",
+        "do_not_call",
+    )
+    assert r.clients["shop-b"].requests == []

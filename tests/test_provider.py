@@ -24,15 +24,16 @@ from service.errors import (
     ProviderError,
     ProviderUnavailable,
     QuotaExceeded,
+    Throttled,
     Unauthorized,
 )
 from service.metrics import Metrics
+from service.provider.omicall.answers import error_code
 from service.provider.omicall.client import (
     TOKEN_LIFETIME,
     TOKEN_MARGIN,
     Accepted,
     Provider,
-    error_code,
 )
 from service.render import EXTENSION_PATH, PHONE_PATH, Request
 from service.sandbox import Sandbox
@@ -493,7 +494,8 @@ async def test_free_text_is_not_a_code(
 
 
 @pytest.mark.parametrize(
-    ("fault", "text"), [("garbage", "<html>oops</html>"), ("nocode", '{"status_code": 1}')]
+    ("fault", "text"),
+    [("garbage", "HTTP 200: <html>oops</html>"), ("nocode", '{"status_code": 1}')],
 )
 async def test_answer_without_a_code_is_provider_error(
     sandbox: Sandbox,
@@ -530,10 +532,8 @@ async def test_not_json_4xx_is_provider_error(
 # --- transient failures and lost answers -----------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("fault", "result"), [("503", "http_5xx"), ("500", "http_5xx"), ("429", "http_other")]
-)
-async def test_http_5xx_and_429_are_provider_unavailable(
+@pytest.mark.parametrize(("fault", "result"), [("503", "http_5xx"), ("500", "http_5xx")])
+async def test_http_5xx_is_provider_unavailable(
     sandbox: Sandbox,
     session: aiohttp.ClientSession,
     make_provider: MakeProvider,
@@ -637,7 +637,7 @@ async def test_failed_token_request_is_provider_unavailable_and_repeatable(
         return token_answer()
 
     provider = make_provider(await serve(handler), timeout=SHORT)
-    error = await fails_with(ProviderUnavailable, provider)
+    error = await fails_with(Throttled if failure == "429" else ProviderUnavailable, provider)
 
     assert error.retryable
     assert recorder.paths() == ["/api/auth"]  # no call went out

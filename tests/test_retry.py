@@ -8,12 +8,15 @@ import pytest
 
 from service.amqp.headers import ATTEMPT_HEADER, RETRIES_HEADER
 from service.errors import (
+    AccountRefused,
     AutocallError,
     BalanceTooLow,
     InvalidPhone,
     ProviderUnavailable,
     QuotaExceeded,
     StoreUnavailable,
+    Throttled,
+    Unauthorized,
 )
 from service.pipeline.actions import Delay, Publish, PutBack
 from service.pipeline.retry import Retry, jitter
@@ -64,8 +67,8 @@ def test_exhaustion_holds_when_the_template_says_hold(error: AutocallError) -> N
     assert failed.outcome.code == error.code
 
 
-def test_other_quota_codes_never_hold() -> None:
-    error = QuotaExceeded("trial", code="limit_service")
+def test_the_per_call_quota_never_holds() -> None:
+    error = QuotaExceeded("300 characters", code="limit_word_session")
 
     action = POLICY.after(error, call_of("hold"), attempts=1, retries=0, now=NOW)
 
@@ -80,3 +83,31 @@ def test_the_delay_is_jittered_and_never_zero() -> None:
     assert isinstance(action, Delay)
     assert action.delay_ms == 1
     assert all(0.8 <= jitter() <= 1.2 for _ in range(100))
+
+
+def test_a_throttle_is_never_failed_past_the_last_tier_it_takes_the_last_again() -> None:
+    throttled = Throttled("429")
+
+    first = POLICY.after(throttled, call_of(), attempts=1, retries=0, now=NOW)
+    late = POLICY.after(throttled, call_of(), attempts=9, retries=8, now=NOW)
+
+    assert isinstance(first, Delay) and first.queue == "q.retry.1"
+    assert isinstance(late, Delay) and late.queue == "q.retry.2"
+    assert late.why == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AccountRefused("off", code="tenant_disabled"),
+        AccountRefused("key", code="auth_invalid"),
+        Unauthorized("refused"),
+        QuotaExceeded("trial", code="limit_service"),
+    ],
+)
+def test_account_codes_hold_like_the_balance(error: AutocallError) -> None:
+    held = POLICY.after(error, call_of("hold"), attempts=1, retries=0, now=NOW)
+    failed = POLICY.after(error, call_of("fail"), attempts=1, retries=0, now=NOW)
+
+    assert held == PutBack(error.code, holds=True)
+    assert isinstance(failed, Publish) and failed.outcome.code == error.code

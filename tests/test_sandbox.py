@@ -601,9 +601,14 @@ async def test_reset_restores_defaults_but_keeps_keys_and_tokens(api: Api) -> No
         "webhook_backoff": 0.2,
         "search_throttle": 0,
         "search_requests": {},
+        "throttle": 0,
+        "throttle_style": "429",
+        "retry_after": 0.0,
+        "account": "",
         "webhook_posts": {},
         "attempts": 0,
         "hooks": [],
+        "not_found": [],
     }
     assert (await api.call())[1]["status_code"] == 9999
     assert (await api.login("other-key"))[0] == 200

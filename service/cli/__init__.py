@@ -5,6 +5,7 @@ publish.py      publish: one event to the input exchange, confirmed
 webhook.py      webhook register | list | remove
 deadletters.py  dead-letters list | replay | purge
 suppress.py     suppress add | remove | list | import
+doctor.py       doctor: the account, webhooks, history, templates, broker and store, checked
 """
 
 from __future__ import annotations

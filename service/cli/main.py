@@ -1,4 +1,4 @@
-"""autocall-bridge run | check | render | sandbox | publish | webhook | schemas."""
+"""autocall-bridge run | check | render | sandbox | publish | webhook | doctor | schemas."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ..settings import load_settings
 from ..store import Guard, State, open_store
 from ..templates import Templates, load
 from ..templates.filters import LOCAL_TZ
-from . import deadletters, suppress
+from . import deadletters, doctor, suppress
 from .webhook import add_commands as add_webhook_commands
 
 USAGE_ERROR = 2
@@ -87,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_webhook_commands(commands)
 
-    deadletters.add_parser(commands)
-    suppress.add_parser(commands)
+    for module in (deadletters, suppress, doctor):
+        module.add_parser(commands)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas and AsyncAPI document")
     schemas.add_argument("directory", type=Path)

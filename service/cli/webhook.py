@@ -63,18 +63,8 @@ async def _with_provider(settings: Settings, action: Command, args: argparse.Nam
     from ..metrics import Metrics
     from ..provider.omicall.client import Provider
 
-    key, token = settings.api_key, settings.api_token
     async with aiohttp.ClientSession(trust_env=True) as session:
-        provider = Provider(
-            session,
-            settings.api_base_url,
-            Metrics(),
-            api_key=None if key is None else key.get_secret_value(),
-            token=None if token is None else token.get_secret_value(),
-            timeout=settings.api_timeout,
-            connect_timeout=settings.api_connect_timeout,
-        )
-        return await action(provider, args)
+        return await action(Provider.configured(session, settings, Metrics()), args)
 
 
 async def _register(provider: Provider, args: argparse.Namespace) -> str:

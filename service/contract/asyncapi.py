@@ -8,7 +8,13 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from ..errors import PROVIDER_CODES, SERVICE_CODES
+from ..errors import (
+    DO_NOT_CALL_CODE,
+    PROVIDER_CODES,
+    SERVICE_CODES,
+    THROTTLED_CODE,
+    TOKEN_EXPIRED_CODE,
+)
 from ..pipeline.outcomes import STATUSES
 from ..provider.omicall.records import RESULTS
 
@@ -244,8 +250,10 @@ def _dead_letter() -> dict[str, Any]:
         "delivery limit) carry `x-death` instead.",
         properties={name: {"type": "string", "description": text} for name, text in why.items()},
     )
-    # The service's own codes and the documented provider codes; other provider codes may come.
-    codes = [*SERVICE_CODES, *sorted(PROVIDER_CODES)]
+    # The service's own codes and the documented provider codes that fail an event (a throttle
+    # is retried, a lapsed token renewed, do_not_call skipped); other provider codes may come.
+    never = {DO_NOT_CALL_CODE, THROTTLED_CODE, TOKEN_EXPIRED_CODE, *SERVICE_CODES}
+    codes = [*SERVICE_CODES, *sorted(PROVIDER_CODES - never)]
     headers["properties"]["x-autocall-reason"]["examples"] = codes
     message = {
         "name": "DeadLetter",

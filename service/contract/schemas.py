@@ -100,7 +100,15 @@ class OutcomeEvent(BaseModel):
     )
     error: OutcomeError | None
     reason: (
-        Literal["no_template", "condition_false", "suppressed", "phone_limit", "duplicate"] | None
+        Literal[
+            "no_template",
+            "condition_false",
+            "suppressed",
+            "phone_limit",
+            "duplicate",
+            "do_not_call",
+        ]
+        | None
     )
     occurred_at: LocalTime = Field(description="Local time (Asia/Ho_Chi_Minh), to the second.")
     account: str | None = Field(

@@ -2,8 +2,9 @@
 
 consumer.py     the data path in one place: decode, route, decide, call, then settle
 hold.py         `on_exhausted: hold`: stop consuming while the account cannot call, probe, resume
-caller.py       the idempotent call: claim the key, pace, budget, call once, complete
+caller.py       the idempotent call: throttle, pace, claim the key, budget, call once, complete
 pace.py         AUTOCALL_RATE_LIMIT across replicas
+throttle.py     the slow-down after the provider throttles a request: wait, one goes first
 budget.py       the day's TTS budget, shared through the store
 retry.py        what follows a failure in which no call was made (pure)
 actions.py      what to do with a processed delivery: publish, delay, put back, requeue (data)

@@ -12,7 +12,9 @@ from datetime import datetime
 from ..accounts.registry import CallClient, Live, Registry
 from ..errors import (
     DAILY_BUDGET_CODE,
+    DO_NOT_CALL_CODE,
     AutocallError,
+    DoNotCall,
     OutcomeUnknown,
     QuotaExceeded,
     StoreUnavailable,
@@ -21,15 +23,17 @@ from ..errors import (
 from ..metrics import Metrics
 from ..render import Call
 from ..results.recorder import Recorder
-from ..store import Claim, Guard, Reservation, State, Store
+from ..store import Claim, Guard, Reservation, State, Store, Suppression
 from .budget import Budget
 from .failover import Hop, Route, failover_code, held_error, holds_account, route
 from .holds import AccountHolds
 from .outcomes import Outcome
 from .pace import Pace
+from .throttle import Throttle, Turn
 
 log = logging.getLogger("autocall")
 BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
+PROVIDER_DO_NOT_CALL = "provider_do_not_call"  # the suppression list's reason (CONTRACT.md §12)
 
 
 @dataclass(slots=True)
@@ -60,8 +64,10 @@ class Caller:
         metrics: Metrics | None = None,
         recorder: Recorder | None = None,
         phone_window: float = 0.0,
+        throttle: Throttle | None = None,
     ) -> None:
         self.pace = pace or Pace(store, 0)
+        self.throttle = throttle or Throttle()
         self.store = store
         if registry is None:
             assert provider is not None and budget is not None
@@ -78,19 +84,24 @@ class Caller:
 
     async def call(self, call: Call, attempts: int) -> Outcome | NotCalled:
         """The outcome of `call`, made at most once, after `attempts` earlier provider attempts."""
-        try:
-            return await self._claim_and_call(call, attempts)
-        except StoreUnavailable as exc:
-            return NotCalled(exc, attempts)
-
-    async def _claim_and_call(self, call: Call, attempts: int) -> Outcome | NotCalled:
-        """Route to the event's account (or past it, held), claim the key, then call once."""
         chain = self.registry.chain(call.account)
         if not chain:
             unknown = UnknownAccount(f"no account {call.account[:50]!r} in the accounts file")
             return Outcome.failed(call.event.identity, unknown, self.clock(), call=call)
-        # The rate limit's wait comes first: nothing is taken while waiting, and a process that
-        # stops meanwhile leaves no claim behind.
+        try:
+            # The provider's slow-down and the rate limit's wait come first: nothing is taken
+            # while waiting, and a process that stops meanwhile leaves no claim behind.
+            if not self.throttle.slowed:  # the usual case, without a context to enter
+                return await self._route(call, chain, attempts, self.throttle.free())
+            async with self.throttle.turn() as turn:
+                return await self._route(call, chain, attempts, turn)
+        except StoreUnavailable as exc:
+            return NotCalled(exc, attempts)
+
+    async def _route(
+        self, call: Call, chain: list[Live], attempts: int, turn: Turn
+    ) -> Outcome | NotCalled:
+        """Route to the event's account (or past it, held), claim the key, then call once."""
         await self.pace.wait()
         planned = route(chain, self.holds, call.holds)
         try:
@@ -98,12 +109,14 @@ class Caller:
                 name = planned.waiting.name
                 held = held_error(self.holds.reason(name) or "", name)
                 return NotCalled(held, attempts, name, planned.hops, waiting=True)
-            return await self._claim_on(call, planned, attempts)
+            return await self._claim_on(call, planned, attempts, turn)
         finally:
             for name in planned.probes:
                 self.holds.end_probe(name)
 
-    async def _claim_on(self, call: Call, planned: Route, attempts: int) -> Outcome | NotCalled:
+    async def _claim_on(
+        self, call: Call, planned: Route, attempts: int, turn: Turn
+    ) -> Outcome | NotCalled:
         """Claim the key with the first account's TTS characters (the next account's, while
         they do not fit and there is one), then call."""
         limited = call.template.options.phone_limit is not None
@@ -126,20 +139,21 @@ class Caller:
             return NotCalled(exc, attempts, live.name, planned.hops)
         if claim.state is not State.NEW:
             return await self._claimed(call, claim, attempts)
-        return await self._call_from(call, planned, index, reservation, attempts)
+        return await self._call_from(call, planned, (index, reservation), attempts, turn)
 
     async def _call_from(
         self,
         call: Call,
         planned: Route,
-        index: int,
-        reservation: Reservation | None,
+        start: tuple[int, Reservation | None],
         attempts: int,
+        turn: Turn,
     ) -> Outcome | NotCalled:
         """Call on each account from `index`, the next one only when this one proved that it
         placed no call. From here the request may leave at any moment: cancelled or not, the
         key stays taken unless every account tried says no call was made."""
-        accounts, last = planned.accounts, len(planned.accounts) - 1
+        (index, reservation), accounts = start, planned.accounts
+        last = len(accounts) - 1
         for at in range(index, last + 1):
             live, sent = accounts[at], False
             try:
@@ -154,6 +168,8 @@ class Caller:
                 return await self._complete(self._via(unknown, live, planned), call)
             except AutocallError as exc:
                 attempts += sent
+                if sent:
+                    turn.answered(exc)
                 await live.budget.refund(reservation)
                 reservation = None
                 code = failover_code(exc)
@@ -161,7 +177,10 @@ class Caller:
                     self._hop(planned, at, exc, code)
                     continue
                 await self.store.release(call.idempotency_key)
+                if isinstance(exc, DoNotCall):
+                    return await self._do_not_call(call, attempts)
                 return NotCalled(exc, attempts, live.name, planned.hops)
+            turn.answered(None)
             self.holds.release(live.name)
             outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
             return await self._complete(self._via(outcome, live, planned), call)
@@ -180,6 +199,20 @@ class Caller:
 
     def _via(self, outcome: Outcome, live: Live, planned: Route) -> Outcome:
         return outcome.via(live.name, live.provider, [hop.as_json() for hop in planned.hops])
+
+    async def _do_not_call(self, call: Call, attempts: int) -> Outcome:
+        """On the provider's do-not-call list: skipped, and on ours, so that the number's next
+        events are skipped without a request."""
+        now = self.clock()
+        if call.customer is not None:
+            entry = Suppression(call.customer, PROVIDER_DO_NOT_CALL, None, now.timestamp())
+            try:
+                await self.store.suppress(entry)
+            except StoreUnavailable as exc:
+                log.warning("cannot add %s to the suppression list: %s", call.phone, exc.message)
+        return Outcome.skipped(
+            call.event.identity, DO_NOT_CALL_CODE, now, call=call, attempts=attempts
+        )
 
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
         """The key was taken before: a duplicate, a replay, or a call that may have been made."""

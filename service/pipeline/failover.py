@@ -74,9 +74,8 @@ def failover_code(error: AutocallError) -> str | None:
         return None
     if holds_account(error) or error.code == THROTTLED_CODE:
         return error.code
-    if isinstance(error, ProviderUnavailable):
-        # Until 429 has its own leaf: the client words it "HTTP 429: …".
-        return THROTTLED_CODE if error.message.startswith("HTTP 429") else UNAVAILABLE_CODE
+    if isinstance(error, ProviderUnavailable):  # refused, reset or no connection before sending
+        return UNAVAILABLE_CODE
     return None
 
 

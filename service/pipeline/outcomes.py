@@ -70,10 +70,16 @@ class Outcome:
 
     @classmethod
     def skipped(
-        cls, event: dict[str, Any], reason: str, now: datetime, *, call: Call | None = None
+        cls,
+        event: dict[str, Any],
+        reason: str,
+        now: datetime,
+        *,
+        call: Call | None = None,
+        attempts: int = 0,
     ) -> Outcome:
-        """No call, for `reason`."""
-        return cls._of("skipped", event, now, call, reason=reason)
+        """No call, for `reason` (`attempts`: requests that found it, e.g. do_not_call)."""
+        return cls._of("skipped", event, now, call, reason=reason, attempts=attempts)
 
     @classmethod
     def applied(cls, event: dict[str, Any], phone: str, now: datetime) -> Outcome:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..amqp.headers import ATTEMPT_HEADER, RETRIES_HEADER
-from ..errors import EXHAUSTION_CODES, AutocallError
+from ..errors import EXHAUSTION_CODES, AutocallError, Throttled
 from ..events import Event
 from ..render import Call
 from .actions import Delay, Publish, PutBack
@@ -37,6 +37,9 @@ class Retry:
         if failure.code in EXHAUSTION_CODES and call.holds:
             return PutBack(failure.code, holds=True)
         later = None
+        if isinstance(failure, Throttled) and self.delays:
+            # Never failed for a throttle: past the last tier, the last tier again.
+            retries = min(retries, len(self.delays) - 1)
         if failure.retryable:
             later = self.later(failure.code, call.event, retries, {ATTEMPT_HEADER: attempts})
         if later is None:

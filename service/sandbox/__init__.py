@@ -2,6 +2,7 @@
 the calls it accepts (CONTRACT.md §9): webhooks, the call-history search, the webhook API.
 
 rules.py    what an execute_* request must be, and the answers' shapes (pure)
+answers.py  the answers of §12: the throttle and account knobs, codes on scripted numbers
 state.py    the account, the records and the test knobs of /_sandbox/config
 script.py   each call played out by its number's last digit: live events, CDRs (pure)
 history.py  the call-history search's query and pages (pure)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from . import answers
 from .dialer import Dialer
 from .history import parse_page, parse_query, search
 from .rules import error_body, success_body, tts_chars, validate
@@ -39,6 +40,10 @@ def _authorized(request: web.Request) -> bool:
     return scheme.lower() == "bearer" and request.app[STATE_KEY].token_valid(token)
 
 
+def _bearer(request: web.Request) -> str:
+    return request.headers.get("Authorization", "").partition(" ")[2]
+
+
 async def _json_body(request: web.Request) -> object:
     """The parsed JSON body, or None when it is not JSON."""
     if request.content_type != "application/json":
@@ -55,6 +60,8 @@ async def auth(request: web.Request) -> web.Response:
     state.auth_requests += 1
     if request.query.get("apiKey", "") not in state.api_keys:
         return json_response({"status_code": 401, "message": "invalid_api_key"}, status=401)
+    if (refused := answers.token_refusal(state)) is not None:
+        return refused
     token = state.issue_token()
     payload = {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_TTL}
     return _ok(payload)
@@ -73,8 +80,11 @@ async def execute(request: web.Request) -> web.Response:
     if fault == "hang":
         state.requests[fault] += 1
         return await _never_answer(request)
+    if (throttled := answers.throttled(state)) is not None:
+        return throttled
     result, response = await _answer(request, state, request.match_info["action"])
-    state.requests[result] += 1
+    if result:  # the scripted answers count themselves, by code
+        state.requests[result] += 1
     if fault == "accept_then_hang":
         return await _never_answer(request)
     return _drop(request) if fault == "accept_then_drop" else response
@@ -86,9 +96,13 @@ async def _answer(
     """The provider's own answer: the request's result label and the response."""
     if not _authorized(request):
         return "unauthorized", web.Response(status=401, text="Unauthorized")
+    if (disabled := answers.account_refusal(state)) is not None:
+        return "", disabled
     body = await _read_body(request, action)
     if isinstance(body, str):
         return body, _refuse(state, body, status=400)
+    if (scripted := answers.number_refusal(state, body, _bearer(request))) is not None:
+        return "", scripted
     chars = tts_chars(body)
     code = state.refusal(chars)
     if code is not None:

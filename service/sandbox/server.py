@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..http import serve_app
-from . import api, control
+from . import answers, api, control
 from .dialer import Dialer
 from .state import SandboxState
 
 
 def create_app(state: SandboxState | None = None) -> web.Application:
     """The sandbox as an aiohttp application; its state is app[STATE_KEY]."""
-    app = web.Application()
+    app = web.Application(middlewares=[_not_found])
     app[api.STATE_KEY] = SandboxState() if state is None else state
     app[api.HANGING_KEY] = set()
     app.on_startup.append(_start_dialer)
@@ -28,6 +28,15 @@ def create_app(state: SandboxState | None = None) -> web.Application:
     api.add_routes(app)
     control.add_routes(app)
     return app
+
+
+@web.middleware
+async def _not_found(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The `not_found` knob: paths the sandbox's provider does not serve (a history version)."""
+    refused = answers.not_found(request.app[api.STATE_KEY], request.path)
+    return await handler(request) if refused is None else refused
 
 
 async def _start_dialer(app: web.Application) -> None:

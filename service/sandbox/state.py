@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from .answers import ACCOUNT_CODES, THROTTLE_STYLES
 from .rules import ENVELOPES
 from .script import CDR_STYLES, NUMBER_FORMATS, Attempt, Dial, plan
 
@@ -50,15 +51,25 @@ SCALAR_SETTINGS: dict[str, tuple[type, ...]] = {
     "webhook_retries": (int,),
     "webhook_backoff": (int, float),
     "search_throttle": (int,),
+    "throttle": (int,),
+    "throttle_style": (str,),
+    "retry_after": (int, float),
+    "account": (str,),
 }
 # settings that may not go below zero
 NON_NEGATIVE = frozenset(
     {"call_seconds", "webhook_drop", "webhook_duplicate", "webhook_delay"}
-    | {"webhook_retries", "webhook_backoff", "search_throttle"}
+    | {"webhook_retries", "webhook_backoff", "search_throttle", "throttle", "retry_after"}
 )
-FLOATS = frozenset({"latency", "call_seconds", "webhook_delay", "webhook_backoff"})
-CHOICES = {"envelope": ENVELOPES, "number_format": NUMBER_FORMATS, "cdr_style": CDR_STYLES}
-LIST_SETTINGS = frozenset({"api_keys", "fixed_tokens", "faults"})
+FLOATS = frozenset({"latency", "call_seconds", "webhook_delay", "webhook_backoff", "retry_after"})
+CHOICES = {
+    "envelope": ENVELOPES,
+    "number_format": NUMBER_FORMATS,
+    "cdr_style": CDR_STYLES,
+    "throttle_style": THROTTLE_STYLES,
+    "account": ("", *ACCOUNT_CODES),
+}
+LIST_SETTINGS = frozenset({"api_keys", "fixed_tokens", "faults", "not_found"})
 # what /_sandbox/reset leaves alone: who may call, the clock, and where webhooks go
 KEPT_ON_RESET = frozenset({"api_keys", "fixed_tokens", "tokens", "clock", "webhook_url"})
 SHOWN = (
@@ -122,6 +133,13 @@ class SandboxState:
     webhook_posts: Counter[str] = field(default_factory=Counter)
     search_throttle: int = 0  # the next N searches are answered limit_request_30_minute
     search_requests: Counter[str] = field(default_factory=Counter)
+    # the answers of CONTRACT.md §12 (answers.py): throttle, account, scripted numbers, 404s
+    throttle: int = 0  # the next N call requests are throttled
+    throttle_style: str = "429"  # "429": HTTP 429; "message": rate_limit_exceeded in a 200
+    retry_after: float = 0.0  # the throttle's Retry-After seconds; 0: no header
+    account: str = ""  # a code every call request is answered with; "": the account is fine
+    not_found: set[str] = field(default_factory=set)  # path prefixes answered with a 404 page
+    answered_once: set[str] = field(default_factory=set)  # numbers whose one-time answer is out
 
     def today(self) -> date:
         """The provider's local date."""
@@ -211,7 +229,8 @@ class SandboxState:
         shown = {name: getattr(self, name) for name in SHOWN}
         shown["tts_used_today"] = self.tts_used.get(self.today(), 0)
         extra = {"calls": len(self.calls), "attempts": len(self.planned())}
-        return shown | extra | {"faults": list(self.faults), "hooks": list(self.hooks.values())}
+        lists = {"faults": list(self.faults), "hooks": list(self.hooks.values())}
+        return shown | extra | lists | {"not_found": sorted(self.not_found)}
 
 
 def configure(state: SandboxState, changes: dict[str, Any]) -> str | None:

@@ -154,8 +154,10 @@ class Options(BaseModel):
     )
     on_exhausted: Literal["fail", "hold"] | None = Field(
         None,
-        description="On balance_is_not_enough or limit_word: `fail` the event, or `hold` "
-        "(stop consuming until a probe call succeeds). Built-in default: fail.",
+        description="When the account cannot call (balance_is_not_enough, limit_word, "
+        "limit_service, tenant_disabled, an API key refused, … : the account codes of "
+        "docs/provider-answers.md): `fail` the event, or `hold` (stop consuming until a probe "
+        "call succeeds). Built-in default: fail.",
     )
 
     @model_validator(mode="before")

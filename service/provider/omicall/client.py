@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,25 +12,17 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from ...errors import (
-    PROVIDER_CODES,
-    AutocallError,
-    OutcomeUnknown,
-    ProviderError,
-    ProviderUnavailable,
-    Unauthorized,
-)
+from ...errors import AutocallError, OutcomeUnknown, ProviderUnavailable, Throttled, Unauthorized
 from ...metrics import Metrics
 from ...render import Request
-from ...templates.filters import mask_digits
+from ...settings import Settings
+from .answers import Answer, Failure, failure_of, token_failure_of
 
-SUCCESS = 9999
 TOKEN_LIFETIME = 24 * 3600.0
 TOKEN_MARGIN = 300.0  # fetch a new token this long before the old one expires
 CALL_ENDPOINTS = frozenset({"execute_by_phone", "execute_by_extension"})
 # the metrics' `endpoint` label of the other requests: a bounded set, whatever the path
 API_ENDPOINTS = {"/api/v2/callTransaction/search": "call_history", "/api/webhooks/": "webhooks"}
-_CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 
 
 @dataclass(slots=True)
@@ -39,12 +30,6 @@ class Accepted:
     """The provider took the call."""
 
     autocall_id: str
-
-
-@dataclass(slots=True)
-class _Answer:
-    status: int
-    body: bytes
 
 
 @dataclass(slots=True)
@@ -86,6 +71,27 @@ class Provider:
         self._call_time = connect_timeout + 2 * timeout
         self._urls: dict[str, URL] = {}
 
+    @property
+    def fixed_token(self) -> bool:
+        """Whether a fixed token is used (no token request)."""
+        return self._fixed_token is not None
+
+    @classmethod
+    def configured(
+        cls, session: aiohttp.ClientSession, settings: Settings, metrics: Metrics
+    ) -> Provider:
+        """The provider the settings name, with their key or fixed token and time-outs."""
+        key, token = settings.api_key, settings.api_token
+        return cls(
+            session,
+            settings.api_base_url,
+            metrics,
+            api_key=None if key is None else key.get_secret_value(),
+            token=None if token is None else token.get_secret_value(),
+            timeout=settings.api_timeout,
+            connect_timeout=settings.api_connect_timeout,
+        )
+
     def __repr__(self) -> str:
         auth = "api_key" if self._api_key else "token"
         return f"Provider({self._base_url!r}, auth={auth})"
@@ -114,22 +120,23 @@ class Provider:
 
     async def _authorized(
         self, method: str, endpoint: str, path: str, body: bytes | None
-    ) -> _Answer:
-        """The answer to a request with the bearer token; a 401 gets a new token, once."""
+    ) -> Answer:
+        """The answer to a request with the bearer token. A lapsed token (HTTP 401, a body's
+        `status_code` 401, `token_expired`) gets a new token and the request once more."""
         token = await self._bearer()
         answer = await self._with_token(method, endpoint, path, token, body)
-        if answer.status == 401 and self._api_key is not None:
+        if answer.token_lapsed and self._api_key is not None:
             self._metrics.api_request(endpoint, "unauthorized")
             self._forget(token)
             answer = await self._with_token(method, endpoint, path, await self._bearer(), body)
-        if answer.status == 401:
+        if answer.token_lapsed:
             self._metrics.api_request(endpoint, "unauthorized")
-            raise Unauthorized("the provider refused the token (HTTP 401)")
+            raise Unauthorized(f"the provider refused the token ({answer.lapse()})")
         return answer
 
     async def _with_token(
         self, method: str, endpoint: str, path: str, token: str, body: bytes | None
-    ) -> _Answer:
+    ) -> Answer:
         headers = {"Authorization": f"Bearer {token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -144,7 +151,7 @@ class Provider:
         *,
         body: bytes | None = None,
         params: dict[str, str] | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         started = time.perf_counter()
         try:
             async with self._session.request(
@@ -156,7 +163,8 @@ class Provider:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                return _Answer(response.status, await response.read())
+                retry_after = response.headers.get("Retry-After")
+                return Answer.of(response.status, await response.read(), retry_after)
         except Exception as exc:
             error = self._failure(endpoint, exc)
             if error is None:
@@ -183,21 +191,22 @@ class Provider:
             return ProviderUnavailable(message)
         return OutcomeUnknown(f"the request was sent, then {message}")
 
-    def _success(self, endpoint: str, answer: _Answer) -> dict[str, Any]:
+    def _success(self, endpoint: str, answer: Answer) -> dict[str, Any]:
         """The answer's document when it is a success (status_code 9999); else the error."""
-        if answer.status == 429 or answer.status >= 500:
-            result = "http_5xx" if answer.status >= 500 else "http_other"
-            self._metrics.api_request(endpoint, result)
-            raise ProviderUnavailable(f"HTTP {answer.status}: {_trim(answer.body, 120)}")
-        document = _parsed_or_none(answer.body)
-        if isinstance(document, dict) and document.get("status_code") == SUCCESS:
+        if answer.succeeded:
             self._metrics.api_request(endpoint, "ok")
+            document: dict[str, Any] = answer.document
             return document
-        result = "http_other" if answer.status >= 400 and document is None else "provider_error"
-        self._metrics.api_request(endpoint, result)
-        code = error_code(document) or "provider_error"
-        self._metrics.provider_answer(code)
-        raise ProviderError.of(code, _trim(answer.body, 500) or f"HTTP {answer.status}")
+        raise self._counted(endpoint, failure_of(answer))
+
+    def _counted(self, endpoint: str, failure: Failure) -> AutocallError:
+        """The failure's error, once its metrics are counted."""
+        self._metrics.api_request(endpoint, failure.result)
+        if failure.code is not None:
+            self._metrics.provider_answer(failure.code)
+        if isinstance(failure.error, Throttled):
+            self._metrics.throttled.inc()
+        return failure.error
 
     async def _bearer(self) -> str:
         if self._fixed_token is not None:
@@ -218,42 +227,19 @@ class Provider:
     async def _fetch_token(self) -> _Token:
         assert self._api_key is not None
         answer = await self._send("GET", "auth", "/api/auth", {}, params={"apiKey": self._api_key})
-        if answer.status in (401, 403):
-            self._metrics.api_request("auth", "unauthorized")
-            raise Unauthorized(f"the provider refused the API key (HTTP {answer.status})")
-        if answer.status == 429 or answer.status >= 500:
-            result = "http_5xx" if answer.status >= 500 else "http_other"
-            self._metrics.api_request("auth", result)
-            raise ProviderUnavailable(f"token request: HTTP {answer.status}")
-        document = _parsed_or_none(answer.body)
+        document = answer.document
         payload = document.get("payload") if isinstance(document, dict) else None
         value = payload.get("access_token") if isinstance(payload, dict) else None
-        if not isinstance(value, str) or not value:
-            self._metrics.api_request("auth", "provider_error")
-            code = error_code(document) or "provider_error"
-            raise Unauthorized(f"no access token in the answer ({code})")
+        if answer.status >= 400 or not isinstance(value, str) or not value:
+            raise self._counted("auth", token_failure_of(answer))
         self._metrics.api_request("auth", "ok")
         lifetime = payload.get("expires_in") if isinstance(payload, dict) else None
         seconds = float(lifetime) if isinstance(lifetime, int | float) else TOKEN_LIFETIME
         return _Token(value, self._clock() + max(seconds - TOKEN_MARGIN, seconds / 2))
 
-
-def error_code(document: Any) -> str | None:
-    """The error code of a failure answer: a documented code wherever it is, else the first
-    code-like string of payload.error, message, payload.message."""
-    if not isinstance(document, dict):
-        return None
-    payload = document.get("payload")
-    payload = payload if isinstance(payload, dict) else {"": payload}
-    ordered = [payload.get("error"), document.get("message"), payload.get("message")]
-    anywhere = [*ordered, document.get("error"), document.get("key"), payload.get("")]
-    for value in anywhere:
-        if isinstance(value, str) and value.strip() in PROVIDER_CODES:
-            return value.strip()
-    for value in ordered:
-        if isinstance(value, str) and _CODE_LIKE.match(value.strip()):
-            return value.strip()
-    return None
+    async def authenticate(self) -> None:
+        """Ask for a token now, unless one is cached (`doctor`); nothing to ask with a fixed one."""
+        await self._bearer()
 
 
 def _endpoint_of(path: str) -> str:
@@ -272,19 +258,6 @@ def _classify(exc: Exception) -> tuple[str, bool, str] | None:
     if isinstance(exc, aiohttp.ClientError | OSError):
         return "connection_error", False, f"the connection failed: {_reason(exc)}"
     return None
-
-
-def _parsed_or_none(body: bytes) -> Any:
-    """The JSON document in `body`; None when it is not JSON (an HTML error page, say)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _trim(body: bytes, limit: int) -> str:
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return mask_digits(text)[:limit]
 
 
 def _reason(exc: BaseException) -> str:
