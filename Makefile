@@ -42,6 +42,7 @@ lint: $(BIN)/autocall-bridge
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## make faults: the fault suite (kill -9, broker restart, provider outage, ...)
 faults: $(BIN)/autocall-bridge

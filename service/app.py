@@ -25,6 +25,7 @@ from .amqp.publisher import Publisher
 from .amqp.topology import Topology, declare
 from .errors import ConfigError, cancelled_by_channel
 from .metrics import Metrics
+from .pipeline.budget import budgets
 from .pipeline.caller import Caller
 from .pipeline.consumer import Consumer
 from .pipeline.hold import Hold
@@ -106,7 +107,7 @@ class Service:
         self._store = store
         registry = await self._open_accounts(stack, store)
         connection = await self._open_broker(stack)
-        topology = await self._declare(connection)
+        topology, self.publisher = await self._open_channels(connection)
         self.results = await self._open_results(stack, store, registry, connection)
         caller = Caller(
             store,
@@ -139,10 +140,8 @@ class Service:
         """Every account's provider client over one HTTP session, closed with the stack."""
         s = self.settings
         session = await stack.enter_async_context(provider_session(s))
-        metrics, clock = self.metrics, self.clock
-        return open_registry(
-            self.accounts, s, session=session, store=store, metrics=metrics, clock=clock
-        )
+        budget = budgets(store, self.metrics, self.clock)
+        return open_registry(self.accounts, s, session=session, metrics=self.metrics, budget=budget)
 
     async def _open_broker(self, stack: AsyncExitStack) -> AbstractRobustConnection:
         """The broker connection (waiting until it answers), closed with the stack."""
@@ -175,7 +174,9 @@ class Service:
             )
         )
 
-    async def _declare(self, connection: AbstractRobustConnection) -> Topology:
+    async def _open_channels(
+        self, connection: AbstractRobustConnection
+    ) -> tuple[Topology, Publisher]:
         """The topology, declared on the consuming channel; the publisher on a channel of its
         own, in confirm mode (the result side publishes there too)."""
         s = self.settings
@@ -184,8 +185,7 @@ class Service:
         topology = await declare(consuming, s, self.templates)
         publishing = await connection.channel(publisher_confirms=True)
         outcomes = await publishing.get_exchange(s.outcome_exchange, ensure=False)
-        self.publisher = Publisher(publishing, outcomes)
-        return topology
+        return topology, Publisher(publishing, outcomes)
 
     def _consumer(self, stack: AsyncExitStack, topology: Topology, caller: Caller) -> Consumer:
         """The consumer of the declared queue; stopped first when the stack closes."""

@@ -1,4 +1,5 @@
-"""Events in: a message's identity, type, time and data, decoded in the order of CONTRACT.md §3."""
+"""Events in: a message's identity, type, time and data, decoded in the order of CONTRACT.md §3;
+and the statuses of the outcome events out (`autocall.<status>`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -16,6 +17,8 @@ from .errors import InvalidEvent
 MAX_TYPE_LENGTH = 255  # an AMQP routing key's limit: longer types cannot have been routed to us
 MAX_ID_BYTES = 255  # an AMQP short string's limit: the outcome's correlation_id carries the id
 MAX_HEADER_DEPTH = 32
+Status = Literal["accepted", "failed", "skipped"]  # an outcome's, also its routing key's end
+STATUSES: tuple[Status, ...] = get_args(Status)
 _CE_PREFIXES = ("cloudevents_", "cloudevents:")
 
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aio_pika.abc import AbstractIncomingMessage
-
-from .pipeline.actions import Action, Delay, Publish, PutBack
 
 log = logging.getLogger("autocall")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -105,42 +101,3 @@ def configure(level: str = "INFO", fmt: str = "auto", secrets: list[str] | None 
     # lines of its own ("broker connection lost", "restored"). DEBUG shows the client's view.
     for name in ("aiormq", "aio_pika"):
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
-
-
-def log_event(delivery: AbstractIncomingMessage, action: Action, started: float) -> None:
-    """The one line per settled event, with what became of it and how long that took."""
-    if not log.isEnabledFor(logging.INFO):
-        return
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
-    if isinstance(action, Publish):
-        outcome = action.outcome
-        extra = {
-            "event_id": outcome.event.get("id"),
-            "event_type": outcome.event.get("type"),
-            "template": outcome.template,
-            "status": outcome.status,
-            "code": outcome.code or outcome.reason,
-            "attempts": outcome.attempts,
-            "phone": outcome.phone,
-            "duration_ms": duration_ms,
-        }
-        log.info("event %s", outcome.status, extra=extra)
-    elif isinstance(action, Delay):
-        log.info(
-            "event %s for %.1f s",
-            "retried" if action.retry else "deferred",
-            action.delay_ms / 1000,
-            extra={
-                "event_id": action.event.id,
-                "event_type": action.event.type,
-                "code": action.why,
-                "queue": action.queue,
-                "duration_ms": duration_ms,
-            },
-        )
-    elif isinstance(action, PutBack) and action.holds:
-        log.warning(
-            "event put back: on hold (%s)",
-            action.reason,
-            extra={"message_id": delivery.message_id, "duration_ms": duration_ms},
-        )

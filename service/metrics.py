@@ -18,7 +18,7 @@ from .errors import (
     SERVICE_CODES,
     AutocallError,
 )
-from .pipeline.outcomes import STATUSES
+from .events import STATUSES
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise in every scrape
 ENDPOINTS = ("execute_by_phone", "execute_by_extension", "auth")

@@ -14,6 +14,7 @@ from jinja2 import Template as Jinja
 from .errors import AutocallError, Expired, InvalidPhone, QuotaExceeded, TemplateError
 from .events import Event
 from .templates import CallWindow, Template, Templates
+from .templates.direct import render_direct
 from .templates.filters import LOCAL_TZ, PHONE_FORMAT_VAR, mask, mask_digits, normalise_phone
 
 SESSION_LIMIT = 300  # TTS characters per call (the provider's rule)
@@ -246,12 +247,9 @@ def _render(template: Template, field: str, context: dict[str, Any]) -> str:
 
 
 def _run(compiled: Jinja, field: str, context: dict[str, Any]) -> str:
-    """Template.render without its per-call copies of the globals (`context` has them), which
-    Jinja makes for `{% import %}`, a tag these loader-less templates cannot use."""
-    env = compiled.environment
+    """The field rendered in `context` (which holds the globals: templates.direct)."""
     try:
-        rendered = compiled.root_render_func(env.context_class(env, context, None, {}))
-        return "".join(rendered)
+        return render_direct(compiled, context)
     except InvalidPhone:
         raise
     except Exception as exc:  # a template is the operator's code: its failures are its own

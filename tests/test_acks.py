@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aio_pika
 import pytest
 
 from service.amqp.acks import MAX_SPREAD, Acks
 
+from .conftest import AMQP_URL, RUN
 from .fakes import Channel
 
 
@@ -114,3 +116,29 @@ def test_the_fake_channel_refuses_an_ack_of_a_settled_tag() -> None:
 
     with pytest.raises(AssertionError, match="unknown delivery tag 1"):
         asyncio.run(twice())
+
+
+@pytest.mark.integration
+async def test_the_hook_acks_real_deliveries_on_the_pinned_aio_pika() -> None:
+    """Acks writes to the aiormq channel under aio-pika's messages: a multiple ack must settle
+    every delivery it covers on the real broker (what is left unacked comes back on close)."""
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        looking = await connection.channel()
+        queue = await looking.declare_queue(f"test.{RUN}.acks", auto_delete=False)
+        try:
+            for n in range(3):
+                await looking.default_exchange.publish(aio_pika.Message(b"%d" % n), queue.name)
+            consuming = await connection.channel()
+            acks, taken = Acks(), []
+            for _ in range(3):
+                message = await (await consuming.get_queue(queue.name)).get(timeout=10)
+                assert message is not None
+                taken.append(message)
+            for message in reversed(taken):
+                acks.ack(message)
+            await acks.drain()
+            await consuming.close()  # anything not acked goes back to the queue now
+            declared = await looking.declare_queue(queue.name, passive=True)
+            assert declared.declaration_result.message_count == 0
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)

@@ -13,11 +13,10 @@ from yarl import URL
 
 from service.amqp.connection import (
     ClusterConnection,
-    CorkedTCP,
-    CorkedWriter,
     connect,
     where,
 )
+from service.amqp.corked import CorkedTCP, CorkedWriter
 from service.errors import ConfigError
 from service.settings import load_settings
 

@@ -4,20 +4,29 @@ publish failed goes back, never acked."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from aio_pika.abc import AbstractQueue
 
-from service.amqp.topology import Names
+from service.amqp.topology import Names, Topology
 from service.errors import InvalidPhone
 from service.metrics import Metrics
 from service.pipeline import settle
-from service.pipeline.actions import Delay, Publish, PutBack
+from service.pipeline.actions import Action, Delay, Publish, PutBack, Requeue
+from service.pipeline.budget import Budget
+from service.pipeline.caller import Caller
+from service.pipeline.consumer import Consumer
+from service.pipeline.hold import Hold
 from service.pipeline.outcomes import Outcome
 from service.pipeline.settle import Settler
+from service.settings import Settings
+from service.store import MemoryStore
+from service.templates import Templates
 from tests.helpers import by_account
 
 from .fakes import Channel, Publisher
+from .fakes import Provider as FakeProvider
 from .helpers import call_of
 
 NOW = datetime(2026, 11, 27, 7, 30, tzinfo=UTC)
@@ -87,3 +96,75 @@ async def test_requeue_gives_the_delivery_back_unsettled() -> None:
     await rig.settler.drain()
     assert rig.channel.frames == [(1, False)]
     assert rig.publisher.steps == []
+
+
+# The consumer's settle order: publish, then the hold's decision, then the ack.
+
+
+class Consuming:
+    """A consumer over fakes, to settle deliveries with."""
+
+    def __init__(self) -> None:
+        self.rig = Rig()
+        store = MemoryStore(3600)
+        budget = Budget(store, 10_000, self.rig.metrics, lambda: NOW)
+        caller = Caller(store, budget, FakeProvider(), lambda: NOW)
+        self.hold = Hold(3600.0, self.rig.metrics, lambda: NOW)
+        self.consumer = Consumer(
+            Settings(),
+            templates=Templates([]),
+            topology=Topology(NAMES, cast(AbstractQueue, object())),
+            caller=caller,
+            publisher=self.rig.publisher,  # type: ignore[arg-type]
+            hold=self.hold,
+            metrics=self.rig.metrics,
+            clock=lambda: NOW,
+        )
+        self.consumer.settler = self.rig.settler
+
+    async def settle(self, action: Action) -> None:
+        await self.consumer._settle(self.rig.delivery, action, 0.0)
+        await self.rig.settler.drain()
+
+
+async def test_a_hold_starts_after_its_put_back_copy_is_confirmed_and_before_the_ack() -> None:
+    consuming = Consuming()
+    order: list[str] = []
+    start, ack = consuming.hold.start, consuming.rig.settler.ack
+
+    def starting(*args: Any) -> bool:
+        order.append(f"hold after {len(consuming.rig.publisher.steps)} publish")
+        return start(*args)
+
+    def acking(*args: Any) -> None:
+        order.append("ack")
+        ack(*args)
+
+    consuming.hold.start = starting  # type: ignore[method-assign, assignment]
+    consuming.rig.settler.ack = acking  # type: ignore[method-assign, assignment]
+    try:
+        await consuming.settle(PutBack("balance_too_low", holds=True))
+        assert order == ["hold after 1 publish", "ack"]
+        assert consuming.rig.publisher.steps == [("copy", ("q", None))]
+        assert consuming.hold.active
+        assert consuming.rig.channel.unsettled == set()
+    finally:
+        await consuming.hold.stop(force=True)
+
+
+async def test_no_hold_and_no_ack_when_the_put_back_copy_is_not_confirmed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settle, "REPUBLISH_PAUSE", 0.0)
+    consuming = Consuming()
+    consuming.rig.publisher.down = True
+    await consuming.settle(PutBack("balance_too_low", holds=True))
+    assert not consuming.hold.active
+    assert consuming.rig.channel.frames == [(1, False)]  # given back, not acked
+
+
+async def test_a_requeue_is_given_back_without_a_publish() -> None:
+    consuming = Consuming()
+    await consuming.settle(Requeue())
+    assert consuming.rig.publisher.steps == []
+    assert consuming.rig.channel.frames == [(1, False)]

@@ -16,7 +16,8 @@ from redis.exceptions import ConnectionError as LostConnection
 from redis.exceptions import DataError, ResponseError
 
 from service.store import Reservation, State
-from service.store.batch import Batch, Command, pack
+from service.store.batch import Batch
+from service.store.resp import Command, pack, round_trip
 
 from .conftest import REDIS_URL
 from .test_store import DAY, LIMIT, RedisEnv, redis_corner
@@ -144,3 +145,14 @@ async def test_a_redis_that_does_not_answer_fails_the_batch_at_the_time_out() ->
     finally:
         await client.aclose()
     assert all(isinstance(r, TimeoutError) for r in results), results
+
+
+async def test_the_raw_round_trip_hook_works_on_the_pinned_redis_py(env: RedisEnv) -> None:
+    """service/store/resp.py reaches below redis-py's client API: this fails if that moves."""
+    key = f"{env.prefix}hook"
+    replies = await round_trip(
+        env.client, [("SET", key, "v", "EX", 60), ("GET", key), ("INCR", key), ("DEL", key)]
+    )
+    assert replies[:2] == [b"OK", b"v"]
+    assert isinstance(replies[2], ResponseError)  # an error is that command's reply alone
+    assert replies[3] == 1

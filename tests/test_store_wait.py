@@ -14,7 +14,7 @@ import redis.asyncio as redis
 
 from service.errors import StoreUnavailable
 from service.store import Claim, RedisStore, Reservation, State
-from service.store.batch import Command
+from service.store.resp import Command
 
 from .conftest import REDIS_URL
 

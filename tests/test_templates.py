@@ -11,6 +11,7 @@ import yaml
 
 from service.errors import ConfigError
 from service.templates import CallWindow, Templates, load, parse, topic_matches
+from service.templates.direct import render_direct
 
 from .conftest import template
 
@@ -443,3 +444,15 @@ def test_templates_iterate_in_file_order() -> None:
     assert isinstance(templates, Templates)
     assert len(templates) == 2
     assert [t.name for t in templates] == ["first", "second"]
+
+
+def test_the_direct_render_hook_matches_jinja_on_the_pinned_version() -> None:
+    """service/templates/direct.py skips Template.render: both must give the same text."""
+    say = "{{ data.total | vnd }} {{ range(2) | list }} {{ now }}"
+    templates = parse(document(template(script=[{"say": say}])), "test")
+    [compiled] = templates
+    field = compiled.fields["script[0].say"]
+    context = {**templates.globals, "data": {"total": 455000}, "now": "today"}
+    assert render_direct(field, context) == field.render(
+        {"data": {"total": 455000}, "now": "today"}
+    )

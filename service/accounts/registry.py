@@ -5,18 +5,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 import aiohttp
 
 from ..errors import ConfigError
 from ..metrics import Metrics
-from ..pipeline.budget import Budget
 from ..provider.omicall.client import Accepted, Provider
 from ..render import Request
 from ..settings import Settings
-from ..store import Store
+from ..store import Claim, Reservation
 from .loading import Accounts, AccountSpec
 from .models import DEFAULT_ACCOUNT
 
@@ -28,6 +26,20 @@ class CallClient(Protocol):
     def call_time(self) -> float: ...
 
     async def execute(self, request: Request) -> Accepted: ...
+
+
+class Budget(Protocol):
+    """An account's daily TTS budget, as the caller spends it (pipeline/budget.py)."""
+
+    def ask(self, chars: int) -> Reservation | None: ...
+
+    def check(self, reservation: Reservation | None, claim: Claim) -> None: ...
+
+    async def take(self, chars: int) -> Reservation | None: ...
+
+    async def refund(self, reservation: Reservation | None) -> None: ...
+
+    async def refresh(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -116,20 +128,17 @@ def open_registry(
     settings: Settings,
     *,
     session: aiohttp.ClientSession,
-    store: Store,
     metrics: Metrics,
-    clock: Callable[[], datetime],
+    budget: Callable[[AccountSpec], Budget],
 ) -> Registry:
-    """A client and a budget for every account, over one HTTP session."""
+    """A client and a budget (`budget(spec)`) for every account, over one HTTP session."""
     metrics.accounts(list(accounts.specs))
     chains = [accounts.chain(name) for name in accounts.specs]
     metrics.routes({pair for chain in chains for pair in itertools.pairwise(chain)})
     live = {}
     for spec in accounts:
         client = _client(spec, settings, session, metrics.for_account(spec.name))
-        own = None if spec.name == DEFAULT_ACCOUNT else spec.name
-        budget = Budget(store, spec.tts_daily_limit, metrics, clock, account=own)
-        live[spec.name] = Live(spec, client, budget)
+        live[spec.name] = Live(spec, client, budget(spec))
     return Registry(accounts, live)
 
 

@@ -8,7 +8,13 @@ nack). A finished delivery behind one still in flight is acked alone, in the sam
 waits longer than it did unbatched. Tags count from 1 on each channel, so each channel has
 its own window. Every ack and nack goes through one queue of our own, written in order by one
 task: the client's frame queue is bounded, and a frame that waits there must not be overtaken
-by a multiple ack that covers its tag."""
+by a multiple ack that covers its tag.
+
+What it touches below aio-pika's API: the aiormq channel under each message
+(`IncomingMessage.channel`), acked with `basic_ack(tag, multiple=..., wait=False)` instead of
+`IncomingMessage.ack()` (which acks one tag). No gain of its own was recorded: it came with the
+settle path, and it is kept for the ordering above as much as for the frames it saves
+(docs/speedups.md). tests/test_acks.py checks the hook against the real broker."""
 
 from __future__ import annotations
 

@@ -15,16 +15,17 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aio_pika.robust_connection import RobustConnection
-from aiormq.connection import TCPTransportFactory, TLSTransportFactory
 from yarl import URL
 
 from ..errors import ConfigError
+from .corked import CorkedTCP
 
 log = logging.getLogger("autocall")
 CONNECT_TIMEOUT = 10.0  # one node's TCP and AMQP handshake: a node that hangs is skipped
 RECONNECT = (1.0, 30.0)  # first and longest wait between rounds over all the nodes
-# aio-pika's one connection attempt (a private method, name-mangled; the version is pinned, and
-# tests/test_broker.py fails if it stops being what every attempt goes through)
+# aio-pika's one connection attempt, overridden to go round the nodes: a private method,
+# name-mangled (the version is pinned, and tests/test_broker.py fails if it stops being what
+# every attempt goes through). Not a speed-up: the cluster's failover (docs/speedups.md).
 _ATTEMPT = "_RobustConnection__connect_transport"
 
 
@@ -32,71 +33,6 @@ def where(url: str | URL) -> str:
     """host:port of a URL, for logs: never its password."""
     parsed = URL(str(url))
     return f"{parsed.host}:{parsed.explicit_port or parsed.port or 5672}"
-
-
-class CorkedWriter(asyncio.StreamWriter):
-    """The frames written in one turn of the loop go out in one write.
-
-    aiormq's writer task writes each frame (an ack, a publish) as it takes it from its queue:
-    one send() per frame. The frames queued in one turn are held until the loop's next turn
-    and sent together (socket writes went from 244 to 194 µs per event in the profile; holding
-    them 2 ms longer cost more than it saved). A drain or a close sends at once, so nothing
-    waits behind a flow-control pause or a shutdown."""
-
-    def __init__(
-        self,
-        transport: asyncio.Transport,
-        protocol: asyncio.StreamReaderProtocol,
-        reader: asyncio.StreamReader,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        super().__init__(transport, protocol, reader, loop)
-        self._turns = loop
-        self._held: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._held:
-            self._turns.call_soon(self.flush)
-        self._held.append(bytes(data))
-
-    def flush(self) -> None:
-        held, self._held = self._held, []
-        if held and not self.transport.is_closing():
-            self.transport.write(b"".join(held))
-
-    async def drain(self) -> None:
-        self.flush()
-        await super().drain()
-
-    def write_eof(self) -> None:
-        self.flush()
-        super().write_eof()
-
-    def close(self) -> None:
-        self.flush()
-        super().close()
-
-
-class CorkedTCP(TCPTransportFactory):
-    """aiormq's TCP transport with a CorkedWriter; TLS connections are left as aiormq makes
-    them (the TLS layer buffers on its own)."""
-
-    async def create(
-        self, url: URL, **kwargs: Any
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if url.scheme == "amqps":
-            return await TLSTransportFactory().create(url, **kwargs)
-        kwargs.pop("ssl_context_provider", None)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        try:
-            transport, _ = await loop.create_connection(
-                lambda: protocol, host=url.host or "localhost", port=url.port or 5672, **kwargs
-            )
-        except OSError as exc:
-            raise aio_pika.exceptions.AMQPConnectionError(*exc.args) from exc
-        return reader, CorkedWriter(transport, protocol, reader, loop)
 
 
 class ClusterConnection(RobustConnection):

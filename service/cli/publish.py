@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +13,25 @@ import orjson
 
 from ..amqp.connection import connect_once
 from ..errors import ConfigError
-from ..settings import Settings
+from ..settings import Settings, load_settings
+from .args import headers_of, read_input
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The `publish` command."""
+    publish = commands.add_parser("publish", help="publish an event to the input exchange")
+    publish.add_argument("event", help="a JSON file, or - for standard input")
+    publish.add_argument("--type", help="event type: routing key and AMQP type property")
+    publish.add_argument("--header", action="append", default=[], metavar="K=V")
+    publish.set_defaults(command=_publish)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    body = read_input(args.event)
+    result = asyncio.run(send_event(settings, body, args.type, headers_of(args.header)))
+    print(result)
+    return 0
 
 
 async def send_event(

@@ -13,19 +13,19 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ProviderError, ProviderUnavailable, Unauthorized
 from ..settings import Settings, load_settings
+from .args import USAGE_ERROR
 
 if TYPE_CHECKING:
     from ..provider.omicall.client import Provider
 
 HOOK_TYPE = "call"
 REFUSED = 1  # the provider answered, and said no
-USAGE_ERROR = 2  # bad arguments, settings or credentials, or no provider to talk to
 NOT_FOUND = "webhook_not_found"
 
 Command = Callable[["Provider", argparse.Namespace], Coroutine[Any, Any, str]]
 
 
-def add_commands(commands: Any) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `webhook` command and its subcommands, on the CLI's subparsers."""
     webhook = commands.add_parser("webhook", help="the provider's webhook for call results")
     actions = webhook.add_subparsers(required=True, metavar="ACTION")

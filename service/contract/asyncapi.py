@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from ..amqp.topology import dead_queue_name
 from ..errors import (
     DO_NOT_CALL_CODE,
     PROVIDER_CODES,
@@ -15,13 +16,14 @@ from ..errors import (
     THROTTLED_CODE,
     TOKEN_EXPIRED_CODE,
 )
-from ..pipeline.outcomes import STATUSES
+from ..events import STATUSES
 from ..provider.omicall.records import RESULTS
+from ..settings import Settings
 
-INPUT_EXCHANGE = QUEUE = (
-    "autocall.events"  # the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE
-)
-OUTCOME_EXCHANGE = "autocall.outcomes"
+# the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE and AUTOCALL_OUTCOME_EXCHANGE
+INPUT_EXCHANGE: str = Settings.model_fields["input_exchange"].default
+QUEUE: str = Settings.model_fields["queue"].default
+OUTCOME_EXCHANGE: str = Settings.model_fields["outcome_exchange"].default
 _CE_ATTRIBUTES = ("id", "type", "source", "time", "specversion", "datacontenttype")
 _AMQP = {"bindingVersion": "0.3.0"}
 
@@ -63,7 +65,7 @@ def document() -> dict[str, Any]:
 
 
 def _channels(inputs: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, Any]:
-    dead = f"{QUEUE}.dead"
+    dead = dead_queue_name(QUEUE)
     return {
         "events": {
             "address": "{eventType}",

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
 from ..accounts.models import NAME_PATTERN as ACCOUNT_NAME
-from ..pipeline.outcomes import Status
+from ..events import Status
 from ..suppression.schema import ControlEvent
 from ..templates import TemplatesFile
 from . import asyncapi

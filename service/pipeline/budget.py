@@ -6,6 +6,8 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from ..accounts import AccountSpec
+from ..accounts.models import DEFAULT_ACCOUNT
 from ..errors import DAILY_BUDGET_CODE, QuotaExceeded, StoreUnavailable
 from ..metrics import Metrics
 from ..store import Claim, Reservation, State, Store
@@ -104,3 +106,15 @@ class Budget:
     def _used_today(self) -> float:
         day, used = self._seen
         return float(used) if day == self._day() else 0.0
+
+
+def budgets(
+    store: Store, metrics: Metrics, clock: Callable[[], datetime]
+) -> Callable[[AccountSpec], Budget]:
+    """Each account's own budget; `default`'s keeps the store key it had before accounts."""
+
+    def of(spec: AccountSpec) -> Budget:
+        own = None if spec.name == DEFAULT_ACCOUNT else spec.name
+        return Budget(store, spec.tts_daily_limit, metrics, clock, account=own)
+
+    return of

@@ -20,10 +20,11 @@ from ..metrics import Metrics
 from ..render import Call, Defer, Fail, Skip, decide
 from ..settings import Settings
 from ..stopping import bounded
-from ..suppression import CONTROL_TYPES, Control
+from ..suppression import CONTROL_TYPES
 from ..templates import Templates
 from .actions import Action, Delay, Publish, PutBack, Requeue
 from .caller import Caller, NotCalled
+from .control import Control
 from .hold import Hold, ProbeResult
 from .outcomes import Outcome
 from .retry import Retry

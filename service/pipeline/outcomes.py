@@ -5,16 +5,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
 import orjson
 
 from ..errors import AutocallError
+from ..events import STATUSES, Status
 from ..render import Call
 from ..templates.filters import LOCAL_TZ, mask_digits
 
-Status = Literal["accepted", "failed", "skipped"]
-STATUSES: tuple[Status, ...] = get_args(Status)
+__all__ = ["STATUSES", "Outcome", "Status"]  # the statuses are defined with the events
 
 
 @dataclass(slots=True)

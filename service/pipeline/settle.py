@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -13,7 +14,6 @@ from ..amqp.headers import replayed_code
 from ..amqp.publisher import Publisher
 from ..amqp.topology import Names
 from ..errors import cancelled_by_channel
-from ..logs import log_event
 from ..metrics import Metrics
 from .actions import Action, Delay, Publish, PutBack
 
@@ -96,3 +96,42 @@ class Settler:
 
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def log_event(delivery: AbstractIncomingMessage, action: Action, started: float) -> None:
+    """The one line per settled event, with what became of it and how long that took."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    if isinstance(action, Publish):
+        outcome = action.outcome
+        extra = {
+            "event_id": outcome.event.get("id"),
+            "event_type": outcome.event.get("type"),
+            "template": outcome.template,
+            "status": outcome.status,
+            "code": outcome.code or outcome.reason,
+            "attempts": outcome.attempts,
+            "phone": outcome.phone,
+            "duration_ms": duration_ms,
+        }
+        log.info("event %s", outcome.status, extra=extra)
+    elif isinstance(action, Delay):
+        log.info(
+            "event %s for %.1f s",
+            "retried" if action.retry else "deferred",
+            action.delay_ms / 1000,
+            extra={
+                "event_id": action.event.id,
+                "event_type": action.event.type,
+                "code": action.why,
+                "queue": action.queue,
+                "duration_ms": duration_ms,
+            },
+        )
+    elif isinstance(action, PutBack) and action.holds:
+        log.warning(
+            "event put back: on hold (%s)",
+            action.reason,
+            extra={"message_id": delivery.message_id, "duration_ms": duration_ms},
+        )

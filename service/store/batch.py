@@ -1,4 +1,4 @@
-"""Redis commands of concurrent events, sent together: one pipeline, one round trip a loop turn.
+"""Redis commands of concurrent events, sent together: one round trip a loop turn (resp.py).
 
 Each command still answers on its own (its reply or its error); nothing is a transaction, and
 a command is only ever issued after what it depends on answered, so the order between batches
@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from typing import Any
 
 import redis.asyncio as redis
-from redis.asyncio.connection import Connection
-from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
-Command = tuple[Any, ...]
+from .resp import Command, round_trip
+
 # Seconds a batch stays open after its first command (0: until the loop turn ends). Each round
 # trip's write wakes Redis, and that write is most of what the store costs the event path: a
 # longer window gathers more commands into one. 1 ms against 0: 3-8 % less CPU per event with
@@ -107,45 +106,8 @@ class Batch:
             self._answer(queued_one, reply, acked)
 
     async def _round_trip(self, commands: list[Command]) -> list[Any]:
-        """Every command's raw reply, or its error, in order: one write, the replies read back.
-
-        Not redis-py's pipeline: for a few small commands its packing, per-reply time-outs and
-        response callbacks cost more CPU than the round trip itself (the profile put them at
-        110-150 µs per event). The replies are the RESP values as they come (bytes, int, list).
-        redis-py still owns the connection: the pool (Sentinel's, when configured), the
-        handshake, the reply parser, and the client's retry policy, applied as to its pipeline
-        (the store's: once more on a fresh connection when it was lost, never after a
-        time-out)."""
-        pool = self._client.connection_pool
-        connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        packed = pack(commands)
-
-        async def lost(error: Exception) -> None:
-            await connection.disconnect()
-
-        try:
-            replies: list[Any] = await connection.retry.call_with_retry(
-                lambda: self._exchange(connection, packed, len(commands)), lost
-            )
-            return replies
-        except BaseException:
-            await connection.disconnect()  # replies may be left unread on it
-            raise
-        finally:
-            await pool.release(connection)
-
-    @staticmethod
-    async def _exchange(connection: Connection, packed: bytes, count: int) -> list[Any]:
-        await connection.send_packed_command(packed)
-        replies: list[Any] = []
-        # One time-out over the whole read, not one per reply (math.inf: none of its own).
-        async with asyncio.timeout(connection.socket_timeout):
-            for _ in range(count):
-                try:
-                    replies.append(await connection.read_response(timeout=math.inf))
-                except ResponseError as exc:
-                    replies.append(exc)
-        return replies
+        """Every command's raw reply, or its error, in order (see resp.round_trip)."""
+        return await round_trip(self._client, commands)
 
     def _answer(self, queued: Queued, reply: Any, acked: int) -> None:
         command, future, waiting, source = queued
@@ -172,38 +134,3 @@ def _sha(source: str) -> str:
     if sha is None:
         sha = _SHAS[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
     return sha
-
-
-def pack(commands: list[Command]) -> bytes:
-    """Commands in RESP, as redis-py's encoder writes them (str as UTF-8, numbers by repr).
-    Exact types first: this runs for every command, and `isinstance` against a union was half
-    its time."""
-    out: list[bytes] = []
-    append = out.append
-    for command in commands:
-        append(b"*%d\r\n" % len(command))
-        for arg in command:
-            kind = type(arg)
-            if kind is bytes:
-                value = arg
-            elif kind is str:
-                value = arg.encode()
-            elif kind is int or kind is float:
-                value = repr(arg).encode()
-            else:
-                value = _encode(arg)
-            append(b"$%d\r\n%b\r\n" % (len(value), value))
-    return b"".join(out)
-
-
-def _encode(arg: Any) -> bytes:
-    """A subclass of bytes, str, int or float (an enum, say), or a bytearray or memoryview."""
-    if isinstance(arg, bytes | bytearray | memoryview):
-        return bytes(arg)
-    if isinstance(arg, str):
-        return str.encode(arg)
-    if isinstance(arg, int) and not isinstance(arg, bool):
-        return b"%d" % arg
-    if isinstance(arg, float):
-        return repr(float(arg)).encode()
-    raise DataError(f"a Redis argument must be bytes, str, int or float, not {arg!r}")

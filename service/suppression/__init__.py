@@ -1,13 +1,14 @@
 """The suppression list: numbers never to call, changed by control events and `suppress`.
 
 changes.py   what a change is, read from a control event; numbers as the list holds them
-control.py   control events in the data path, and the list's size gauge
+schema.py    the control events' JSON Schema
+
+Applied in the data path by pipeline/control.py; by hand through cli/suppress.py.
 """
 
 from __future__ import annotations
 
 from .changes import ADD, CONTROL_PATTERN, CONTROL_TYPES, REMOVE, Change, change_of, listed_phone
-from .control import Control
 
 __all__ = [
     "ADD",
@@ -15,7 +16,6 @@ __all__ = [
     "CONTROL_TYPES",
     "REMOVE",
     "Change",
-    "Control",
     "change_of",
     "listed_phone",
 ]

@@ -7,13 +7,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from ...results.metrics import ResultMetrics
 from ...stopping import cancel
 
 SEARCH_PATH = "/api/v2/callTransaction/search"
 PAGE_SIZE = 50
 MAX_PAGES = 20  # a search that runs longer than this resumes on the next poll
 BATCH_WAIT = 0.05  # seconds a lookup waits for others to share its request
+
+
+class Lookups(Protocol):
+    """Where the lookups are counted (results.metrics.ResultMetrics)."""
+
+    def lookup(self, result: str, count: int = 1) -> None: ...
 
 
 class Api(Protocol):
@@ -26,7 +31,7 @@ class Api(Protocol):
 class History:
     """Call-history searches over the provider's API."""
 
-    def __init__(self, api: Api, metrics: ResultMetrics, batch_wait: float = BATCH_WAIT) -> None:
+    def __init__(self, api: Api, metrics: Lookups, batch_wait: float = BATCH_WAIT) -> None:
         self._api = api
         self._metrics = metrics
         self._batch_wait = batch_wait

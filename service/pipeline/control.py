@@ -1,4 +1,5 @@
-"""Control events in the data path: apply a change to the suppression list, answer an outcome."""
+"""Control events in the data path: apply a change to the suppression list, answer an outcome;
+and the list's size gauge."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from datetime import datetime
 from ..errors import AutocallError, StoreUnavailable
 from ..events import Event
 from ..metrics import Metrics
-from ..pipeline.actions import Action, Publish
-from ..pipeline.outcomes import Outcome
-from ..pipeline.retry import Retry
 from ..store import Store
-from .changes import change_of, masked
+from ..suppression.changes import change_of, masked
+from .actions import Action, Publish
+from .outcomes import Outcome
+from .retry import Retry
 
 SIZE_REFRESH = 30.0  # seconds: the list's size is read from the store at most this often
 
