@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     result_ttl: Duration = 3 * 86400.0
     result_poll_interval: Duration = 300.0
     result_timeout: Duration = 6 * 3600.0
+    # CONTRACT.md §12: the call history's version, where the keys pressed are, bodies kept
+    history_api: Literal["v2", "v3"] = "v3"
+    result_key_fields: Annotated[list[str], NoDecode, BeforeValidator(_split)] = [
+        "press_key",
+        "digits",
+        "ivr",
+    ]
+    webhook_keep: int = Field(50, ge=0, le=10_000)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -137,6 +145,16 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_TOKEN:
             raise ValueError(f"must be at least {MIN_TOKEN} characters (the value is not shown)")
         return value
+
+    @field_validator("result_key_fields")
+    @classmethod
+    def _field_names(cls, value: list[str]) -> list[str]:
+        names = [part.strip() for part in value if part.strip()]
+        if not names:
+            raise ValueError("name at least one field, e.g. press_key,digits,ivr")
+        if bad := next((n for n in names if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", n)), None):
+            raise ValueError(f"not a field name: {bad[:64]!r}")
+        return names
 
     @field_validator("webhook_allow")
     @classmethod

@@ -78,6 +78,7 @@ class Publisher:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, dict[str, Any], str]] = []  # results
+        self.ids: list[str] = []  # the results' message ids
         self.steps: list[tuple[str, Any]] = []  # every publish: (kind, what)
         self.down = False
 
@@ -88,6 +89,7 @@ class Publisher:
     async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
         self._up()
         self.published.append((routing_key, orjson.loads(body), event_id))
+        self.ids.append(result_id)
         self.steps.append(("result", routing_key))
 
     async def copy(

@@ -15,7 +15,8 @@ from service.provider.omicall.client import Provider
 from service.render import Request
 from service.sandbox import Sandbox, SandboxState, serve
 
-SEARCH = "/api/v2/callTransaction/search?page=1&size=50"
+SEARCH = "/api/v3/call-transaction/search?page=1&size=50"
+V2_SEARCH = "/api/v2/callTransaction/search?page=1&size=50"
 CALL = Request(
     "/api/auto_call/execute_by_phone",
     {
@@ -50,10 +51,49 @@ def count(metrics: Metrics, endpoint: str, result: str) -> float | None:
 
 async def test_the_call_history_answers_its_payload(provider: Provider, metrics: Metrics) -> None:
     accepted = await provider.execute(CALL)
-    payload = await provider.api("POST", SEARCH, json={"phoneNumbers": ["0901234562"]})
+    query = {"filter": {"phoneNumbers": ["0901234562"]}}
+    payload = await provider.api("POST", SEARCH, json=query)
     assert payload["has_next"] is False
-    assert [(i["autocall_id"], i["ivr"]) for i in payload["items"]] == [(accepted.autocall_id, "2")]
+    [item] = payload["items"]
+    assert (item["autocall_id"], item["ivr"]) == (accepted.autocall_id, "2")
+    assert accepted.autocall_uuids == (item["autocall_uuid"],)  # the execute answer named it
     assert count(metrics, "call_history", "ok") == 1
+
+
+async def test_a_version_the_provider_does_not_serve_is_not_found(
+    sandbox: Sandbox, provider: Provider, metrics: Metrics
+) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await provider.api("POST", V2_SEARCH, json={})
+    assert caught.value.code == "not_found" and "/api/v2/callTransaction/search" in str(
+        caught.value
+    )
+    assert count(metrics, "call_history", "http_other") == 1
+    sandbox.state.history_api = "v2"
+    assert (await provider.api("POST", V2_SEARCH, json={}))["items"] == []
+
+
+async def test_the_v3_history_is_asked_with_the_api_key_too(metrics: Metrics) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def history(request: web.Request) -> web.Response:
+        if request.path == "/api/auth":
+            payload = {"access_token": "t", "expires_in": 3600}
+            return web.json_response({"status_code": 9999, "payload": payload})
+        seen.append(dict(request.headers))
+        return web.json_response({"status_code": 9999, "payload": []})
+
+    runner, provider = await with_server(history, metrics, api_key="k-1")
+    try:
+        assert await provider.api("POST", SEARCH, json={"filter": {}}) == []
+        await provider.api("GET", "/api/webhooks/list")
+    finally:
+        await provider._session.close()
+        await runner.cleanup()
+    assert [(h.get("x-api-key"), h["Authorization"]) for h in seen] == [
+        ("k-1", "Bearer t"),
+        (None, "Bearer t"),  # only the history is asked with it
+    ]
 
 
 async def test_the_webhook_api_round_trip(provider: Provider, metrics: Metrics) -> None:
@@ -102,14 +142,20 @@ async def test_a_refused_registration_names_its_code(provider: Provider) -> None
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def with_server(handler: Handler, metrics: Metrics) -> tuple[web.AppRunner, Provider]:
+async def with_server(
+    handler: Handler, metrics: Metrics, api_key: str | None = None
+) -> tuple[web.AppRunner, Provider]:
+    """`handler` as the provider; the client with `api_key`, else a fixed token."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    return runner, Provider(aiohttp.ClientSession(), url, metrics, token="fixed", timeout=2)
+    session = aiohttp.ClientSession()
+    if api_key is not None:
+        return runner, Provider(session, url, metrics, api_key=api_key, timeout=2)
+    return runner, Provider(session, url, metrics, token="fixed", timeout=2)
 
 
 async def unavailable(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from service.errors import ProviderError, ProviderUnavailable
-from service.provider.omicall.history import History
+from service.provider.omicall.history import History, page_of
 from service.results.calls import result_of
 from service.results.metrics import ResultMetrics
 from service.results.pipeline import Matcher, Results
@@ -30,10 +30,11 @@ class FakeApi:
         self.error: Exception | None = None
 
     async def api(self, method: str, path: str, *, json: Any = None) -> Any:
-        self.requests.append((path, json))
+        query = json.get("filter", json)  # v3 wraps the filter, v2 does not
+        self.requests.append((path, query))
         if self.error is not None:
             raise self.error
-        wanted = set(json.get("transactionIds") or []) | set(json.get("phoneNumbers") or [])
+        wanted = set(query.get("transactionIds") or []) | set(query.get("phoneNumbers") or [])
         found = [
             item
             for item in self.items
@@ -214,7 +215,163 @@ async def test_a_published_result_read_back_marks_a_pending_claim_done() -> None
     await rig.results.take(record(), "webhook")
     assert rig.publisher.published == []  # pending: not published again
     rig.now += 31  # the pending mark would have lapsed by now, but the broker has the result:
-    body = orjson.loads(result_of(call, record(), {}, "webhook").body())
+    body = orjson.loads(result_of(call, record(), 1, {}, "webhook").body())
     await Published(rig.store).mark(body)
     assert await rig.results.take(record(), "webhook") == "duplicate"
     assert await rig.store.open_count() == 0
+
+
+# attempts (CONTRACT.md §12): distinct transactions, never `send_num_retry`
+
+
+def read(rig: Rig) -> list[tuple[str, int, bool]]:
+    return [
+        (body["result"], body["attempt"], body["final"]) for _, body, _ in rig.publisher.published
+    ]
+
+
+async def test_attempts_are_the_calls_distinct_transactions() -> None:
+    rig = Rig()
+    await rig.store.record(open_call(num_retry=1))
+    first = record(transaction_id="tx-a", result="no_answer", keys=None)
+    assert await rig.results.take(first, "webhook") == "accepted"
+    assert await rig.results.take(first, "webhook") == "duplicate"  # posted again
+    redial = record(transaction_id="tx-b", started_at=T0 + 40, keys="1")
+    assert await rig.results.take(redial, "webhook") == "accepted"
+    assert read(rig) == [("no_answer", 1, False), ("answered", 2, True)]
+    assert rig.publisher.ids == ["ac-1:1", "ac-1:2"]
+
+
+async def test_the_last_allowed_transaction_is_final_unanswered_too() -> None:
+    rig = Rig()
+    await rig.store.record(open_call(num_retry=1))
+    for n, tx in enumerate(("tx-a", "tx-b")):
+        no_answer = record(transaction_id=tx, started_at=T0 + 40 * n, result="no_answer", keys=None)
+        await rig.results.take(no_answer, "webhook")
+    assert read(rig) == [("no_answer", 1, False), ("no_answer", 2, True)]
+    assert await rig.store.open_count() == 0
+
+
+async def test_the_span_end_closes_a_call_with_its_last_attempt() -> None:
+    rig = Rig([item("ac-1", answer_sec=0, ivr="", hangup_cause="NO_ANSWER")])
+    call = open_call(num_retry=2)
+    await rig.store.record(call)
+    await rig.results.take(record(result="no_answer", keys=None), "webhook")  # not redialled
+    await rig.poller.tick()  # the span lasts: nothing more
+    assert read(rig) == [("no_answer", 1, False)]
+    rig.now = call.span_end + 1
+    await rig.poller.tick()
+    await rig.poller.tick()
+    assert read(rig) == [("no_answer", 1, False), ("no_answer", 1, True)]
+    assert rig.publisher.ids == ["ac-1:1", "ac-1:1:final"]  # the attempt's closing
+    assert rig.publisher.published[1][1]["source"] == "poll"
+    assert await rig.store.open_count() == 0
+
+
+async def test_found_by_poll_after_the_span_an_attempt_is_final_under_its_own_id() -> None:
+    rig = Rig([item("ac-1", answer_sec=0, ivr="", hangup_cause="NO_ANSWER")])
+    call = open_call(num_retry=2)
+    await rig.store.record(call)
+    rig.now = call.span_end + 1
+    await rig.poller.tick()
+    assert read(rig) == [("no_answer", 1, True)]
+    assert rig.publisher.ids == ["ac-1:1"]
+
+
+async def test_two_open_calls_to_one_number_told_apart_by_autocall_uuid() -> None:
+    found = item("ac-2", autocall_uuid="uuid-2")
+    del found["autocall_id"]  # the history names the call by its uuid only
+    rig = Rig([found])
+    await rig.store.record(open_call("ac-1", autocall_uuids=("uuid-1",)))
+    await rig.store.record(open_call("ac-2", autocall_uuids=("uuid-2",)))
+    assert await rig.results.take(record(), "webhook") == "accepted"
+    assert rig.publisher.published[0][2] == "e-ac-2"
+    # a history item that carries it is matched by it directly
+    other = record(transaction_id="tx-9", autocall_uuid="uuid-1", started_at=T0 + 50)
+    assert await rig.results.take(other, "poll") == "accepted"
+    assert rig.publisher.published[1][2] == "e-ac-1"
+
+
+# the call history, v3
+
+
+@pytest.mark.parametrize(
+    ("payload", "items", "more"),
+    [
+        ({"items": [{"a": 1}], "has_next": True}, [{"a": 1}], True),
+        ({"items": [{"a": 1}], "hasNext": False}, [{"a": 1}], False),
+        ({"items": [], "page_number": 1, "total_pages": 3}, [], True),
+        ({"items": [{"a": 1}], "pageNumber": 3, "totalPages": 3}, [{"a": 1}], False),
+        ([{"a": 1}, "junk"], [{"a": 1}], None),
+        ({"items": [{"a": 1}]}, [{"a": 1}], None),
+        (None, [], False),
+    ],
+)
+def test_pages_in_either_style(
+    payload: Any, items: list[dict[str, Any]], more: bool | None
+) -> None:
+    assert page_of(payload) == (items, more)
+
+
+async def test_v3_wraps_the_filter_and_pages_a_bare_list_by_its_size() -> None:
+    class Pages(FakeApi):
+        async def api(self, method: str, path: str, *, json: Any = None) -> Any:
+            self.requests.append((path, json))
+            return [{"transaction_id": f"tx-{n}"} for n in range(50 if "page=1&" in path else 3)]
+
+    api = Pages()
+    history = History(api, ResultMetrics(CollectorRegistry(), []))
+    found = [item async for item in history.search({"phoneNumbers": ["0912345678"]})]
+    assert len(found) == 53 and len(api.requests) == 2
+    path, body = api.requests[0]
+    assert path == "/api/v3/call-transaction/search?page=1&size=50"
+    assert body == {
+        "filter": {"phoneNumbers": ["0912345678"]},
+        "sort": {"field": "created_date", "isAsc": False},
+    }
+
+
+async def test_a_version_not_served_is_told_once_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig()
+    rig.api.error = ProviderError("HTTP 404: /api/v3/call-transaction/search", code="not_found")
+    for _ in range(3):
+        with pytest.raises(ProviderError):
+            [found async for found in rig.history.search({})]
+    with pytest.raises(ProviderError):
+        await rig.history.owner_of("tx-1")
+    assert rig.registry_value("autocall_result_lookups_total", {"result": "error"}) == 4
+    told = [r.getMessage() for r in caplog.records if "AUTOCALL_HISTORY_API" in r.getMessage()]
+    assert told == [
+        "the provider has no v3 call history (HTTP 404): results found by polling and lookups "
+        "fail; set AUTOCALL_HISTORY_API=v2 if the account serves that one"
+    ]
+
+
+async def test_a_history_that_answers_newest_first_still_ranks_by_start() -> None:
+    redial = item("ac-1", "tx-b", time_start_call=T0 + 50, ivr="1")
+    first = item("ac-1", "tx-a", answer_sec=0, ivr="", hangup_cause="NO_ANSWER")
+    rig = Rig([redial, first])  # as v3 sorts them: created_date, descending
+    await rig.store.record(open_call(num_retry=1))
+    await rig.poller.tick()
+    assert read(rig) == [("no_answer", 1, False), ("answered", 2, True)]
+
+
+async def test_history_items_that_name_no_call_are_matched_by_phone_and_time() -> None:
+    bare = item("ac-1")
+    del bare["autocall_id"]  # v3: autocall_id and autocall_uuid may each be absent
+    rig = Rig([bare])
+    await rig.store.record(open_call(num_retry=0))
+    await rig.poller.tick()
+    assert read(rig) == [("answered", 1, True)]
+    assert len(rig.api.requests) == 1  # the search; no lookup of what it found
+
+
+async def test_a_history_item_that_fits_no_open_call_is_not_looked_up_again() -> None:
+    bare = item("ac-1", time_start_call=T0 + 99_999)  # long after the call's span
+    del bare["autocall_id"]
+    rig = Rig([bare])
+    await rig.store.record(open_call(num_retry=0))
+    await rig.poller.tick()
+    assert read(rig) == [] and len(rig.api.requests) == 1

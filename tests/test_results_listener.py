@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
+from service.results.kept import Keeper
 from service.results.listener import Listener, networks, serve
 from tests.test_results_flow import Rig
 from tests.test_results_store import T0, open_call
@@ -42,10 +43,11 @@ class Posting:
         return self.rig.registry_value("autocall_webhooks_total", {"outcome": outcome})
 
 
-async def posting(allow: str = "") -> AsyncIterator[Posting]:
+async def posting(allow: str = "", keep: int = 0) -> AsyncIterator[Posting]:
     rig = Rig()
     await rig.store.record(open_call(num_retry=0))
-    listener = Listener(TOKEN, rig.results, rig.metrics, networks(allow))
+    keeper = Keeper(rig.store, keep) if keep else None
+    listener = Listener(TOKEN, rig.results, rig.metrics, networks(allow), keeper=keeper)
     async with serve(listener, 0, "127.0.0.1") as port, aiohttp.ClientSession() as session:
         yield Posting(rig, f"http://127.0.0.1:{port}", session)
 
@@ -157,3 +159,33 @@ async def test_the_token_is_in_no_log_line(post: Posting, caplog: pytest.LogCapt
     await post.send(body=b"x")
     assert caplog.records  # the 503 is logged
     assert not [r for r in caplog.records if TOKEN[:20] in r.getMessage()]
+
+
+async def test_the_last_bodies_with_a_valid_token_are_kept() -> None:
+    async for post in posting(keep=3):
+        await post.send("/webhooks/omicall/wrong", body=b'{"state": "cdr"}')  # not kept
+        assert await post.send() == 200
+        assert await post.send(body=b"not json") == 400
+        assert await post.send(body=b'{"state": "early", "phone_number": "0912345678"}') == 200
+        assert await post.send(body=b'{"type": "contact"}') == 200
+        kept = [orjson.loads(entry) for entry in await post.rig.store.recent(10)]
+        assert [(e["kind"], e["outcome"]) for e in kept] == [
+            ("contact", "ignored"),
+            ("live", "live"),
+            ("invalid", "invalid"),
+        ]
+        assert kept[1]["body"] == {"state": "early", "phone_number": "091****678"}
+
+
+async def test_a_store_that_cannot_keep_costs_the_copy_not_the_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async for post in posting(keep=5):
+
+        async def refuse(entry: bytes, limit: int) -> None:
+            raise ConnectionError("store down")
+
+        post.rig.store.keep = refuse  # type: ignore[method-assign]
+        assert await post.send() == 200
+        assert post.outcome("accepted") == 1
+        assert "cannot keep a webhook body: ConnectionError" in caplog.text

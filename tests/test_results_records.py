@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.provider.omicall.records import CallRecord, InvalidRecord, LiveEvent, parse
+from service.provider.omicall.records import CallRecord, Contact, InvalidRecord, LiveEvent, parse
 
 CDR: dict[str, Any] = {
     "state": "cdr",
@@ -40,8 +40,8 @@ def test_a_full_cdr_maps_every_field() -> None:
         phone="0912345678",
         started_at=1764480000.0,
         result="answered",
-        attempt=1,
         keys="1",
+        keys_field="ivr",
         answer_seconds=12,
         billed_seconds=14,
         ended_by="end_call_by_customer",
@@ -56,13 +56,7 @@ def test_numbers_as_strings_unknown_fields_and_missing_optionals_are_fine() -> N
     assert (record.answer_seconds, record.billed_seconds, record.started_at) == (7, 8, 1764480000)
     bare = parse({"state": "cdr"})
     assert isinstance(bare, CallRecord)
-    assert (bare.phone, bare.started_at, bare.attempt, bare.keys, bare.result) == (
-        None,
-        None,
-        None,
-        None,
-        "failed",
-    )
+    assert (bare.phone, bare.started_at, bare.keys, bare.result) == (None, None, None, "failed")
     assert bare.auto_call is True
 
 
@@ -102,10 +96,80 @@ def test_keys(changes: dict[str, Any], keys: str | None) -> None:
     assert cdr(**changes).keys == keys
 
 
-def test_attempt_counts_from_the_retries_made_before() -> None:
-    assert cdr(send_num_retry=2).attempt == 3
-    assert cdr(send_num_retry="1").attempt == 2
-    assert cdr(send_num_retry=...).attempt is None
+def test_send_num_retry_says_nothing_of_the_attempt() -> None:
+    # its meaning is not documented (the one real sample shows 1 on a call never redialled)
+    assert cdr(send_num_retry=1) == cdr(send_num_retry=0) == cdr(send_num_retry=...)
+
+
+@pytest.mark.parametrize(
+    ("fields", "keys", "field"),
+    [
+        (("press_key", "digits", "ivr"), "1", "ivr"),
+        (("dtmf", "ivr"), "7", "dtmf"),
+        (("dtmf",), "7", "dtmf"),
+        (("nothing_here",), None, None),
+    ],
+)
+def test_the_key_fields_are_read_in_the_order_set(
+    fields: tuple[str, ...], keys: str | None, field: str | None
+) -> None:
+    record = parse(CDR | {"dtmf": "7"}, fields)
+    assert isinstance(record, CallRecord)
+    assert (record.keys, record.keys_field) == (keys, field)
+
+
+def test_an_older_record_has_no_state_and_a_disposition() -> None:
+    older = {
+        "transaction_id": "tx-old",
+        "destination_number": "0912345678",
+        "time_start_call": 1764480000,
+        "disposition": "cancelled",
+        "recording_file": "https://example.invalid/old.mp3",
+        "ivr": "none",
+    }
+    record = parse(older)
+    assert isinstance(record, CallRecord)
+    assert (record.transaction_id, record.result, record.keys) == ("tx-old", "no_answer", None)
+    assert record.recording_url == "https://example.invalid/old.mp3"
+    answered = parse(older | {"disposition": "ANSWERED", "ivr": "2"})
+    assert isinstance(answered, CallRecord)
+    assert (answered.result, answered.keys) == ("answered", "2")
+    by_call_uuid = parse(
+        {k: v for k, v in older.items() if k != "transaction_id"} | {"call_uuid": "u"}
+    )
+    assert isinstance(by_call_uuid, CallRecord) and by_call_uuid.transaction_id == "u"
+
+
+@pytest.mark.parametrize("never", [0, None, "0"])
+def test_a_zero_or_null_answer_start_means_never_answered(never: Any) -> None:
+    item = cdr(answer_sec=0, time_answer_start=never, dial_status="answered", hangup_cause=...)
+    assert item.result == "failed"
+    no_answer = cdr(answer_sec=0, time_answer_start=never, hangup_cause="NO_ANSWER")
+    assert no_answer.result == "no_answer"
+    assert cdr(answer_sec=0, time_answer_start=1764480006).result == "answered"
+
+
+def test_history_items_carry_the_autocall_uuid() -> None:
+    item = cdr(state=..., autocall_uuid="f5d39f30-fef7-49df-9ef6-697bf5353983")
+    assert (item.autocall_id, item.autocall_uuid) == (None, "f5d39f30-fef7-49df-9ef6-697bf5353983")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"action": "update", "data": [{"phone": "0912345678"}], "tenant_id": "t-1"},
+        {"type": "contact", "payload": {}},
+        {"type": "Contact"},
+    ],
+)
+def test_contact_webhooks(document: dict[str, Any]) -> None:
+    assert isinstance(parse(document), Contact)
+
+
+@pytest.mark.parametrize("document", [{}, {"hello": "world"}, {"action": "x", "data": "y"}])
+def test_an_object_that_is_no_record_is_invalid(document: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRecord):
+        parse(document)
 
 
 def test_history_items_carry_the_autocall_id_and_the_auto_call_flag() -> None:
@@ -119,9 +183,16 @@ def test_a_phone_that_is_no_valid_number_is_none() -> None:
     assert cdr(destination_number="abc", phone_number=..., to_number=...).phone is None
 
 
-@pytest.mark.parametrize("state", ["ringing", "answered", "hangup", "RINGING"])
+@pytest.mark.parametrize(
+    "state", ["create", "early", "ringing", "answered", "hangup", "RINGING", "bridged"]
+)
 def test_live_events(state: str) -> None:
-    assert parse({"state": state, "call_uuid": "u"}) == LiveEvent(state.lower())
+    # any state but `cdr` is live, known or not: never a result
+    live = {"state": state, "call_uuid": "u", "phone_number": "84912345678", "extension": "101"}
+    assert parse(live) == LiveEvent(state.lower(), "u", "0912345678")
+    assert parse({"state": state, "to_number": "0912345678"}) == LiveEvent(
+        state.lower(), None, "0912345678"
+    )
 
 
 @pytest.mark.parametrize("document", [[], "x", 1, None])

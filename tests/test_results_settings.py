@@ -59,3 +59,33 @@ def test_allow_list_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOCALL_WEBHOOK_ALLOW", "10.0.0.0/33")
     with pytest.raises(ConfigError, match="AUTOCALL_WEBHOOK_ALLOW: not a CIDR"):
         load_settings()
+
+
+def test_the_provider_as_it_really_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.history_api, settings.webhook_keep) == ("v3", 50)
+    assert settings.result_key_fields == ["press_key", "digits", "ivr"]
+    monkeypatch.setenv("AUTOCALL_RESULT_KEY_FIELDS", " dtmf , ivr ")
+    monkeypatch.setenv("AUTOCALL_HISTORY_API", "v2")
+    monkeypatch.setenv("AUTOCALL_WEBHOOK_KEEP", "0")
+    settings = load_settings()
+    assert (settings.result_key_fields, settings.history_api) == (["dtmf", "ivr"], "v2")
+    assert settings.webhook_keep == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("AUTOCALL_RESULT_KEY_FIELDS", " , ", "AUTOCALL_RESULT_KEY_FIELDS: name at least one"),
+        ("AUTOCALL_RESULT_KEY_FIELDS", "ivr,a b", "AUTOCALL_RESULT_KEY_FIELDS: not a field name"),
+        ("AUTOCALL_HISTORY_API", "v4", "AUTOCALL_HISTORY_API"),
+        ("AUTOCALL_WEBHOOK_KEEP", "-1", "AUTOCALL_WEBHOOK_KEEP"),
+    ],
+)
+def test_bad_provider_settings_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith(problem)

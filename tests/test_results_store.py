@@ -41,8 +41,8 @@ def record(**changes: object) -> CallRecord:
         "phone": "0912345678",
         "started_at": T0 + 10,
         "result": "answered",
-        "attempt": 1,
         "keys": "1",
+        "keys_field": "ivr",
         "answer_seconds": 12,
         "billed_seconds": 14,
         "ended_by": "end_call_by_customer",
@@ -82,7 +82,7 @@ def test_span_covers_every_attempt_and_no_more() -> None:
 
 
 def test_result_event_body_and_routing_key() -> None:
-    event = result_of(open_call(), record(), {"1": "confirmed"}, "webhook")
+    event = result_of(open_call(), record(), 1, {"1": "confirmed"}, "webhook")
     body = orjson.loads(event.body())
     assert event.routing_key == "autocall.result.answered.confirmed"
     assert body["status"] == "result" and body["final"] is True and body["attempt"] == 1
@@ -100,21 +100,24 @@ def test_result_event_body_and_routing_key() -> None:
 def test_final_only_on_the_last_unanswered_attempt() -> None:
     call = open_call(num_retry=2)
     finals = [
-        result_of(call, record(result="no_answer", attempt=n, keys=None), {}, "poll").final
+        result_of(call, record(result="no_answer", keys=None), n, {}, "poll").final
         for n in (1, 2, 3)
     ]
     assert finals == [False, False, True]
-    no_answer = result_of(call, record(result="no_answer", keys=None), {}, "poll")
+    no_answer = result_of(call, record(result="no_answer", keys=None), 1, {}, "poll")
     assert no_answer.routing_key == "autocall.result.no_answer.none"
     unknown = unknown_of(call, T0 + 9999)
     assert (unknown.final, unknown.routing_key) == (True, "autocall.result.unknown.none")
     assert orjson.loads(unknown.body())["transaction_id"] is None
 
 
-def test_a_record_without_attempt_number_gets_one_from_its_time() -> None:
-    call = open_call(num_retry=1, distance_retry=60)
-    late = result_of(call, record(attempt=None, started_at=T0 + 200, result="busy"), {}, "poll")
-    assert (late.attempt, late.final) == (2, True)
+def test_closing_an_attempt_makes_it_final_under_its_own_mark() -> None:
+    call = open_call(num_retry=2)
+    event = result_of(call, record(result="no_answer", keys=None), 1, {}, "poll")
+    closing = result_of(call, record(result="no_answer", keys=None), 1, {}, "poll", closing=True)
+    assert (event.final, event.mark) == (False, "1")
+    assert (closing.final, closing.mark, closing.attempt) == (True, "1:final", 1)
+    assert unknown_of(call, T0).mark == "unknown"
 
 
 def test_choices() -> None:
@@ -185,3 +188,31 @@ async def test_lease_and_backoff(store: ResultStore) -> None:
     await store.set_backoff(60, 2)
     left, level = await store.backoff()
     assert 50 < left <= 60 and level == 2
+
+
+async def test_attempts_are_ranked_by_start_and_fixed_at_first_sight(store: ResultStore) -> None:
+    call = open_call(num_retry=3)
+    assert await store.rank(call, "tx-a", T0 + 10) == (1, 1)
+    assert await store.rank(call, "tx-a", T0 + 10) == (1, 1)  # sent again: the same attempt
+    assert await store.rank(call, "tx-b", T0 + 200) == (2, 2)
+    # a record of an attempt between them arrives late: it takes the next number free
+    assert await store.rank(call, "tx-c", T0 + 100) == (3, 3)
+    assert await store.rank(call, "tx-b", T0 + 200) == (2, 3)
+    # same second (the provider's times are whole seconds): in the order seen
+    assert await store.rank(call, "tx-d", T0 + 300) == (4, 4)
+    assert await store.rank(call, "tx-e", T0 + 300) == (5, 5)
+    other = open_call("ac-2")
+    assert await store.rank(other, "tx-a", T0) == (1, 1)  # per call
+
+
+async def test_replicas_racing_on_one_call_never_share_a_rank(store: ResultStore) -> None:
+    call = open_call(num_retry=9)
+    ranks = await asyncio.gather(*(store.rank(call, f"tx-{n}", T0) for n in range(10)))
+    assert sorted(rank for rank, _ in ranks) == list(range(1, 11))
+
+
+async def test_kept_bodies_newest_first_and_only_the_last_n(store: ResultStore) -> None:
+    for n in range(5):
+        await store.keep(b'{"n": %d}' % n, limit=3)
+    assert await store.recent(10) == [b'{"n": 4}', b'{"n": 3}', b'{"n": 2}']
+    assert await store.recent(1) == [b'{"n": 4}']

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from service.cli.main import main
-from service.contract import schemas
+from service.contract import models, schemas
 from service.errors import InvalidPhone, OutcomeUnknown
 from service.events import Message, decode, identity_of
 from service.pipeline.outcomes import Outcome, Status
@@ -140,8 +140,8 @@ def test_real_outcomes_validate(outcome: Outcome) -> None:
 
 
 def test_the_outcome_model_mirrors_the_dataclass() -> None:
-    assert list(schemas.OutcomeEvent.model_fields) == [f.name for f in dataclasses.fields(Outcome)]
-    status = schemas.OutcomeEvent.model_fields["status"].annotation
+    assert list(models.OutcomeEvent.model_fields) == [f.name for f in dataclasses.fields(Outcome)]
+    status = models.OutcomeEvent.model_fields["status"].annotation
     assert typing.get_args(status) == typing.get_args(Status)
 
 
@@ -342,8 +342,8 @@ def test_result_events_fit_their_schema() -> None:
     from tests.test_results_store import open_call, record
 
     call = open_call()
-    answered = result_of(call, record(), {"1": "confirmed"}, "webhook")
-    no_answer = result_of(call, record(result="no_answer", keys=None, attempt=2), {}, "poll")
+    answered = result_of(call, record(), 1, {"1": "confirmed"}, "webhook")
+    no_answer = result_of(call, record(result="no_answer", keys=None), 2, {}, "poll")
     for event in (answered, no_answer, unknown_of(call, 1_764_490_000)):
         assert_valid("result.schema.json", orjson.loads(event.body()))
     assert not is_valid("result.schema.json", orjson.loads(answered.body()) | {"result": "x"})

@@ -11,6 +11,7 @@ webhook.py      webhook register | list | remove
 deadletters.py  dead-letters list | replay | purge
 suppress.py     suppress add | remove | list | import
 doctor.py       doctor: the account, webhooks, history, templates, broker and store, checked
+results.py      results recent: the kept webhook bodies and what was read from each
 schemas.py      schemas: write the JSON Schemas and the AsyncAPI document
 """
 

@@ -150,18 +150,18 @@ async def _history(provider: Provider, settings: Settings) -> tuple[str, str]:
     from ..provider.omicall.history import PAGE_SIZE, History
     from ..results.metrics import ResultMetrics
 
-    history = History(provider, ResultMetrics(CollectorRegistry(), []))
+    version = settings.history_api
+    history = History(provider, ResultMetrics(CollectorRegistry(), []), version=version)
     now = int(time.time() * 1000)
     items = 0
     try:
         # One page: the next would be asked for only after the first page's last item.
-        async for _ in history.search({"fromDate": now - HOUR_MS, "toDate": now}):
+        async for _ in history.search({"fromDate": now - HOUR_MS, "toDate": now}, max_pages=1):
             items += 1
             if items == PAGE_SIZE:
                 break
     finally:
         await history.close()
-    version = getattr(settings, "history_api", "v2")
     return "ok", f"the last hour's search answered ({version}): {items} calls on its first page"
 
 

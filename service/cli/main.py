@@ -13,6 +13,7 @@ from . import (
     doctor,
     publish,
     render,
+    results,
     run,
     sandbox,
     schemas,
@@ -22,7 +23,19 @@ from . import (
 from .args import USAGE_ERROR
 
 # in the order `--help` lists them
-COMMANDS = (run, check, render, sandbox, publish, webhook, deadletters, suppress, doctor, schemas)
+COMMANDS = (
+    run,
+    check,
+    render,
+    sandbox,
+    publish,
+    webhook,
+    deadletters,
+    suppress,
+    doctor,
+    results,
+    schemas,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

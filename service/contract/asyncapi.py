@@ -98,7 +98,7 @@ def _channels(inputs: tuple[str, ...], outcomes: tuple[str, ...]) -> dict[str, A
         "results": {
             "address": "autocall.result.{result}.{choice}",
             "title": f"Call results on {OUTCOME_EXCHANGE}",
-            "description": "One result per attempt of an accepted call (CONTRACT.md §9).",
+            "description": "One result per attempt (transaction) of an accepted call (§9, §12).",
             "parameters": {
                 "result": {"enum": list(RESULTS), "location": "$message.payload#/result"},
                 "choice": {"description": "The template's name for the keys, other, or none."},

@@ -183,7 +183,8 @@ class Caller:
             turn.answered(None)
             self.holds.release(live.name)
             outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-            return await self._complete(self._via(outcome, live, planned), call)
+            via = self._via(outcome, live, planned)
+            return await self._complete(via, call, accepted.autocall_uuids)
         raise AssertionError("unreachable: the last account returns")  # pragma: no cover
 
     def _hop(self, planned: Route, at: int, error: AutocallError, code: str | None = None) -> None:
@@ -228,12 +229,12 @@ class Caller:
         failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
         return await self._complete(failed, call)
 
-    async def _complete(self, outcome: Outcome, call: Call) -> Outcome:
+    async def _complete(self, outcome: Outcome, call: Call, uuids: tuple[str, ...] = ()) -> Outcome:
         """Mark the key done with this outcome, so a redelivery replays it instead of calling;
         record the call for its results alongside (one store round trip for both)."""
         key = outcome.idempotency_key or ""
         done = self.store.complete(key, str(outcome.event["id"]), outcome.record())
-        recorded = self._record(call, outcome)  # queued behind it: one round trip for both
+        recorded = self._record(call, outcome, uuids)  # queued behind it: one round trip for both
         try:
             await done
         except StoreUnavailable as exc:
@@ -244,11 +245,14 @@ class Caller:
                 await recorded  # never raises: a record the store missed is logged
         return outcome
 
-    def _record(self, call: Call, outcome: Outcome) -> Awaitable[None] | None:
+    def _record(
+        self, call: Call, outcome: Outcome, uuids: tuple[str, ...]
+    ) -> Awaitable[None] | None:
         if self.recorder is None:
             return None
         if outcome.status == "accepted" and outcome.autocall_id:
-            return self.recorder.accepted(call, outcome.autocall_id, self.clock(), outcome.account)
+            at = self.clock()
+            return self.recorder.accepted(call, outcome.autocall_id, at, uuids, outcome.account)
         if outcome.code == OutcomeUnknown.code:
             return self.recorder.unknown(call, self.clock(), outcome.account)
         return None

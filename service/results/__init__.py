@@ -3,6 +3,7 @@
 recorder.py     what the event path tells the result side: a call accepted, or maybe made
 store.py        where open calls and their results' marks live (memory); redis_store.py in Redis
 listener.py     the webhook listener: the provider posts call records here
+kept.py         the last webhook bodies, masked, for `results recent`
 poller.py       reconciliation: the call history searched for what no webhook brought
 pipeline.py     a record's way to a result event: match it to its call, keep it single, publish
 calls.py        open calls as the store keeps them, and the result events made of them

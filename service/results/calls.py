@@ -28,6 +28,7 @@ class OpenCall:
     accepted_at: float  # epoch seconds
     num_retry: int = 0
     distance_retry: int = 0
+    autocall_uuids: tuple[str, ...] = ()  # the execute answer's: history items name them
     account: str | None = None  # the account that took the call (CONTRACT.md §13)
 
     @property
@@ -53,7 +54,9 @@ class OpenCall:
 
     @classmethod
     def loads(cls, data: bytes | str) -> OpenCall:
-        return cls(**orjson.loads(data))
+        fields = orjson.loads(data)
+        fields["autocall_uuids"] = tuple(fields.get("autocall_uuids") or ())
+        return cls(**fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,14 @@ class ResultEvent:
     source: str  # webhook | poll
     occurred_at: float
     record: CallRecord | None = None  # None for `unknown`
+    closing: bool = False  # an attempt published before, final now that the span has ended
+
+    @property
+    def mark(self) -> str:
+        """What keeps this result single: its attempt, `unknown`, or the closing of an attempt."""
+        if self.result == "unknown":
+            return "unknown"
+        return f"{self.attempt}:final" if self.closing else str(self.attempt)
 
     @property
     def routing_key(self) -> str:
@@ -102,16 +113,21 @@ class ResultEvent:
 
 
 def result_of(
-    call: OpenCall, record: CallRecord, choices: dict[str, str], source: str
+    call: OpenCall,
+    record: CallRecord,
+    attempt: int,
+    choices: dict[str, str],
+    source: str,
+    *,
+    closing: bool = False,
 ) -> ResultEvent:
-    """The result event of `record`, an attempt of `call`."""
-    attempt = record.attempt
-    if attempt is None:
-        attempt = call.attempt_at(record.started_at) if record.started_at else 1
-    final = record.result == "answered" or attempt >= call.attempts
+    """The result event of `record`, attempt `attempt` (its transaction's rank) of `call`: final
+    when answered, when the call has had all its attempts, or when `closing` it (§12)."""
+    final = closing or record.result == "answered" or attempt >= call.attempts
     moment = record.started_at or call.accepted_at
+    choice = choose(record.keys, choices)
     return ResultEvent(
-        call, record.result, final, attempt, choose(record.keys, choices), source, moment, record
+        call, record.result, final, attempt, choice, source, moment, record, closing=closing
     )
 
 

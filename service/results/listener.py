@@ -13,9 +13,10 @@ import orjson
 from aiohttp import web
 
 from ..http import serve_app
-from ..provider.omicall.records import CallRecord, InvalidRecord, parse
+from ..provider.omicall.records import CallRecord, Contact, InvalidRecord, Parsed, parse
+from .kept import Keeper
 from .metrics import ResultMetrics
-from .pipeline import Results
+from .pipeline import Reading, Results
 
 log = logging.getLogger("autocall.webhooks")
 MAX_BODY = 256 * 1024
@@ -33,13 +34,16 @@ class Listener:
         results: Results,
         metrics: ResultMetrics,
         allow: Sequence[Network] = (),
+        *,
         max_body: int = MAX_BODY,
+        keeper: Keeper | None = None,
     ) -> None:
         self._token = token.encode()
         self._results = results
         self._metrics = metrics
         self._allow = tuple(allow)
         self.max_body = max_body
+        self._keeper = keeper  # None: no body is kept (AUTOCALL_WEBHOOK_KEEP=0)
 
     def __repr__(self) -> str:
         return f"Listener(allow={[str(n) for n in self._allow]}, max_body={self.max_body})"
@@ -54,19 +58,29 @@ class Listener:
             answer = self._answer(413, "too large", "too_large")
             answer.force_close()  # the rest of the body is never read: no keep-alive after it
             return answer
+        parsed, reading, status, outcome = await self._take(body)
+        if self._keeper is not None:
+            await self._keeper.keep(body, parsed, reading, outcome)
+        text = {200: "ok", 400: "a JSON object, please", 503: "try again later"}
+        return self._answer(status, text[status], outcome)
+
+    async def _take(self, body: bytes) -> tuple[Parsed | None, Reading | None, int, str]:
+        """What the body is, what became of it, the status to answer and the outcome counted."""
         try:
-            record = parse(orjson.loads(body))
+            parsed = parse(orjson.loads(body), self._results.key_fields)
         except (orjson.JSONDecodeError, InvalidRecord):
-            return self._answer(400, "a JSON object, please", "invalid")
-        if not isinstance(record, CallRecord):
-            return self._answer(200, "ok", "live")
+            return None, None, 400, "invalid"
+        if isinstance(parsed, Contact):
+            return parsed, None, 200, "ignored"
+        if not isinstance(parsed, CallRecord):
+            return parsed, None, 200, "live"
         try:
-            taken = await self._results.take(record, "webhook")
+            reading = await self._results.receive(parsed, "webhook")
         except Exception as exc:
             # Not the sender's fault: the broker, the store or the history lookup did not answer.
             log.warning("cannot take a call record now (%s); asking for a resend", _why(exc))
-            return self._answer(503, "try again later", "unavailable")
-        return self._answer(200, "ok", taken)
+            return parsed, None, 503, "unavailable"
+        return parsed, reading, 200, reading.taken
 
     def _gate(self, request: web.Request) -> web.Response | None:
         """403 from outside the allowed networks, 404 without the token, 405 but for POST."""

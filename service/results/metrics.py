@@ -11,6 +11,7 @@ WEBHOOK_OUTCOMES = (
     "duplicate",
     "unmatched",
     "live",
+    "ignored",
     "unauthorized",
     "invalid",
     "too_large",

@@ -12,12 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from ..errors import AutocallError, StoreUnavailable
 from ..provider.omicall.history import History
-from ..provider.omicall.records import CallRecord, parse
+from ..provider.omicall.records import CallRecord, InvalidRecord, parse
 from .calls import OpenCall, unknown_of
-from .pipeline import Results
+from .pipeline import Reading, Results
 
 log = logging.getLogger("autocall.results")
 PHONES_PER_SEARCH = 50
@@ -87,7 +88,8 @@ class Poller:
         return True
 
     async def reconcile(self) -> None:
-        """Search the history for the open calls and the `outcome_unknown` ones."""
+        """Search the history for the open calls and the `outcome_unknown` ones; close the calls
+        whose span has ended with no further transaction (their last attempt becomes final)."""
         assert self._history is not None
         calls = await self._store.open_calls()
         unknown = await self._store.unknown_calls()
@@ -104,31 +106,46 @@ class Poller:
         self, history: History, calls: list[OpenCall], unknown: list[OpenCall]
     ) -> None:
         """Search one account's history for `calls`, by phone, since the oldest of them."""
+        now = self._clock()
         start = min(call.accepted_at for call in calls) - SKEW
         phones = sorted({call.phone for call in calls})
         for first in range(0, len(phones), PHONES_PER_SEARCH):
             query = {
                 "fromDate": int(start * 1000),
-                "toDate": int(self._clock() * 1000),
+                "toDate": int(now * 1000),
                 "phoneNumbers": phones[first : first + PHONES_PER_SEARCH],
             }
-            async for item in history.search(query):
-                record = parse(item)
-                if isinstance(record, CallRecord) and record.autocall_id:
-                    await self._take(record, unknown)
+            records = [
+                record
+                async for item in history.search(query)
+                if (record := _record(item, self._results.key_fields)) is not None
+            ]
+            await self._take_all(records, unknown, now)
 
-    async def _take(self, record: CallRecord, unknown: list[OpenCall]) -> None:
-        assert record.autocall_id is not None
-        if await self._store.call(record.autocall_id) is None:
+    async def _take_all(
+        self, records: list[CallRecord], unknown: list[OpenCall], now: float
+    ) -> None:
+        """Take a search's records in the order they started, so that attempts rank as they
+        happened; each call's latest one may close it (`Results.receive`)."""
+        records.sort(key=lambda record: (record.started_at or 0.0, record.ended_at or 0.0))
+        latest = {_owner(record): record.transaction_id for record in records}
+        for record in records:
+            is_latest = latest[_owner(record)] == record.transaction_id
+            await self._take(record, unknown, now if is_latest else None)
+
+    async def _take(
+        self, record: CallRecord, unknown: list[OpenCall], latest_at: float | None
+    ) -> Reading:
+        if record.autocall_id and await self._store.call(record.autocall_id) is None:
             found = _happened(record, unknown)
             if found is None:
-                return
+                return Reading("unmatched")
             # The call of an `outcome_unknown` event did happen: from now on an open call.
             call = replace(found, autocall_id=record.autocall_id)
             await self._store.record(call)
             await self._store.forget_unknown(found)
             unknown.remove(found)
-        await self._results.take(record, "poll")
+        return await self._results.receive(record, "poll", latest_at=latest_at)
 
     async def expire(self) -> None:
         """`unknown` for calls with no final result long after their span; forget the
@@ -141,6 +158,19 @@ class Poller:
             if now > call.span_end + self._timeout:
                 await self._store.forget_unknown(call)
         self._results.metrics.open_calls.set(await self._store.open_count())
+
+
+def _record(item: dict[str, Any], key_fields: tuple[str, ...]) -> CallRecord | None:
+    try:
+        record = parse(item, key_fields)
+    except InvalidRecord:
+        return None
+    return record if isinstance(record, CallRecord) else None
+
+
+def _owner(record: CallRecord) -> str:
+    """The call a history item names (by id, by uuid), or at least its number's."""
+    return record.autocall_id or record.autocall_uuid or f"phone:{record.phone}"
 
 
 def _happened(record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:

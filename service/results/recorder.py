@@ -28,11 +28,17 @@ class Recorder:
         return f"Recorder({self._store!r})"
 
     def accepted(
-        self, call: Call, autocall_id: str, at: datetime, account: str | None = None
+        self,
+        call: Call,
+        autocall_id: str,
+        at: datetime,
+        uuids: tuple[str, ...] = (),
+        account: str | None = None,
     ) -> Awaitable[None] | None:
-        """The provider accepted `call` as `autocall_id` (on `account`): its record, queued now
-        (see `ResultStore.record`); None when there is nothing to record."""
-        opened = open_call(call, autocall_id, at, account)
+        """The provider accepted `call` as `autocall_id` (and `uuids`, when its answer named
+        them) on `account`: its record, queued now (see `ResultStore.record`); None when
+        nothing to record."""
+        opened = open_call(call, autocall_id, at, uuids, account)
         if opened is None or not autocall_id:
             return None
         return self._save(self._store.record(opened), call)
@@ -40,8 +46,8 @@ class Recorder:
     def unknown(
         self, call: Call, at: datetime, account: str | None = None
     ) -> Awaitable[None] | None:
-        """`call` may have been made: the poller looks for it by phone and time."""
-        opened = open_call(call, "", at, account)
+        """`call` may have been made (on `account`): the poller looks for it by phone and time."""
+        opened = open_call(call, "", at, account=account)
         if opened is None:
             return None
         return self._save(self._store.record_unknown(opened), call)
@@ -58,7 +64,11 @@ class Recorder:
 
 
 def open_call(
-    call: Call, autocall_id: str, at: datetime, account: str | None = None
+    call: Call,
+    autocall_id: str,
+    at: datetime,
+    uuids: tuple[str, ...] = (),
+    account: str | None = None,
 ) -> OpenCall | None:
     """The call as the result store keeps it; None for a call to an extension (no records)."""
     body = call.request.json
@@ -74,6 +84,7 @@ def open_call(
         accepted_at=at.timestamp(),
         num_retry=_int(body.get("num_retry")),
         distance_retry=_int(body.get("distance_retry")),
+        autocall_uuids=uuids,
         account=account,
     )
 

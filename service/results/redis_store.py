@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from ..errors import StoreUnavailable
 from ..store.batch import Batch
 from .calls import OpenCall
-from .store import FINAL, PENDING_SECONDS
+from .store import FINAL, KEEP_SECONDS, PENDING_SECONDS
 
 # KEYS: call, open set, phone set; ARGV: id, call json, accepted_at, ttl
 _RECORD = """
@@ -47,6 +47,32 @@ _RELEASE = """
 for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == 'pending' then redis.call('DEL', key) end
 end
+return 1
+"""
+# KEYS: the call's transactions (hash: transaction -> "rank:start"); ARGV: transaction, start, ttl
+# One script, so that replicas taking two records of one call at once never share a rank.
+_RANK = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  return {tonumber(string.match(held, '^(%d+):')), redis.call('HLEN', KEYS[1])}
+end
+local start, rank, taken = tonumber(ARGV[2]), 1, {}
+local known = redis.call('HVALS', KEYS[1])
+for _, value in ipairs(known) do
+  local n, at = string.match(value, '^(%d+):(.+)$')
+  taken[tonumber(n)] = true
+  if tonumber(at) < start then rank = rank + 1 end
+end
+while taken[rank] do rank = rank + 1 end
+redis.call('HSET', KEYS[1], ARGV[1], rank .. ':' .. ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {rank, #known + 1}
+"""
+# KEYS: the kept bodies; ARGV: entry, limit, seconds
+_KEEP = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 _LEASE = """
@@ -127,6 +153,21 @@ class RedisResults:
     async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
         keys = [self._mark(call, attempt)] + ([self._mark(call, FINAL)] if final else [])
         await self._script(_RELEASE, keys, [])
+
+    async def rank(self, call: OpenCall, transaction_id: str, started_at: float) -> tuple[int, int]:
+        keys = [f"{self._prefix}attempts:{call.autocall_id or call.idempotency_key}"]
+        rank, count = await self._script(
+            _RANK, keys, [transaction_id, f"{started_at:.3f}", self._ttl]
+        )
+        return int(rank), int(count)
+
+    async def keep(self, entry: bytes, limit: int) -> None:
+        keys = [f"{self._prefix}recent"]
+        await self._script(_KEEP, keys, [entry, limit, KEEP_SECONDS])
+
+    async def recent(self, limit: int) -> list[bytes]:
+        found = await self._run("LRANGE", f"{self._prefix}recent", 0, max(0, limit - 1))
+        return list(found)
 
     async def lease(self, name: str, owner: str, seconds: float) -> bool:
         keys = [f"{self._prefix}lease:{name}"]

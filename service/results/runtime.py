@@ -19,6 +19,7 @@ from ..settings import Settings
 from ..stopping import bounded, cancel
 from ..store import RedisStore, Store
 from ..templates import Templates
+from .kept import Keeper
 from .listener import Listener, networks, serve
 from .metrics import ResultMetrics
 from .pipeline import Matcher, Publishes, Results
@@ -59,13 +60,18 @@ async def start(
     async with AsyncExitStack() as stack:
         results_store = result_store(store, f"autocall:{settings.queue}:", settings.result_ttl)
         metrics = ResultMetrics(registry, templates.names())
-        history = History(api, metrics) if api is not None else None
+        history = History(api, metrics, version=settings.history_api) if api is not None else None
         if history is not None:
             stack.push_async_callback(history.close)
         matcher = Matcher(results_store, history)
-        results = Results(results_store, matcher, publisher, metrics, choices_of(templates))
+        key_fields = settings.result_key_fields
+        choices = choices_of(templates)
+        results = Results(
+            results_store, matcher, publisher, metrics, choices, key_fields=key_fields
+        )
         port = await _listen(stack, settings, results)
-        own = {name: History(one, metrics) for name, one in (accounts or {}).items()}
+        version = settings.history_api
+        own = {n: History(one, metrics, version=version) for n, one in (accounts or {}).items()}
         for each in own.values():
             stack.push_async_callback(each.close)
         poller = _poll(stack, settings, results, history, clock, by_account=own)
@@ -95,7 +101,8 @@ async def _listen(stack: AsyncExitStack, settings: Settings, results: Results) -
         return 0
     token = settings.webhook_token.get_secret_value()
     allow = networks(",".join(settings.webhook_allow))
-    listener = Listener(token, results, results.metrics, allow)
+    keeper = Keeper(results.store, settings.webhook_keep) if settings.webhook_keep else None
+    listener = Listener(token, results, results.metrics, allow, keeper=keeper)
     return await stack.enter_async_context(serve(listener, settings.webhook_port))
 
 

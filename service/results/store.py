@@ -1,16 +1,20 @@
 """Where accepted calls and their results' marks live: in memory for one process, in Redis for
-replicas (`redis_store.py`). One result per (call, attempt), and one final result per call."""
+replicas (`redis_store.py`). One result per (call, attempt), and one final result per call; a
+call's attempts are its distinct transactions, ranked by when they started (CONTRACT.md §12).
+The listener's last webhook bodies are kept here too, for `autocall-bridge results recent`."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from .calls import OpenCall
 
 PENDING_SECONDS = 30  # a mark whose publish never finished (the process died) frees itself after
 FINAL = "final"
+KEEP_SECONDS = 86400  # how long a kept webhook body is shown
 
 
 class ResultStore(Protocol):
@@ -56,6 +60,17 @@ class ResultStore(Protocol):
     async def release(self, call: OpenCall, attempt: str, final: bool) -> None:
         """The result could not be published: give the marks back."""
 
+    async def rank(self, call: OpenCall, transaction_id: str, started_at: float) -> tuple[int, int]:
+        """(the attempt `transaction_id` is of `call`, how many transactions the call has had).
+        The first sight fixes it: 1 + the call's transactions seen that started earlier, or the
+        next number free when that one is taken (a record of an earlier attempt came late)."""
+
+    async def keep(self, entry: bytes, limit: int) -> None:
+        """Keep a webhook body (masked, with what was read from it): the last `limit` only."""
+
+    async def recent(self, limit: int) -> list[bytes]:
+        """The kept bodies, newest first."""
+
     async def lease(self, name: str, owner: str, seconds: float) -> bool:
         """Take or extend the lease `name` for `owner`, unless another owner holds it."""
 
@@ -79,6 +94,8 @@ class MemoryResults:
         self._marks: dict[str, tuple[float, str]] = {}  # key -> (expires, pending | done)
         self._leases: dict[str, tuple[float, str]] = {}
         self._backoff = (0.0, 0)
+        self._ranks: dict[str, dict[str, tuple[int, float]]] = {}
+        self._kept: deque[tuple[float, bytes]] = deque()
 
     async def record(self, call: OpenCall) -> None:
         self._calls[call.autocall_id] = (self._clock() + self._ttl, call)
@@ -96,6 +113,7 @@ class MemoryResults:
         if held is None or held[0] <= self._clock():
             self._calls.pop(autocall_id, None)
             self._open.pop(autocall_id, None)
+            self._ranks.pop(autocall_id, None)
             return None
         return held[1]
 
@@ -144,6 +162,21 @@ class MemoryResults:
             if self._state(key) == "pending":
                 del self._marks[key]
 
+    async def rank(self, call: OpenCall, transaction_id: str, started_at: float) -> tuple[int, int]:
+        ranks = self._ranks.setdefault(call.autocall_id or call.idempotency_key, {})
+        if transaction_id not in ranks:
+            ranks[transaction_id] = (_free(ranks.values(), started_at), started_at)
+        return ranks[transaction_id][0], len(ranks)
+
+    async def keep(self, entry: bytes, limit: int) -> None:
+        self._kept.appendleft((self._clock() + KEEP_SECONDS, entry))
+        while len(self._kept) > limit:
+            self._kept.pop()
+
+    async def recent(self, limit: int) -> list[bytes]:
+        now = self._clock()
+        return [entry for until, entry in self._kept if until > now][:limit]
+
     async def lease(self, name: str, owner: str, seconds: float) -> bool:
         held = self._leases.get(name)
         if held is not None and held[0] > self._clock() and held[1] != owner:
@@ -163,6 +196,16 @@ class MemoryResults:
         if held is None or held[0] <= self._clock():
             return None
         return held[1]
+
+
+def _free(known: Iterable[tuple[int, float]], started_at: float) -> int:
+    """The rank of a new transaction started at `started_at` among `known` (rank, start)."""
+    known = list(known)
+    rank = 1 + sum(1 for _, at in known if at < started_at)
+    taken = {n for n, _ in known}
+    while rank in taken:
+        rank += 1
+    return rank
 
 
 def _mark(call: OpenCall, attempt: str) -> str:

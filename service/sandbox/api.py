@@ -109,7 +109,7 @@ async def _answer(
         return code, _refuse(state, code)
     call = state.accept(action, body, chars)
     request.app[DIALER_KEY].start(call)
-    return "ok", json_response(success_body(action, body, call.autocall_id))
+    return "ok", json_response(success_body(action, body, call.autocall_id, call.autocall_uuids))
 
 
 async def _read_body(request: web.Request, action: str) -> dict[str, Any] | str:
@@ -142,22 +142,31 @@ def _drop(request: web.Request) -> web.Response:
 
 
 async def search_calls(request: web.Request) -> web.Response:
-    """POST /api/v2/callTransaction/search?page=P&size=N: finished attempts, 50 a page at most."""
+    """POST /api/v3/call-transaction/search?page=P&size=N (with the bearer token and, when
+    sent, a known x-api-key) or /api/v2/callTransaction/search: finished attempts, 50 a page at
+    most; a version the sandbox is set not to serve answers 404, as a provider without it."""
     state = request.app[STATE_KEY]
-    if not _authorized(request):
+    version = "v3" if request.path.startswith("/api/v3/") else "v2"
+    if state.history_api not in (version, "both"):
+        state.search_requests[f"{version}_not_found"] += 1
+        raise web.HTTPNotFound()
+    key = request.headers.get("x-api-key")
+    if not _authorized(request) or (key is not None and key not in state.api_keys):
         state.search_requests["unauthorized"] += 1
         return web.Response(status=401, text="Unauthorized")
     if state.take_throttle():
         state.search_requests["limit_request_30_minute"] += 1
         return _refuse(state, "limit_request_30_minute")
     page = parse_page(dict(request.query))
-    query = parse_query(await _json_body(request))
+    query = parse_query(await _json_body(request), version)
     if isinstance(page, str) or isinstance(query, str):
         code = page if isinstance(page, str) else str(query)
         state.search_requests[code] += 1
         return _refuse(state, code, status=400)
     state.search_requests["ok"] += 1
-    return _ok(search(request.app[DIALER_KEY].finished(), query, *page))
+    paging = state.history_paging if version == "v3" else "snake"
+    found = request.app[DIALER_KEY].finished()
+    return _ok(search(found, query, *page, paging=paging, with_id=state.history_autocall_id))
 
 
 async def register_webhook(request: web.Request) -> web.Response:
@@ -217,6 +226,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/auth", auth)
     app.router.add_post("/api/auto_call/{action:execute_by_phone|execute_by_extension}", execute)
     app.router.add_post("/api/v2/callTransaction/search", search_calls)
+    app.router.add_post("/api/v3/call-transaction/search", search_calls)
     app.router.add_post("/api/webhooks/register", register_webhook)
     app.router.add_get("/api/webhooks/list", list_webhooks)
     app.router.add_post("/api/webhooks/destroy", destroy_webhook)

@@ -67,8 +67,10 @@ class Dialer:
                 seconds=state.call_seconds,
                 number_format=state.number_format if by_phone else "as_sent",
                 cdr_style=state.cdr_style,
+                autocall_uuid=autocall_uuid,
+                retry_style=state.send_num_retry,
             )
-            for number in numbers
+            for number, autocall_uuid in zip(numbers, call.autocall_uuids, strict=False)
         ]
 
     async def _play(self, attempts: list[Attempt]) -> None:

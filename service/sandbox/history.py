@@ -1,4 +1,6 @@
-"""The call-history search (`POST /api/v2/callTransaction/search`): its query and its pages."""
+"""The call-history search, v3 (`POST /api/v3/call-transaction/search`, the filter wrapped,
+pages in snake_case, camelCase or as a bare list) and v2 (`POST /api/v2/callTransaction/search`):
+its query and its pages (CONTRACT.md §9, §12)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from typing import Any
 from .script import Attempt, format_number
 
 PAGE_SIZE = 50
+HISTORY_APIS = ("v3", "v2", "both")  # the versions the sandbox serves
+PAGINGS = ("snake", "camel", "list")
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,10 @@ class Query:
         return self.transactions is None or attempt.cdr["transaction_id"] in self.transactions
 
 
-def parse_query(body: object) -> Query | str:
-    """The search a body asks for, or the error code that rejects it."""
+def parse_query(body: object, version: str = "v2") -> Query | str:
+    """The search a body asks for (v3: its `filter`), or the error code that rejects it."""
+    if version == "v3" and isinstance(body, dict):
+        body = body.get("filter", {})
     if not isinstance(body, dict):
         return "invalid_json"
     times = [body.get(name) for name in ("fromDate", "toDate")]
@@ -62,14 +68,30 @@ def parse_page(query: dict[str, str]) -> tuple[int, int] | str:
     return page, size
 
 
-def search(attempts: Iterable[Attempt], query: Query, page: int, size: int) -> dict[str, Any]:
-    """One page of the finished attempts that match, oldest first: the answer's payload."""
+def search(
+    attempts: Iterable[Attempt],
+    query: Query,
+    page: int,
+    size: int,
+    *,
+    paging: str = "snake",
+    with_id: bool = True,
+) -> Any:
+    """One page of the finished attempts that match, oldest first: the answer's payload, paged
+    as `paging` says; `with_id` False leaves `autocall_id` out (the items keep `autocall_uuid`)."""
     found = sorted(
         (a for a in attempts if query.matches(a)), key=lambda a: a.cdr["time_start_call"]
     )
     start = (page - 1) * size
     items = [attempt.item() for attempt in found[start : start + size]]
-    return {"items": items, "has_next": len(found) > start + size}
+    if not with_id:
+        items = [{k: v for k, v in item.items() if k != "autocall_id"} for item in items]
+    if paging == "list":
+        return items
+    pages = max(1, -(-len(found) // size))
+    if paging == "camel":
+        return {"items": items, "hasNext": page < pages, "pageNumber": page, "totalPages": pages}
+    return {"items": items, "has_next": page < pages, "page_number": page, "total_pages": pages}
 
 
 def _strings(value: object) -> bool:

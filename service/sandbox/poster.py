@@ -29,7 +29,8 @@ class Poster:
         await self._to_all(body)
 
     async def cdr(self, body: dict[str, Any]) -> None:
-        """Post an end-of-call record, unless the test asked for it to be dropped; maybe twice."""
+        """Post an end-of-call record `cdr_posts` times (once more while `webhook_duplicate`
+        lasts), unless the test asked for it to be dropped."""
         state = self.state
         if not state.webhook_targets():
             return
@@ -37,12 +38,13 @@ class Poster:
             state.webhook_drop -= 1
             state.webhook_posts["dropped"] += 1
             return
-        copies = 1
+        copies = max(1, state.cdr_posts)
         if state.webhook_duplicate > 0:
             state.webhook_duplicate -= 1
-            copies = 2
-        for _ in range(copies):
-            await self._to_all(body)
+            copies += 1
+        counted = state.send_num_retry == "deliveries" and "send_num_retry" in body
+        for post in range(1, copies + 1):
+            await self._to_all(body | {"send_num_retry": post} if counted else body)
 
     async def close(self) -> None:
         """Close the HTTP client."""

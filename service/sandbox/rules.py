@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from typing import Any, TypeGuard
 
 ENVELOPES = ("message", "payload", "payload_message", "alternate")
@@ -105,14 +104,21 @@ def error_body(style: str, code: str) -> dict[str, Any]:
     return {"status_code": 400, "payload": {"message": code}}
 
 
-def success_body(action: str, body: dict[str, Any], autocall_id: str) -> dict[str, Any]:
-    """The provider's success answer, in each endpoint's own documented shape."""
+def success_body(
+    action: str, body: dict[str, Any], autocall_id: str, uuids: list[str]
+) -> dict[str, Any]:
+    """The provider's success answer, in each endpoint's own documented shape; by phone with
+    the `autocall_uuids` too (§12: an answer may carry them; history items name them)."""
     if action == "execute_by_phone":
-        payload = {"autocall_id": autocall_id, "name": body.get("name", "")}
+        payload = {
+            "autocall_id": autocall_id,
+            "name": body.get("name", ""),
+            "autocall_uuids": uuids,
+        }
         return {"status_code": 9999, "payload": payload}
     return {
         "instance_id": "stg",
-        "payload": {"autocall_uuids": [str(uuid.uuid4())], "autocall_id": autocall_id},
+        "payload": {"autocall_uuids": uuids, "autocall_id": autocall_id},
         "instance_version": "1.2.164",
         "key_enabled": False,
         "status_code": 9999,

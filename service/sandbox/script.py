@@ -1,9 +1,12 @@
 """What happens on the phone: each accepted call played out by its number's last digit, as the
-provider's live events, CDRs and call-history items. Pure: times come in, records go out.
+provider's live events, CDRs and call-history items (CONTRACT.md §9, §12). Pure: times come in,
+records go out.
 
 Last digit → 1 answered, key 1; 2 answered, key 2; 3 no answer; 4 busy; 5 answered, no key;
-6 failed; 0, 7, 8, 9 answered, key 1. An attempt that is not answered is redialled `num_retry`
-times, so a number ending in 3 gives `num_retry + 1` CDRs.
+6 failed; 0, 7, 8, 9 answered, key 1; but a number ending in 71 is not answered on its first
+attempt and answered with key 1 on the redial. An attempt that is not answered is redialled
+`num_retry` times, so a number ending in 3 gives `num_retry + 1` CDRs. Live states come before
+each CDR: create, early, ringing, answered, hangup (as far as the attempt gets).
 """
 
 from __future__ import annotations
@@ -13,14 +16,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NUMBER_FORMATS = ("as_sent", "national", "digits", "e164")
-# "legacy": the older records, with `disposition` (Asterisk's words) and no `hangup_cause`
-CDR_STYLES = ("current", "legacy")
+# "legacy": `disposition` (Asterisk's words) instead of `hangup_cause`; "older": the older
+# records of §12, with no `state`, `answer_sec`, `endby_name` nor `send_num_retry`
+CDR_STYLES = ("current", "legacy", "older")
 DISPOSITIONS = {
     "answered": "ANSWERED",
     "no_answer": "NO ANSWER",
     "busy": "BUSY",
     "failed": "FAILED",
 }
+OLDER_DISPOSITIONS = {
+    "answered": "answered",
+    "no_answer": "cancelled",
+    "busy": "busy",
+    "failed": "failed",
+}
+OLDER_DROPS = ("state", "answer_sec", "endby_name", "send_num_retry", "hangup_cause")
+# what `send_num_retry` counts is undocumented; three readings, the provider's sample first:
+# "deliveries" (1 on a record's first post, 2 on its second), "redials" (0 on the first
+# attempt), "attempts" (1 on the first attempt)
+RETRY_STYLES = ("deliveries", "redials", "attempts")
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,7 @@ class Script:
 
     result: str  # answered | no_answer | busy | failed
     key: str | None = None
+    unanswered_first: bool = False  # the first attempt is not answered, the redial goes so
 
 
 SCRIPTS = {
@@ -40,6 +56,8 @@ SCRIPTS = {
     "6": Script("failed"),
 }
 ANSWERED_KEY_1 = Script("answered", "1")
+ANSWERED_ON_REDIAL = Script("answered", "1", unanswered_first=True)
+NO_ANSWER = SCRIPTS["3"]
 
 
 @dataclass(frozen=True)
@@ -92,10 +110,14 @@ class Dial:
     seconds: float  # real seconds each attempt takes
     number_format: str = "as_sent"
     cdr_style: str = "current"
+    autocall_uuid: str = ""  # the execute answer's uuid for this number
+    retry_style: str = "deliveries"
 
 
 def script_for(number: str) -> Script:
-    """The script of a number: by its last digit."""
+    """The script of a number: by its last digit (71: answered on the redial)."""
+    if number.endswith("71"):
+        return ANSWERED_ON_REDIAL
     return SCRIPTS.get(number[-1:], ANSWERED_KEY_1)
 
 
@@ -103,8 +125,17 @@ def plan(dial: Dial) -> list[Attempt]:
     """Every attempt of a call, in order: one if answered, else `num_retry + 1`."""
     script = script_for(dial.number)
     count = 1 if script.result == "answered" else dial.num_retry + 1
-    autocall_uuid = str(uuid.uuid4())
-    return [_attempt(dial, script, autocall_uuid, k) for k in range(count)]
+    if script.unanswered_first:
+        count = min(2, dial.num_retry + 1)
+    autocall_uuid = dial.autocall_uuid or str(uuid.uuid4())
+    first = NO_ANSWER if script.unanswered_first else script
+    return [_attempt(dial, first if k == 0 else script, autocall_uuid, k) for k in range(count)]
+
+
+def send_num_retry(style: str, attempt: int, post: int) -> int:
+    """What a record says in `send_num_retry` on its `post`th post (from 1) of the `attempt`th
+    attempt (from 0), in the reading `style`."""
+    return {"deliveries": post, "redials": attempt}.get(style, attempt + 1)
 
 
 def _attempt(dial: Dial, script: Script, autocall_uuid: str, k: int) -> Attempt:
@@ -122,21 +153,40 @@ def _attempt(dial: Dial, script: Script, autocall_uuid: str, k: int) -> Attempt:
         "hangup_cause": shape.hangup_cause,
         "dial_status": shape.dial_status,
     }
-    cdr = _cdr(dial, script, call_uuid, number, start) | {"send_num_retry": k}
+    base = {"from_number": dial.hotline, "hotline": dial.hotline, "direction": "outbound"}
+    cdr = _cdr(dial, script, call_uuid, number, start)
+    cdr["send_num_retry"] = send_num_retry(dial.retry_style, k, 1)
     if dial.cdr_style == "legacy":
         del cdr["hangup_cause"]
         cdr["disposition"] = DISPOSITIONS[script.result]
+    elif dial.cdr_style == "older":
+        cdr = {name: v for name, v in cdr.items() if name not in OLDER_DROPS}
+        cdr["disposition"] = OLDER_DISPOSITIONS[script.result]
+        cdr["recording_file"] = cdr.pop("recording_file_url")
     attempt = Attempt(dial.autocall_id, autocall_uuid, dial.number, cdr, history)
     attempt.ends_at = start_mono + dial.seconds
-    base = {"call_uuid": call_uuid, "from_number": dial.hotline, "to_number": number}
-    base |= {"hotline": dial.hotline, "direction": "outbound"}
-    if script.result in ("answered", "no_answer"):
-        attempt.live.append((start_mono, _live(base, "ringing", start)))
-    if answered:
-        answered_at = start + shape.ring
-        attempt.live.append((start_mono + dial.seconds / 2, _live(base, "answered", answered_at)))
-    attempt.live.append((attempt.ends_at, _live(base, "hangup", cdr["time_end_call"])))
+    attempt.live = _lives(dial, script, base | {"call_uuid": call_uuid}, number, k)
     return attempt
+
+
+def _lives(
+    dial: Dial, script: Script, base: dict[str, Any], number: str, k: int
+) -> list[tuple[float, dict[str, Any]]]:
+    """The live events of the `k`th attempt, with their monotonic due times: create and early
+    for every attempt, ringing when it rang, answered when answered, hangup at its end."""
+    shape = SHAPES[script.result]
+    start = dial.accepted_wall + k * dial.seconds
+    start_mono = dial.accepted_mono + k * dial.seconds
+    # the first states name the number in `phone_number`, the later ones in `to_number`
+    early = base | {"phone_number": number}
+    later = base | {"to_number": number}
+    steps = [(0.0, "create", early, start), (0.1, "early", early, start)]
+    if script.result in ("answered", "no_answer"):
+        steps.append((0.2, "ringing", later, start))
+    if script.result == "answered":
+        steps.append((0.5, "answered", later, start + shape.ring))
+    steps.append((1.0, "hangup", later, start + shape.ring + shape.talk))
+    return [(start_mono + part * dial.seconds, _live(b, state, at)) for part, state, b, at in steps]
 
 
 def _cdr(dial: Dial, script: Script, call_uuid: str, number: str, start: float) -> dict[str, Any]:

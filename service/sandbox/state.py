@@ -13,8 +13,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from .answers import ACCOUNT_CODES, THROTTLE_STYLES
+from .history import HISTORY_APIS, PAGINGS
 from .rules import ENVELOPES
-from .script import CDR_STYLES, NUMBER_FORMATS, Attempt, Dial, plan
+from .script import CDR_STYLES, NUMBER_FORMATS, RETRY_STYLES, Attempt, Dial, plan
 
 # Vietnam has kept UTC+7 without daylight saving since 1975; a fixed offset needs no tzdata.
 LOCAL_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -55,11 +56,17 @@ SCALAR_SETTINGS: dict[str, tuple[type, ...]] = {
     "throttle_style": (str,),
     "retry_after": (int, float),
     "account": (str,),
+    "history_api": (str,),
+    "history_paging": (str,),
+    "history_autocall_id": (bool,),
+    "send_num_retry": (str,),
+    "cdr_posts": (int,),
 }
 # settings that may not go below zero
 NON_NEGATIVE = frozenset(
     {"call_seconds", "webhook_drop", "webhook_duplicate", "webhook_delay"}
     | {"webhook_retries", "webhook_backoff", "search_throttle", "throttle", "retry_after"}
+    | {"cdr_posts"}
 )
 FLOATS = frozenset({"latency", "call_seconds", "webhook_delay", "webhook_backoff", "retry_after"})
 CHOICES = {
@@ -68,6 +75,9 @@ CHOICES = {
     "cdr_style": CDR_STYLES,
     "throttle_style": THROTTLE_STYLES,
     "account": ("", *ACCOUNT_CODES),
+    "history_api": HISTORY_APIS,
+    "history_paging": PAGINGS,
+    "send_num_retry": RETRY_STYLES,
 }
 LIST_SETTINGS = frozenset({"api_keys", "fixed_tokens", "faults", "not_found"})
 # what /_sandbox/reset leaves alone: who may call, the clock, and where webhooks go
@@ -86,6 +96,7 @@ class RecordedCall:
     body: dict[str, Any]
     autocall_id: str
     at: datetime
+    autocall_uuids: list[str] = field(default_factory=list)  # one per number, in order
 
 
 @dataclass(eq=False)
@@ -140,6 +151,12 @@ class SandboxState:
     account: str = ""  # a code every call request is answered with; "": the account is fine
     not_found: set[str] = field(default_factory=set)  # path prefixes answered with a 404 page
     answered_once: set[str] = field(default_factory=set)  # numbers whose one-time answer is out
+    # the provider as it really is (CONTRACT.md §12)
+    history_api: str = "v3"  # the history versions served: v3, v2 or both
+    history_paging: str = "snake"  # v3 pages: snake (has_next), camel (hasNext), list
+    history_autocall_id: bool = True  # False: items name their call by autocall_uuid only
+    send_num_retry: str = "deliveries"  # what the field counts (script.RETRY_STYLES)
+    cdr_posts: int = 2  # each CDR is posted this many times, as the provider does
 
     def today(self) -> date:
         """The provider's local date."""
@@ -185,7 +202,9 @@ class SandboxState:
         now = datetime.fromtimestamp(self.clock(), LOCAL_TZ)
         self.balance -= self.call_cost
         self.tts_used[now.date()] = self.tts_used.get(now.date(), 0) + chars
-        call = RecordedCall(f"/api/auto_call/{action}", body, autocall_id, now)
+        numbers = body.get("phone_number_list") or body.get("extensions") or []
+        uuids = [str(uuid.uuid4()) for _ in numbers]
+        call = RecordedCall(f"/api/auto_call/{action}", body, autocall_id, now, uuids)
         self.calls.append(call)
         return call
 

@@ -12,7 +12,14 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from ...errors import AutocallError, OutcomeUnknown, ProviderUnavailable, Throttled, Unauthorized
+from ...errors import (
+    AutocallError,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnavailable,
+    Throttled,
+    Unauthorized,
+)
 from ...metrics import Metrics
 from ...render import Request
 from ...settings import Settings
@@ -23,6 +30,7 @@ TOKEN_MARGIN = 300.0  # fetch a new token this long before the old one expires
 CALL_ENDPOINTS = frozenset({"execute_by_phone", "execute_by_extension"})
 # the metrics' `endpoint` label of the other requests: a bounded set, whatever the path
 API_ENDPOINTS = {"/api/v2/callTransaction/search": "call_history", "/api/webhooks/": "webhooks"}
+API_ENDPOINTS["/api/v3/call-transaction/search"] = "call_history"  # sent with x-api-key too
 
 
 @dataclass(slots=True)
@@ -30,6 +38,7 @@ class Accepted:
     """The provider took the call."""
 
     autocall_id: str
+    autocall_uuids: tuple[str, ...] = ()  # when the answer names them: history items carry one
 
 
 @dataclass(slots=True)
@@ -108,14 +117,18 @@ class Provider:
         document = self._success(request.endpoint, answer)
         payload = document.get("payload")
         autocall_id = payload.get("autocall_id") if isinstance(payload, dict) else None
-        return Accepted("" if autocall_id is None else str(autocall_id))
+        uuids = payload.get("autocall_uuids") if isinstance(payload, dict) else None
+        uuids = [u for u in uuids if isinstance(u, str)] if isinstance(uuids, list) else []
+        return Accepted("" if autocall_id is None else str(autocall_id), tuple(uuids[:100]))
 
     async def api(self, method: str, path: str, *, json: Any = None) -> Any:
-        """Any other endpoint (call history, webhooks; `path` may carry a query): its `payload`.
-        Raises ProviderError, Unauthorized or ProviderUnavailable; safe to repeat."""
+        """Any other endpoint (`path` may carry a query): its `payload`; a 404 is `not_found`."""
         endpoint = _endpoint_of(path)
         body = None if json is None else orjson.dumps(json)
         answer = await self._authorized(method, endpoint, path, body)
+        if answer.status == 404:
+            self._metrics.api_request(endpoint, "http_other")
+            raise ProviderError(f"HTTP 404: {path.partition('?')[0]}", code="not_found")
         return self._success(endpoint, answer).get("payload")
 
     async def _authorized(
@@ -138,6 +151,8 @@ class Provider:
         self, method: str, endpoint: str, path: str, token: str, body: bytes | None
     ) -> Answer:
         headers = {"Authorization": f"Bearer {token}"}
+        if endpoint == "call_history" and self._api_key:  # as the provider's integrators do
+            headers["x-api-key"] = self._api_key
         if body is not None:
             headers["Content-Type"] = "application/json"
         return await self._send(method, endpoint, path, headers, body=body)
