@@ -16,6 +16,7 @@ import yaml
 
 from service.app import Service
 from service.sandbox import Sandbox, serve
+from service.sandbox.answers import ACCOUNT_CODES
 from service.settings import Settings
 
 from .conftest import Broker, MakeSettings, Outcomes, StartService, templates_of
@@ -189,6 +190,39 @@ async def test_fails_over_to_the_next_account_when_no_call_was_placed(
     assert body["autocall_id"] == two.b.state.calls[0].autocall_id
     failover = {"from": "shop-a", "to": "shop-b", "code": code}
     assert metric(service, "autocall_failovers_total", **failover) == 1
+
+
+@pytest.mark.parametrize("code", sorted(ACCOUNT_CODES))
+async def test_fails_over_on_every_account_code(two: Two, code: str) -> None:
+    await configure(two.a, {"account": code})  # every call request answered with it
+
+    body, _ = await two.one("shop-a", "K1", BACKUP)
+
+    assert (body["status"], body["account"]) == ("accepted", "shop-b")
+    assert body["failover"] == [{"account": "shop-a", "code": code}]
+    assert two.a.state.calls == []
+
+
+@pytest.mark.parametrize(
+    ("phone", "status", "code"),
+    [
+        ("0912344002", "failed", "invalid_phone_number"),
+        ("0912344003", "failed", "number_call_out_invalid"),
+        ("0912344004", "failed", "data_is_required"),
+        ("0912344001", "skipped", "do_not_call"),
+    ],
+)
+async def test_never_fails_over_on_a_refused_number(
+    two: Two, phone: str, status: str, code: str
+) -> None:
+    config, outcomes, _ = await two.start(BACKUP)
+    await two.broker.publish(config, order("shop-a", "N1", phone), "order.created")
+
+    [body] = await outcomes.wait(1)
+
+    assert body["status"] == status
+    assert (body["error"] or {}).get("code", body["reason"]) == code
+    assert two.a.state.calls == [] and two.b.state.calls == []
 
 
 async def test_fails_over_when_the_first_provider_refuses_the_connection(two: Two) -> None:
