@@ -9,8 +9,9 @@
     ├── UnknownAccount          unknown_account      the template's `account:` names no account
     ├── ProviderError           <provider's code>    the provider refused the call (no call made)
     │   ├── QuotaExceeded       limit_service | limit_word | limit_word_session
-    │   ├── BalanceTooLow       balance_is_not_enough
-    │   ├── AccountRefused      tenant_disabled | … (ACCOUNT_CODES): the account cannot call now
+    │   ├── AccountUnable       <provider's code>    the account cannot call now: hold or fail over
+    │   │   ├── BalanceTooLow   balance_is_not_enough | stringee_8
+    │   │   └── AccountRefused  tenant_disabled | … (REFUSED_ACCOUNT_CODES)
     │   ├── DoNotCall           do_not_call          on the provider's own do-not-call list
     │   └── NumberRefused       invalid_phone_number | number_call_out_invalid
     ├── Unauthorized            unauthorized         the key or token is refused
@@ -31,6 +32,7 @@ import asyncio
 DAILY_BUDGET_CODE = "limit_word"  # the day's TTS characters are spent
 QUOTA_CODES = frozenset({"limit_service", DAILY_BUDGET_CODE, "limit_word_session"})
 BALANCE_CODE = "balance_is_not_enough"
+STRINGEE_BALANCE_CODE = "stringee_8"  # Stringee's r 8, not enough money (CONTRACT.md §13)
 UNAUTHORIZED_CODE = "unauthorized"
 # the token lapsed: a new one, the request once more
 TOKEN_EXPIRED_CODE = "token_expired"  # noqa: S105  (a code, not a secret)
@@ -52,7 +54,8 @@ REFUSED_ACCOUNT_CODES = frozenset(
 )
 # The failures `on_exhausted: hold` waits out instead of failing the event (CONTRACT.md §12).
 EXHAUSTION_CODES = frozenset(
-    {DAILY_BUDGET_CODE, "limit_service", BALANCE_CODE, UNAUTHORIZED_CODE, *REFUSED_ACCOUNT_CODES}
+    {DAILY_BUDGET_CODE, "limit_service", BALANCE_CODE, STRINGEE_BALANCE_CODE, UNAUTHORIZED_CODE}
+    | REFUSED_ACCOUNT_CODES
 )
 # The provider's documented codes: labels of its metrics; others count as `other`.
 PROVIDER_CODES = (
@@ -60,6 +63,7 @@ PROVIDER_CODES = (
     | REFUSED_ACCOUNT_CODES
     | NUMBER_CODES
     | {BALANCE_CODE, UNAUTHORIZED_CODE, TOKEN_EXPIRED_CODE, THROTTLED_CODE, DO_NOT_CALL_CODE}
+    | {STRINGEE_BALANCE_CODE}
 )
 # §13: the account codes (each holds the account, and fails over at once with a failover list),
 # and the failures that prove no call was made: the reasons an event goes on to the next account.
@@ -132,11 +136,15 @@ class QuotaExceeded(ProviderError):
     code = DAILY_BUDGET_CODE
 
 
-class BalanceTooLow(ProviderError):
+class AccountUnable(ProviderError):
+    """The account cannot call now (balance, disabled, expired): another account may."""
+
+
+class BalanceTooLow(AccountUnable):
     code = BALANCE_CODE
 
 
-class AccountRefused(ProviderError):
+class AccountRefused(AccountUnable):
     """The account cannot call now: disabled, expired, its key refused (REFUSED_ACCOUNT_CODES)."""
 
     code = "tenant_disabled"

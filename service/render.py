@@ -13,6 +13,7 @@ from jinja2 import Template as Jinja
 
 from .errors import AutocallError, Expired, InvalidPhone, QuotaExceeded, TemplateError
 from .events import Event
+from .script import Script, Step
 from .templates import CallWindow, Template, Templates
 from .templates.direct import render_direct
 from .templates.filters import LOCAL_TZ, PHONE_FORMAT_VAR, mask, mask_digits, normalise_phone
@@ -33,6 +34,7 @@ class Request:
 
     path: str
     json: dict[str, Any]
+    script: Script | None = None  # the same call, provider-neutral (script.py)
 
     @property
     def endpoint(self) -> str:
@@ -150,7 +152,7 @@ def _plan(template: Template, event: Event, context: dict[str, Any], now: dateti
     says = {
         i: _say(template, i, context) for i, step in enumerate(template.spec.script) if step.say
     }
-    script = _script(template, says)
+    dialplans, variables, steps = _script(template, says)
     texts = _texts(template, context)
     key = _key(event, texts)
     phone = _phone(template, texts)
@@ -163,8 +165,10 @@ def _plan(template: Template, event: Event, context: dict[str, Any], now: dateti
     if options.call_window and not options.call_window.opens(now.astimezone(LOCAL_TZ).time()):
         until = _next_opening(options.call_window, now)
         return Defer(event, template, until, options.call_window)
-    request = _request(template, texts, script, phone)
+    request = _request(template, texts, (dialplans, variables), phone)
     masked, customer = (mask(phone), normalise_phone(phone, "e164")) if phone else (None, None)
+    digits = customer[1:] if customer else None
+    request.script = Script(steps, key, template.name, digits, options.voice, options.speed)
     account = texts.get("account") or DEFAULT_ACCOUNT
     return Call(event, template, request, key, tts_chars, masked, customer, account)
 
@@ -192,21 +196,27 @@ def _request(
     return Request(PHONE_PATH, json)
 
 
-def _script(template: Template, says: dict[int, str]) -> tuple[list[dict[str, str]], list[str]]:
-    """`template_dialplans` and `variables`, in order; a say that renders empty is dropped."""
+def _script(
+    template: Template, says: dict[int, str]
+) -> tuple[list[Any], list[str], tuple[Step, ...]]:
+    """`template_dialplans`, `variables` and the neutral steps; a say rendered empty is dropped."""
     dialplans: list[dict[str, str]] = []
     variables: list[str] = []
+    steps: list[Step] = []
     for index, step in enumerate(template.spec.script):
         if step.recording:
             dialplans.append({"target_type": "Recording", "target": step.recording})
+            steps.append(Step("recording", step.recording))
         elif step.ivr_menu:
             dialplans.append({"target_type": "Ivr_menu", "target": step.ivr_menu})
+            steps.append(Step("ivr_menu", step.ivr_menu))
         elif text := says.get(index):
             dialplans.append({"target_type": "Text_variable"})
             variables.append(text)
+            steps.append(Step("say", text))
     if not dialplans:
         raise TemplateError("script: every step renders empty")
-    return dialplans, variables
+    return dialplans, variables, tuple(steps)
 
 
 def _say(template: Template, index: int, context: dict[str, Any]) -> str:

@@ -4,9 +4,12 @@ reading the service's metrics and endpoints."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -166,3 +169,22 @@ def call_of(on_exhausted: str = "fail", phone: str = "0912345678") -> Call:
     decision = decide(templates, event, datetime(2026, 11, 27, 7, 30, tzinfo=UTC))
     assert isinstance(decision, Call), decision
     return decision
+
+
+@asynccontextmanager
+async def sandbox_command(*args: str, lines: int = 2) -> AsyncIterator[list[str]]:
+    """`autocall-bridge sandbox --port 0 ARGS` running for the block: its first `lines` lines.
+    It must stop cleanly on SIGTERM."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "service", "sandbox", "--port", "0", *args),
+        cwd=Path(__file__).parents[1],
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        read = [asyncio.wait_for(process.stdout.readline(), 10) for _ in range(lines)]
+        yield [(await line).decode() for line in read]
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 10) == 0

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from collections import deque
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,6 +16,7 @@ from aiohttp import web
 
 from service.sandbox import Sandbox, SandboxState, script_for, serve
 from service.sandbox.script import Dial, format_number, plan
+from tests.helpers import sandbox_command
 from tests.test_sandbox import Api, code_of, extension_body, phone_body
 
 SEARCH = "/api/v2/callTransaction/search"
@@ -493,17 +492,8 @@ async def test_bad_result_knobs_are_refused(api: Api, settings: dict[str, Any]) 
 
 
 async def test_the_command_prints_the_webhook_without_its_token() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "service", "sandbox", "--port", "0", "--call-seconds", "0.1"),
-        *("--webhook-url", "http://127.0.0.1:1/webhooks/omicall/s3cret-token"),
-        cwd=Path(__file__).parents[1],
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    try:
-        first = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
-        second = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+    hook = ("--webhook-url", "http://127.0.0.1:1/webhooks/omicall/s3cret-token")
+    async with sandbox_command("--call-seconds", "0.1", *hook) as (first, second):
         url = re.fullmatch(r"sandbox listening on (\S+) .*\n", first)
         assert url, first
         assert second == "sandbox posts call events to http://127.0.0.1:1/webhooks/omicall/***\n"
@@ -513,9 +503,6 @@ async def test_the_command_prints_the_webhook_without_its_token() -> None:
         ):
             state = await resp.json()
         assert (state["call_seconds"], state["webhook_url"].endswith("s3cret-token")) == (0.1, True)
-    finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), 10) == 0
 
 
 async def test_idle_over_http_answers_once_the_calls_are_played_out(

@@ -14,6 +14,8 @@ from aiohttp import web
 
 from ..http import serve_app
 from ..provider.omicall.records import CallRecord, Contact, InvalidRecord, Parsed, parse
+from ..provider.stringee.records import SIGNATURE_HEADER
+from ..provider.stringee.webhook import StringeeWebhook, split
 from .kept import Keeper
 from .metrics import ResultMetrics
 from .pipeline import Reading, Results
@@ -37,8 +39,10 @@ class Listener:
         *,
         max_body: int = MAX_BODY,
         keeper: Keeper | None = None,
+        stringee: StringeeWebhook | None = None,
     ) -> None:
         self._token = token.encode()
+        self._stringee = stringee  # /webhooks/stringee/<account>/<token>, when an account is
         self._results = results
         self._metrics = metrics
         self._allow = tuple(allow)
@@ -58,6 +62,8 @@ class Listener:
             answer = self._answer(413, "too large", "too_large")
             answer.force_close()  # the rest of the body is never read: no keep-alive after it
             return answer
+        if (stringee := await self._from_stringee(request, body)) is not None:
+            return stringee
         parsed, reading, status, outcome = await self._take(body)
         if self._keeper is not None:
             await self._keeper.keep(body, parsed, reading, outcome)
@@ -81,6 +87,19 @@ class Listener:
             log.warning("cannot take a call record now (%s); asking for a resend", _why(exc))
             return parsed, None, 503, "unavailable"
         return parsed, reading, 200, reading.taken
+
+    async def _from_stringee(self, request: web.Request, body: bytes) -> web.Response | None:
+        """The answer to a Stringee callback; None for any other post."""
+        path = split(request.rel_url.raw_path) if self._stringee is not None else None
+        if path is None or self._stringee is None:
+            return None
+        try:
+            reply = await self._stringee.take(path[0], request.headers.get(SIGNATURE_HEADER), body)
+        except Exception as exc:
+            log.warning("cannot take a Stringee callback now (%s); asking for a resend", _why(exc))
+            return self._answer(503, "try again later", "unavailable")
+        self._metrics.webhook(reply.outcome)
+        return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
     def _gate(self, request: web.Request) -> web.Response | None:
         """403 from outside the allowed networks, 404 without the token, 405 but for POST."""
@@ -113,6 +132,8 @@ class Listener:
         given = request.headers.get(TOKEN_HEADER, "") if path == PATH else ""
         if path.startswith(PATH + "/"):
             given = path[len(PATH) + 1 :]
+        elif self._stringee is not None and (stringee := split(path)) is not None:
+            given = stringee[1]
         return bool(given) and hmac.compare_digest(given.encode(), self._token)
 
     async def _body(self, request: web.Request) -> bytes | None:

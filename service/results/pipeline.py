@@ -122,6 +122,15 @@ class Results:
             taken = await self.publish(replace(event, final=True, closing=True))
         return Reading(taken, call, attempt, count)
 
+    async def final(self, record: CallRecord, source: str) -> Taken:
+        """Publish `record` as its call's one, final result: a provider that never redials
+        (Stringee) names the call (`autocall_id`) in every record."""
+        call = await self.store.call(record.autocall_id) if record.autocall_id else None
+        if call is None:
+            return "unmatched"
+        event = result_of(call, record, 1, self._choices.get(call.template, {}), source)
+        return await self.publish(replace(event, final=True))
+
     async def publish(self, event: ResultEvent) -> Taken:
         """Publish `event` unless its attempt (or its call's final result) already was."""
         call, mark = event.call, event.mark

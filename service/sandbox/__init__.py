@@ -9,6 +9,9 @@ history.py  the call-history search's query and pages (pure)
 dialer.py   the calls in progress; poster.py posts their events to the webhooks, with retries
 api.py      the provider's endpoints; control.py the /_sandbox/ test controls
 server.py   the aiohttp application, `serve` in-process and `serve_forever` for the command
+
+stringee.py        the sandbox playing Stringee (`--provider stringee`): JWT, callout, call log
+stringee_calls.py  its account and calls played out: signed call events and key presses
 """
 
 from .api import STATE_KEY

@@ -54,6 +54,15 @@ async def _json_body(request: web.Request) -> object:
         return None
 
 
+async def read_object(request: web.Request) -> dict[str, Any] | None:
+    """The body's JSON object, whatever its content type; None when it is not one."""
+    try:
+        document = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 async def auth(request: web.Request) -> web.Response:
     """GET /api/auth?apiKey=K: an access token for a known key."""
     state = request.app[STATE_KEY]

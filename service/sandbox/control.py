@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
-from .api import DIALER_KEY, STATE_KEY, json_response
+from .api import DIALER_KEY, STATE_KEY, json_response, read_object
 from .state import configure
 
 
@@ -33,11 +32,8 @@ async def get_idle(request: web.Request) -> web.Response:
 async def post_config(request: web.Request) -> web.Response:
     """POST /_sandbox/config: change settings or queue faults; the new state."""
     state = request.app[STATE_KEY]
-    try:
-        changes = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        changes = None
-    if not isinstance(changes, dict):
+    changes = await read_object(request)
+    if changes is None:
         return json_response({"error": "invalid_json"}, status=400)
     bad = configure(state, changes)
     if bad is not None:

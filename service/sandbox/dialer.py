@@ -5,11 +5,43 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from .poster import Poster
 from .script import Attempt, Dial, plan
 from .state import DEFAULT_HOTLINE, RecordedCall, SandboxState
+
+
+class Playing:
+    """The calls being played out now; `idle()` waits until none is."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start(self, play: Coroutine[Any, Any, None]) -> None:
+        """Play a call out in the background."""
+        task = asyncio.create_task(play)
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._finished)
+
+    async def idle(self) -> None:
+        """Return once no call is being played out."""
+        await self._idle.wait()
+
+    async def cancel(self) -> None:
+        """Stop every play-out."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
 
 
 class Dialer:
@@ -18,9 +50,7 @@ class Dialer:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.poster = Poster(state)
-        self._playing: set[asyncio.Task[None]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._playing = Playing()
 
     def start(self, call: RecordedCall) -> None:
         """Plan a newly accepted call's attempts and, while a webhook is set, post them."""
@@ -31,10 +61,7 @@ class Dialer:
         attempts = [a for dial in dials for a in plan(dial)]
         self.state.planned().extend(attempts)
         if attempts:
-            task = asyncio.create_task(self._play(attempts))
-            self._playing.add(task)
-            self._idle.clear()
-            task.add_done_callback(self._finished)
+            self._playing.start(self._play(attempts))
 
     def finished(self) -> list[Attempt]:
         """The attempts whose calls have ended: what the call history knows."""
@@ -43,13 +70,11 @@ class Dialer:
 
     async def idle(self) -> None:
         """Return once no call is being played out."""
-        await self._idle.wait()
+        await self._playing.idle()
 
     async def close(self) -> None:
         """Stop playing calls out and close the webhook client."""
-        for task in list(self._playing):
-            task.cancel()
-        await asyncio.gather(*self._playing, return_exceptions=True)
+        await self._playing.cancel()
         await self.poster.close()
 
     def _dials(self, call: RecordedCall) -> list[Dial]:
@@ -89,8 +114,3 @@ class Dialer:
                     await self.poster.live(body)
         except Exception:  # a receiver's misbehaviour must never stop the sandbox
             self.state.webhook_posts["error"] += 1
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._playing.discard(task)
-        if not self._playing:
-            self._idle.set()

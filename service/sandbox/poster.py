@@ -4,6 +4,7 @@ that cannot connect, is tried again a few times; nothing a receiver does can cra
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -20,8 +21,11 @@ HEADERS = {"Content-Type": "application/json", "User-Agent": "autocall-sandbox-w
 class Poster:
     """Delivers one event body to every webhook target, with the state's drop/duplicate knobs."""
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(
+        self, state: SandboxState, sign: Callable[[bytes], dict[str, str]] | None = None
+    ) -> None:
         self.state = state
+        self._sign = sign  # the headers that sign a body (Stringee's), if the provider signs
         self._session: aiohttp.ClientSession | None = None
 
     async def live(self, body: dict[str, Any]) -> None:
@@ -45,6 +49,10 @@ class Poster:
         counted = state.send_num_retry == "deliveries" and "send_num_retry" in body
         for post in range(1, copies + 1):
             await self._to_all(body | {"send_num_retry": post} if counted else body)
+
+    async def to(self, url: str, body: Any) -> None:
+        """Post `body` to `url` alone (an input's own callback URL), with retries."""
+        self.state.webhook_posts[await self._post(url, orjson.dumps(body))] += 1
 
     async def close(self) -> None:
         """Close the HTTP client."""
@@ -79,6 +87,7 @@ class Poster:
     async def _send(self, url: str, data: bytes) -> int:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=POST_TIMEOUT)
-        async with self._session.post(url, data=data, headers=HEADERS) as response:
+        headers = HEADERS | self._sign(data) if self._sign is not None else HEADERS
+        async with self._session.post(url, data=data, headers=headers) as response:
             await response.read()
             return response.status

@@ -6,8 +6,9 @@ import asyncio
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -15,6 +16,8 @@ from ..http import serve_app
 from . import answers, api, control
 from .dialer import Dialer
 from .state import SandboxState
+
+T = TypeVar("T")
 
 
 def create_app(state: SandboxState | None = None) -> web.Application:
@@ -83,25 +86,39 @@ async def serve(
 
 def serve_forever(host: str, port: int, state: SandboxState) -> None:
     """Run the sandbox until SIGTERM or SIGINT (`autocall-bridge sandbox`)."""
+
+    def banner(sandbox: Sandbox) -> list[str]:
+        keys = ", ".join(sorted(state.api_keys))
+        lines = [f"sandbox listening on {sandbox.url} (api key: {keys})"]
+        if state.webhook_url:
+            lines.append(f"sandbox posts call events to {redacted(state.webhook_url)}")
+        return lines
+
+    run_until_signalled(serve(state, host, port), banner)
+
+
+def run_until_signalled(
+    server: AbstractAsyncContextManager[T], banner: Callable[[T], list[str]]
+) -> None:
+    """Run `server` until SIGTERM or SIGINT, after printing its banner."""
     with asyncio.Runner(loop_factory=_new_loop) as runner:
-        runner.run(_serve_until_signalled(host, port, state))
+        runner.run(_until_signalled(server, banner))
 
 
-async def _serve_until_signalled(host: str, port: int, state: SandboxState) -> None:
+async def _until_signalled(
+    server: AbstractAsyncContextManager[T], banner: Callable[[T], list[str]]
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with serve(state, host, port) as sandbox:
-        keys = ", ".join(sorted(state.api_keys))
-        sys.stdout.write(f"sandbox listening on {sandbox.url} (api key: {keys})\n")
-        if state.webhook_url:
-            sys.stdout.write(f"sandbox posts call events to {_redacted(state.webhook_url)}\n")
+    async with server as running:
+        sys.stdout.write("".join(line + "\n" for line in banner(running)))
         sys.stdout.flush()
         await stop.wait()
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     # The service's webhook token is the URL's last path segment: never print it.
     head, sep, _ = url.rpartition("/")
     return f"{head}/***" if sep and head.count("/") > 2 else url

@@ -231,6 +231,13 @@ class TemplateSpec(Options):
         description='What the keys pressed in an Ivr_menu mean: `{"1": confirmed}`; a result '
         "event's `choice` (`other` for keys no choice names).",
     )
+    thanks: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Said once the keys are pressed, on providers whose menus are built from the "
+        "script (Stringee); OMICall's own menus say their own.",
+    )
 
     @model_validator(mode="before")
     @classmethod
