@@ -167,7 +167,7 @@ class Service:
                 store=store,
                 registry=self.metrics.registry,
                 api=registry.omicall(),
-                accounts=registry.omicall_clients(),
+                accounts=registry.clients(),
                 publisher=self.publisher,
                 connection=connection,
                 clock=lambda: self.clock().timestamp(),

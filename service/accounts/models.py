@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from ..settings import HTTP_URL, parse_duration
+from ..provider.stringee.account import Menu
+from ..settings import HTTP_URL
 
 NAME_PATTERN = r"^[a-z0-9_-]{1,40}$"
 DEFAULT_ACCOUNT = "default"
@@ -18,15 +19,7 @@ BASE_URLS: dict[str, str] = {
 # secrets: each may be given as the value, `<name>_file` (a path) or `<name>_env` (a variable)
 SECRETS = ("api_key", "api_token", "key_sid", "key_secret", "signing_secret")
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-
-
-class Menu(BaseModel):
-    """An `ivr_menu` as a provider without stored menus plays it: a text, then a key press."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    say: str = Field(min_length=1)
-    max_digits: int = Field(1, ge=1, le=16)
-    timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=120)] = 8.0
+__all__ = ["Account", "AccountsFile", "Menu"]  # Menu: Stringee's, as the file writes it
 
 
 class Account(BaseModel):

@@ -12,6 +12,9 @@ import aiohttp
 from ..errors import ConfigError
 from ..metrics import Metrics
 from ..provider.omicall.client import Accepted, Provider
+from ..provider.stringee.account import StringeeAccount
+from ..provider.stringee.callout import callback_url
+from ..provider.stringee.client import StringeeClient
 from ..render import Request
 from ..settings import Settings
 from ..store import Claim, Reservation
@@ -110,11 +113,12 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._live)
 
-    def omicall_clients(self) -> dict[str, Any]:
-        """Each OMICall account's client (its call history), when there are several accounts."""
-        if not self.many:
+    def clients(self) -> dict[str, Any]:
+        """Each account's client (its call history or log), when there are several accounts, or
+        one that is not OMICall's."""
+        if not self.many and all(live.provider == "omicall" for live in self):
             return {}
-        return {live.name: live.client for live in self if live.provider == "omicall"}
+        return {live.name: live.client for live in self}
 
     def omicall(self) -> Any:
         """The client the result side's history lookups use: `default`'s, else the first
@@ -155,4 +159,41 @@ def _client(
             timeout=settings.api_timeout,
             connect_timeout=settings.api_connect_timeout,
         )
-    raise ConfigError([f"accounts.{spec.name}.provider: {spec.provider} is not in this build yet"])
+    return _stringee(spec, settings, session, metrics)
+
+
+def _stringee(
+    spec: AccountSpec, settings: Settings, session: aiohttp.ClientSession, metrics: Metrics
+) -> StringeeClient:
+    """A Stringee account's client: its callbacks come to the listener's public URL."""
+    public, token = settings.webhook_public_url, settings.webhook_token
+    if public is None or token is None:
+        raise ConfigError(
+            [f"accounts.{spec.name}: a Stringee account needs AUTOCALL_WEBHOOK_PUBLIC_URL and "
+             "AUTOCALL_WEBHOOK_TOKEN (its key presses come back through the listener)"]
+        )  # fmt: skip
+    account = stringee_account(spec)
+    url = callback_url(public, spec.name, token.get_secret_value())
+    return StringeeClient(
+        session,
+        account,
+        metrics,
+        event_url=url,
+        timeout=settings.api_timeout,
+        connect_timeout=settings.api_connect_timeout,
+    )
+
+
+def stringee_account(spec: AccountSpec) -> StringeeAccount:
+    """The Stringee client's view of an account of the file."""
+    return StringeeAccount(
+        name=spec.name,
+        key_sid=spec.secret("key_sid") or "",
+        key_secret=spec.secrets["key_secret"],
+        signing_secret=spec.secrets.get("signing_secret"),
+        base_url=spec.base_url,
+        from_number=spec.from_number or "",
+        voices=spec.voices,
+        recordings=spec.recordings,
+        menus=spec.menus,
+    )

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import AutocallError, StoreUnavailable
 from ..provider.omicall.history import History
 from ..provider.omicall.records import CallRecord, InvalidRecord, parse
+from ..provider.stringee.calllog import CallLog
 from .calls import OpenCall, unknown_of
 from .pipeline import Reading, Results
 
@@ -37,7 +38,7 @@ class Poller:
         interval: float,
         timeout: float,
         clock: Callable[[], float] = time.time,
-        by_account: Mapping[str, History] | None = None,
+        by_account: Mapping[str, History | CallLog] | None = None,
     ) -> None:
         self._results = results
         self._store = results.store
@@ -95,12 +96,22 @@ class Poller:
         unknown = await self._store.unknown_calls()
         if not calls and not unknown:
             return
-        by_history: dict[History, list[OpenCall]] = {}
+        by_source: dict[History | CallLog, list[OpenCall]] = {}
         for call in [*calls, *unknown]:
-            history = self._by_account.get(call.account or "", self._history)
-            by_history.setdefault(history, []).append(call)
-        for history, theirs in by_history.items():
-            await self._search(history, theirs, unknown)
+            source = self._by_account.get(call.account or "", self._history)
+            by_source.setdefault(source, []).append(call)
+        for source, theirs in by_source.items():
+            if isinstance(source, CallLog):
+                await self._search_log(source, theirs)
+            else:
+                await self._search(source, theirs, unknown)
+
+    async def _search_log(self, log: CallLog, calls: list[OpenCall]) -> None:
+        """A Stringee account's calls: its call log since the oldest of them; every record is
+        its call's one, final result (Stringee never redials)."""
+        start = min(call.accepted_at for call in calls) - SKEW
+        for record in await log.search(start, self._clock()):
+            await self._results.final(record, "poll")
 
     async def _search(
         self, history: History, calls: list[OpenCall], unknown: list[OpenCall]

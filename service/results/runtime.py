@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import CollectorRegistry
@@ -27,6 +28,7 @@ from .poller import Poller
 from .published import Published
 from .recorder import Recorder
 from .redis_store import RedisResults
+from .sources import Source, StringeeWebhook, sources, stringee_callbacks
 from .store import MemoryResults, ResultStore
 
 log = logging.getLogger("autocall.results")
@@ -52,7 +54,7 @@ async def start(
     registry: CollectorRegistry,
     api: Api | None,
     publisher: Publishes,
-    accounts: Mapping[str, Api] | None = None,
+    accounts: Mapping[str, Any] | None = None,
     connection: AbstractRobustConnection | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[ResultSide]:
@@ -69,11 +71,11 @@ async def start(
         results = Results(
             results_store, matcher, publisher, metrics, choices, key_fields=key_fields
         )
-        port = await _listen(stack, settings, results)
+        clients, prefix = accounts or {}, f"autocall:{settings.queue}:"
+        stringee = stringee_callbacks(clients, results, store, templates, prefix)
+        port = await _listen(stack, settings, results, stringee)
         version = settings.history_api
-        own = {n: History(one, metrics, version=version) for n, one in (accounts or {}).items()}
-        for each in own.values():
-            stack.push_async_callback(each.close)
+        own = sources(stack, clients, metrics, version=version, store=store, prefix=prefix)
         poller = _poll(stack, settings, results, history, clock, by_account=own)
         log.info(
             "call results: webhook %s, polling %s",
@@ -95,14 +97,19 @@ async def start(
         yield ResultSide(recorder, results, poller, port)
 
 
-async def _listen(stack: AsyncExitStack, settings: Settings, results: Results) -> int:
+async def _listen(
+    stack: AsyncExitStack,
+    settings: Settings,
+    results: Results,
+    stringee: StringeeWebhook | None = None,
+) -> int:
     """The webhook listener, when on: the port it listens on (0: off)."""
     if not settings.webhook_on or settings.webhook_token is None:
         return 0
     token = settings.webhook_token.get_secret_value()
     allow = networks(",".join(settings.webhook_allow))
     keeper = Keeper(results.store, settings.webhook_keep) if settings.webhook_keep else None
-    listener = Listener(token, results, results.metrics, allow, keeper=keeper)
+    listener = Listener(token, results, results.metrics, allow, keeper=keeper, stringee=stringee)
     return await stack.enter_async_context(serve(listener, settings.webhook_port))
 
 
@@ -113,7 +120,7 @@ def _poll(
     history: History | None,
     clock: Callable[[], float],
     *,
-    by_account: Mapping[str, History],
+    by_account: Mapping[str, Source],
 ) -> Poller | None:
     """The reconciliation poller, running, when on."""
     if settings.result_poll_interval <= 0:
