@@ -113,6 +113,9 @@ def log_event(delivery: AbstractIncomingMessage, action: Action, started: float)
             "code": outcome.code or outcome.reason,
             "attempts": outcome.attempts,
             "phone": outcome.phone,
+            "account": outcome.account,  # None (left out) before an account was tried
+            "failover": ",".join(f"{h['account']}:{h['code']}" for h in outcome.failover or ())
+            or None,
             "duration_ms": duration_ms,
         }
         log.info("event %s", outcome.status, extra=extra)
