@@ -5,6 +5,7 @@ through Stringee's signed callbacks, labelled with the account that took the cal
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import orjson
 import pytest
 import yaml
 
+from service.app import Service
 from service.provider.stringee.callout import custom_field
+from service.sandbox import Sandbox
 from service.sandbox.stringee import StringeeSandbox, serve
 from service.sandbox.stringee_calls import StringeeState
 
@@ -69,29 +72,53 @@ def accounts_file(tmp_path: Path, omicall: str, stringee: StringeeSandbox) -> Pa
     return path
 
 
-async def test_an_empty_omicall_account_fails_over_to_stringee_and_the_result_comes_back(
+@dataclass
+class Both:
+    """An OMICall account (shop-a, on `omicall`) failing over to a Stringee one (shop-b)."""
+
+    make_settings: MakeSettings
+    broker: Broker
+    start_service: StartService
+    omicall: Sandbox
+    stringee: StringeeSandbox
+    tmp_path: Path
+
+    async def order(self, code: str, phone: str, public: str | None = None) -> tuple[Any, Service]:
+        """The outcomes collector and the service, once an order is published."""
+        port = closed_port()  # free now: the listener takes it
+        public = public or f"http://127.0.0.1:{port}"
+        self.stringee.state.hooks.webhook_url = f"{public}/webhooks/stringee/shop-b/{TOKEN}"
+        config = self.make_settings(
+            accounts_file=accounts_file(self.tmp_path, self.omicall.url, self.stringee),
+            webhook_token=TOKEN,
+            webhook_port=port,
+            webhook_public_url=public,
+        )
+        outcomes = await self.broker.outcomes(config)
+        service = await self.start_service(config, templates_of(TEMPLATES))
+        body = orjson.dumps({"code": code, "phone": phone})
+        await self.broker.publish(config, body, "order.created")
+        return outcomes, service
+
+
+@pytest.fixture
+def both(
     make_settings: MakeSettings,
     broker: Broker,
     start_service: StartService,
-    sandbox: Any,
+    sandbox: Sandbox,
     stringee: StringeeSandbox,
     tmp_path: Path,
-) -> None:
-    await configure(sandbox, {"balance": 0})
-    port = closed_port()  # free now: the listener takes it
-    public = f"http://127.0.0.1:{port}"
-    stringee.state.hooks.webhook_url = f"{public}/webhooks/stringee/shop-b/{TOKEN}"
-    config = make_settings(
-        accounts_file=accounts_file(tmp_path, sandbox.url, stringee),
-        webhook_token=TOKEN,
-        webhook_port=port,
-        webhook_public_url=public,
-    )
-    outcomes = await broker.outcomes(config)
-    service = await start_service(config, templates_of(TEMPLATES))
-    body = orjson.dumps({"code": "S1", "phone": "0912345671"})  # …1: answered, key 1
+) -> Both:
+    return Both(make_settings, broker, start_service, sandbox, stringee, tmp_path)
 
-    await broker.publish(config, body, "order.created")
+
+async def test_an_empty_omicall_account_fails_over_to_stringee_and_the_result_comes_back(
+    both: Both,
+) -> None:
+    await configure(both.omicall, {"balance": 0})
+    outcomes, service = await both.order("S1", "0912345671")  # …1: answered, key 1
+
     accepted, result = await outcomes.wait(2)
 
     assert (accepted["status"], accepted["account"], accepted["provider"]) == (
@@ -100,7 +127,7 @@ async def test_an_empty_omicall_account_fails_over_to_stringee_and_the_result_co
         "stringee",
     )
     assert accepted["failover"] == [{"account": "shop-a", "code": "balance_is_not_enough"}]
-    [call] = stringee.state.calls
+    [call] = both.stringee.state.calls
     assert accepted["autocall_id"] == call.call_id
     assert (result["status"], result["result"], result["choice"]) == (
         "result",
@@ -114,35 +141,17 @@ async def test_an_empty_omicall_account_fails_over_to_stringee_and_the_result_co
     )
     labels = {"result": "answered", "template": "confirm", "final": "true", "account": "shop-b"}
     await wait_for(lambda: metric(service, "autocall_call_results_total", **labels) == 1)
-    assert sandbox.state.calls == []  # OMICall placed nothing
+    assert both.omicall.state.calls == []  # OMICall placed nothing
 
 
-async def test_the_stringee_request_field_by_field(
-    make_settings: MakeSettings,
-    broker: Broker,
-    start_service: StartService,
-    sandbox: Any,
-    stringee: StringeeSandbox,
-    tmp_path: Path,
-) -> None:
-    await configure(sandbox, {"account": "tenant_disabled"})
-    port = closed_port()
-    config = make_settings(
-        accounts_file=accounts_file(tmp_path, sandbox.url, stringee),
-        webhook_token=TOKEN,
-        webhook_port=port,
-        webhook_public_url="https://hooks.shop.vn",
-    )
-    outcomes = await broker.outcomes(config)
-    await start_service(config, templates_of(TEMPLATES))
-    await broker.publish(
-        config, orjson.dumps({"code": "S2", "phone": "0912345675"}), "order.created"
-    )
+async def test_the_stringee_request_field_by_field(both: Both) -> None:
+    await configure(both.omicall, {"account": "tenant_disabled"})
+    outcomes, _ = await both.order("S2", "0912345675", public="https://hooks.shop.vn")
 
     [accepted] = await outcomes.wait(1)
 
     assert accepted["failover"] == [{"account": "shop-a", "code": "tenant_disabled"}]
-    [call] = stringee.state.calls
+    [call] = both.stringee.state.calls
     assert call.body["from"] == {
         "type": "external",
         "number": "842471008888",
@@ -175,4 +184,4 @@ async def test_the_stringee_request_field_by_field(
             "customField": custom_field("order:S2"),
         },
     ]
-    assert stringee.state.requests.get("ok") == 1  # the sandbox checked the JWT and the body
+    assert both.stringee.state.requests.get("ok") == 1  # the sandbox checked the JWT and the body
