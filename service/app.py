@@ -15,7 +15,7 @@ from typing import Self
 
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from . import http
+from . import http, tracing
 from .accounts import Accounts
 from .accounts import check as check_accounts
 from .accounts import load as load_accounts
@@ -92,6 +92,7 @@ class Service:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings
+        await stack.enter_async_context(tracing.started())  # first: the last to stop
         self.http_port = await stack.enter_async_context(
             http.serve(s.http_port, self.metrics, self)
         )

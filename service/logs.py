@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from . import tracing
+
 log = logging.getLogger("autocall")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _QUERY_SECRET = re.compile(r"(?i)(apikey|api_key|token|access_token)=[^&\s\"']+")
@@ -45,6 +47,16 @@ class Redactor(logging.Filter):
         for key, value in list(vars(record).items()):  # and so may extra fields
             if key not in _STANDARD and isinstance(value, str):
                 setattr(record, key, self.redact(value))
+        return True
+
+
+class TraceIds(logging.Filter):
+    """`trace_id` and `span_id` of the span a record was logged in, while tracing is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = tracing.log_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -91,6 +103,7 @@ def configure(level: str = "INFO", fmt: str = "auto", secrets: list[str] | None 
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(TraceIds())
     handler.addFilter(Redactor(secrets or []))
     root = logging.getLogger()
     root.handlers[:] = [handler]

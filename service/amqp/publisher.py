@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
+from .. import tracing
 from .headers import (
     DEAD_LETTERED_AT_HEADER,
     DEATH_HEADERS,
@@ -69,7 +70,8 @@ class Publisher:
     async def _publish(self, message: aio_pika.Message, routing_key: str) -> None:
         """On the outcome exchange, confirmed; mandatory, as aio-pika's default: an outcome no
         queue takes comes back. (Built as an aio_pika.Message: docs/speedups.md.)"""
-        await self._outcomes.publish(message, routing_key=routing_key, mandatory=True)
+        publish = self._outcomes.publish(message, routing_key=routing_key, mandatory=True)
+        await tracing.producing(publish, self._outcomes.name, routing_key, message)
 
     async def copy(
         self,

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .. import tracing
 from ..accounts.registry import CallClient, Live, Registry
 from ..errors import (
     DAILY_BUDGET_CODE,
@@ -125,7 +126,8 @@ class Caller:
         accounts = planned.accounts
         for index, live in enumerate(accounts):
             reservation = live.budget.ask(call.tts_chars)
-            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            claiming = self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            claim = await tracing.claimed(claiming)
             if claim.state is State.BUSY and claim.event_id == call.event.id:
                 claim = await self._wait_for(call, reservation, guard)
             if claim.state is not State.OVER_BUDGET or index == len(accounts) - 1:

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from ..amqp.headers import attempts_of, check_deliveries, message_of, retries_of
+from .. import tracing
+from ..amqp.headers import attempts_of, check_deliveries, message_of, retries_of, routing_key_of
 from ..amqp.publisher import Publisher
 from ..amqp.topology import Topology
 from ..errors import AutocallError
@@ -126,7 +127,8 @@ class Consumer:
             elif self.hold.reason is not None and not self.hold.probing(delivery):
                 action = PutBack(self.hold.reason)
             else:
-                return await self._process_and_settle(delivery, started)
+                processing = self._process_and_settle
+                return await tracing.consumed(processing, delivery, started, routing_key_of)
             await self._settle(delivery, action, started)
             return action
 

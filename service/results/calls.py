@@ -13,6 +13,9 @@ from ..templates.filters import LOCAL_TZ, mask
 
 RING_SECONDS = 120  # what one attempt may take, ringing and talking, in the span rule
 NO_CHOICE = "none"
+# How a call without a trace ends in JSON: cut off, so that it reads as it did before traces
+# (an `outcome_unknown` call is its own JSON in a Redis set, found again by that JSON).
+_NO_TRACE = b',"traceparent":""}'
 OTHER_CHOICE = "other"
 
 
@@ -30,6 +33,8 @@ class OpenCall:
     distance_retry: int = 0
     autocall_uuids: tuple[str, ...] = ()  # the execute answer's: history items name them
     account: str | None = None  # the account that took the call (CONTRACT.md §13)
+    # last: a call without a trace is written without it (see dumps)
+    traceparent: str = ""  # the context of the span that processed its event (W3C), if traced
 
     @property
     def attempts(self) -> int:
@@ -50,7 +55,8 @@ class OpenCall:
         return min(self.attempts, 1 + int(elapsed // (self.distance_retry + RING_SECONDS)))
 
     def dumps(self) -> bytes:
-        return orjson.dumps(self)  # orjson writes dataclasses itself, faster than asdict
+        data = orjson.dumps(self)  # orjson writes dataclasses itself, faster than asdict
+        return data[: -len(_NO_TRACE)] + b"}" if data.endswith(_NO_TRACE) else data
 
     @classmethod
     def loads(cls, data: bytes | str) -> OpenCall:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from .. import tracing
 from ..provider.omicall.history import History
 from ..provider.omicall.records import DEFAULT_KEY_FIELDS, CallRecord
 from .calls import OpenCall, ResultEvent, result_of
@@ -131,6 +132,7 @@ class Results:
         event = result_of(call, record, 1, self._choices.get(call.template, {}), source)
         return await self.publish(replace(event, final=True))
 
+    @tracing.result_span
     async def publish(self, event: ResultEvent) -> Taken:
         """Publish `event` unless its attempt (or its call's final result) already was."""
         call, mark = event.call, event.mark

@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
+from .. import tracing
 from ..errors import InvalidPhone, StoreUnavailable
 from ..render import Call
 from ..templates.filters import normalise_phone
@@ -85,6 +86,7 @@ def open_call(
         num_retry=_int(body.get("num_retry")),
         distance_retry=_int(body.get("distance_retry")),
         autocall_uuids=uuids,
+        traceparent=tracing.traceparent(),
         account=account,
     )
 

@@ -191,11 +191,46 @@ AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE STORE_MIN_REPLICAS STORE_WAIT_TI
 {{- fail "keda.host.existingSecret: the http protocol needs a Secret with the management API's URL" }}
 {{- end }}
 {{- include "autocall-bridge.validateWebhook" . }}
+{{- range $name, $_ := .Values.tracing.env }}
+{{- if has $name (list "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" "OTEL_SERVICE_NAME" "OTEL_TRACES_SAMPLER" "OTEL_TRACES_SAMPLER_ARG" "OTEL_RESOURCE_ATTRIBUTES" "OTEL_EXPORTER_OTLP_HEADERS") }}
+{{- fail (printf "tracing.env.%s: set by the chart's named tracing values (endpoint, serviceName, sampler, samplerArg, resourceAttributes), or a credential (keep it in a collector)" $name) }}
+{{- end }}
+{{- end }}
 {{- $reserved := splitList " " (include "autocall-bridge.reservedSettings" .) }}
 {{- range $name, $_ := .Values.config }}
 {{- $setting := upper $name | trimPrefix "AUTOCALL_" }}
 {{- if has $setting $reserved }}
 {{- fail (printf "config.%s: AUTOCALL_%s is set by the chart's named values (amqp, store, apiKey, apiToken, apiBaseUrl, templates, accounts, httpPort, shutdownGraceSeconds, webhook)" $name $setting) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The `OTEL_*` variables of `tracing`, when an endpoint is set (docs/tracing.md). */}}
+{{- define "autocall-bridge.tracingEnv" -}}
+{{- with .Values.tracing }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .serviceName | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+{{- with .samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- $attributes := list (printf "k8s.namespace.name=%s" $.Release.Namespace) "k8s.pod.name=$(K8S_POD_NAME)" }}
+{{- range $name, $value := .resourceAttributes }}
+{{- $attributes = append $attributes (printf "%s=%v" $name $value) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attributes | quote }}
+{{- range $name, $value := .env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
 {{- end }}
 {{- end }}
 {{- end }}

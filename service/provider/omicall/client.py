@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from ... import tracing
 from ...errors import (
     AutocallError,
     OutcomeUnknown,
@@ -155,7 +156,8 @@ class Provider:
             headers["x-api-key"] = self._api_key
         if body is not None:
             headers["Content-Type"] = "application/json"
-        return await self._send(method, endpoint, path, headers, body=body)
+        sending = self._send(method, endpoint, path, headers, body=body)
+        return await tracing.requested(sending, method, self._url(path))
 
     async def _send(
         self,

@@ -11,7 +11,7 @@ a time-out once it was sent: OutcomeUnknown (the call may exist: never sent agai
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from ... import tracing
 from ...errors import (
     AutocallError,
     BalanceTooLow,
@@ -126,7 +127,20 @@ class StringeeClient:
             raise Unauthorized(f"Stringee refused the key's token (HTTP {answer.status})")
         return answer
 
-    async def _send(
+    def _send(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        token: str,
+        *,
+        body: bytes | None,
+        params: dict[str, str] | None,
+    ) -> Awaitable[_Answer]:
+        sending = self._request(method, endpoint, path, token, body=body, params=params)
+        return tracing.requested(sending, method, self._base + path)
+
+    async def _request(
         self,
         method: str,
         endpoint: str,
