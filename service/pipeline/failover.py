@@ -63,8 +63,12 @@ def route(chain: list[Live], holds: AccountHolds, holding: bool) -> Route:
 
 
 def held_error(reason: str, account: str) -> AutocallError:
-    """The failure an event of a held account waits out."""
-    return ProviderError.of(reason, f"account {account} is held ({reason}); the event waits")
+    """The failure an event of a held account waits out (a balance code of any provider's)."""
+    message = f"account {account} is held ({reason}); the event waits"
+    error = ProviderError.of(reason, message)
+    if type(error) is ProviderError:  # a code of another provider's: Stringee's stringee_8
+        return BalanceTooLow(message, code=reason)
+    return error
 
 
 def failover_code(error: AutocallError) -> str | None:
