@@ -6,9 +6,10 @@ from __future__ import annotations
 import orjson
 
 from service.provider.omicall.history import History
+from service.results.pipeline import Matcher, Results
 from service.results.poller import Poller
 from tests.test_results_flow import FakeApi, Rig, item
-from tests.test_results_store import open_call
+from tests.test_results_store import open_call, record
 
 
 async def test_each_account_s_calls_are_searched_in_its_own_history() -> None:
@@ -42,3 +43,22 @@ async def test_a_call_keeps_its_account_in_the_store() -> None:
 
     assert orjson.loads(call.dumps())["account"] == "shop-b"
     assert type(call).loads(call.dumps()) == call
+
+
+async def test_a_webhook_record_is_looked_up_in_the_history_of_the_account_that_called() -> None:
+    rig = Rig()
+    other = FakeApi([item("ac-b1", transaction_id="tx-b")])
+    own = History(other, rig.metrics, batch_wait=0.01)
+    results = Results(
+        rig.store, Matcher(rig.store, rig.history, {"shop-b": own}), rig.publisher, rig.metrics, {}
+    )
+    # two open calls of shop-b to the number: the phone and time do not tell them apart
+    await rig.store.record(open_call("ac-b1", num_retry=0, account="shop-b"))
+    await rig.store.record(open_call("ac-b2", num_retry=0, account="shop-b"))
+
+    assert await results.take(record(transaction_id="tx-b"), "webhook") == "accepted"
+
+    assert rig.api.requests == []  # default's history was not asked
+    assert [query["transactionIds"] for _, query in other.requests] == [["tx-b"]]
+    [(_, body, _)] = rig.publisher.published
+    assert (body["autocall_id"], body["account"]) == ("ac-b1", "shop-b")

@@ -65,17 +65,18 @@ async def start(
         history = History(api, metrics, version=settings.history_api) if api is not None else None
         if history is not None:
             stack.push_async_callback(history.close)
-        matcher = Matcher(results_store, history)
+        clients, prefix = accounts or {}, f"autocall:{settings.queue}:"
+        version = settings.history_api
+        own = sources(stack, clients, metrics, version=version, store=store, prefix=prefix)
+        histories = {name: each for name, each in own.items() if isinstance(each, History)}
+        matcher = Matcher(results_store, history, histories)
         key_fields = settings.result_key_fields
         choices = choices_of(templates)
         results = Results(
             results_store, matcher, publisher, metrics, choices, key_fields=key_fields
         )
-        clients, prefix = accounts or {}, f"autocall:{settings.queue}:"
         stringee = stringee_callbacks(clients, results, store, templates, prefix)
         port = await _listen(stack, settings, results, stringee)
-        version = settings.history_api
-        own = sources(stack, clients, metrics, version=version, store=store, prefix=prefix)
         poller = _poll(stack, settings, results, history, clock, by_account=own)
         log.info(
             "call results: webhook %s, polling %s",
