@@ -3,9 +3,10 @@ exist."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
-from service.errors import BalanceTooLow, ProviderUnavailable
+from service.errors import BalanceTooLow, ProviderUnavailable, Throttled
 from service.pipeline.actions import PutBack
 from service.pipeline.caller import NotCalled
 from service.pipeline.outcomes import Outcome
@@ -29,6 +30,7 @@ async def test_a_held_account_sends_its_events_straight_on_and_is_probed() -> No
     assert isinstance(passed, Outcome) and passed.account == "shop-b"
     assert passed.failover == [{"account": "shop-a", "code": "balance_is_not_enough"}]
     assert len(r.clients["shop-a"].requests) == 1  # not asked again while held
+    assert r.failovers("shop-a", "shop-b", "balance_is_not_enough") == 2
     r.monotonic.seconds += 61  # the probe interval: the next event tries shop-a first
     probe = await r.call(call_to(code="A3"))
     assert isinstance(probe, Outcome) and probe.account == "shop-a" and probe.failover == []
@@ -118,3 +120,32 @@ async def test_a_stringee_account_without_a_failover_list_holds_on_its_balance_c
     assert isinstance(waiting, NotCalled) and waiting.waiting
     action = retry.after(waiting.error, call_to(code="A2", on_exhausted="hold"), 1, 0, NOW)
     assert isinstance(action, PutBack) and action.holds and action.reason == "stringee_8"
+
+
+async def test_a_throttled_account_sends_its_next_events_straight_on() -> None:
+    r = rig(Client("shop-a", Throttled("HTTP 429", retry_after=30.0)), Client("shop-b"))
+    first = await r.call(call_to(code="A1"))
+    assert isinstance(first, Outcome) and first.account == "shop-b"
+    assert r.caller.throttle_of("shop-a").slowed
+    assert not r.caller.throttle_of("shop-b").slowed
+
+    second = await r.call(call_to(code="A2"))
+
+    assert isinstance(second, Outcome) and second.account == "shop-b"
+    assert second.failover == [{"account": "shop-a", "code": "rate_limit_exceeded"}]
+    assert len(r.clients["shop-a"].requests) == 1  # not asked while it slows us down
+    assert r.failovers("shop-a", "shop-b", "rate_limit_exceeded") == 2
+
+
+async def test_one_account_s_throttle_does_not_slow_another_account_down() -> None:
+    r = rig(
+        Client("shop-a", Throttled("HTTP 429", retry_after=30.0)), Client("shop-b"), failover={}
+    )
+    throttled = await r.call(call_to(code="A1"))
+    assert isinstance(throttled, NotCalled) and throttled.error.code == "rate_limit_exceeded"
+
+    async with asyncio.timeout(1):  # shop-a's next request would wait 30 s
+        other = await r.call(call_to(account="shop-b", code="B1"))
+
+    assert isinstance(other, Outcome) and other.status == "accepted"
+    assert r.caller.throttle_of("shop-a").slowed and not r.caller.throttle_of("shop-b").slowed

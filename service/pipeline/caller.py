@@ -12,7 +12,6 @@ from datetime import datetime
 from .. import tracing
 from ..accounts.registry import CallClient, Live, Registry
 from ..errors import (
-    DAILY_BUDGET_CODE,
     DO_NOT_CALL_CODE,
     AutocallError,
     DoNotCall,
@@ -26,7 +25,7 @@ from ..render import Call
 from ..results.recorder import Recorder
 from ..store import Claim, Guard, Reservation, State, Store, Suppression
 from .budget import Budget
-from .failover import Hop, Route, failover_code, held_error, holds_account, route
+from .failover import Hop, Route, failover_code, held_error, holds_account, over_budget, route
 from .holds import AccountHolds
 from .outcomes import Outcome
 from .pace import Pace
@@ -74,6 +73,7 @@ class Caller:
             assert provider is not None and budget is not None
             registry = Registry.single(provider, budget)
         self.registry = registry
+        self._throttles = {registry.names()[0]: self.throttle}
         self.metrics = metrics or Metrics()
         self.holds = holds or AccountHolds(60.0, self.metrics, clock)
         self.clock = clock
@@ -90,36 +90,49 @@ class Caller:
             unknown = UnknownAccount(f"no account {call.account[:50]!r} in the accounts file")
             return Outcome.failed(call.event.identity, unknown, self.clock(), call=call)
         try:
-            # The provider's slow-down and the rate limit's wait come first: nothing is taken
-            # while waiting, and a process that stops meanwhile leaves no claim behind.
-            if not self.throttle.slowed:  # the usual case, without a context to enter
-                return await self._route(call, chain, attempts, self.throttle.free())
-            async with self.throttle.turn() as turn:
-                return await self._route(call, chain, attempts, turn)
+            return await self._route(call, chain, attempts)
         except StoreUnavailable as exc:
             return NotCalled(exc, attempts)
 
-    async def _route(
-        self, call: Call, chain: list[Live], attempts: int, turn: Turn
-    ) -> Outcome | NotCalled:
-        """Route to the event's account (or past it, held), claim the key, then call once."""
-        await self.pace.wait()
-        planned = route(chain, self.holds, call.holds)
+    def throttle_of(self, account: str) -> Throttle:
+        """Each account's own slow-down (the first account's is `throttle`)."""
+        throttle = self._throttles.get(account)
+        if throttle is None:
+            throttle = self._throttles[account] = Throttle()
+        return throttle
+
+    async def _route(self, call: Call, chain: list[Live], attempts: int) -> Outcome | NotCalled:
+        """Route to the event's account (or past it: held, or slowed down by its provider),
+        then wait for its turn, claim the key and call once."""
+        planned = route(chain, self.holds, call.holds, self._slowed)
+        for hop, to in zip(planned.hops, chain[1:], strict=False):
+            self.metrics.failover(hop.account, to.name, hop.code)
         try:
             if planned.waiting is not None:
                 name = planned.waiting.name
                 held = held_error(self.holds.reason(name) or "", name)
                 return NotCalled(held, attempts, name, planned.hops, waiting=True)
-            return await self._claim_on(call, planned, attempts, turn)
+            throttle = self.throttle_of(planned.accounts[0].name)
+            # The provider's slow-down and the rate limit's wait come first: nothing is taken
+            # while waiting, and a process that stops meanwhile leaves no claim behind.
+            if not throttle.slowed:  # the usual case, without a context to enter
+                return await self._claim_on(call, planned, attempts, throttle.free())
+            async with throttle.turn() as turn:
+                return await self._claim_on(call, planned, attempts, turn)
         finally:
             for name in planned.probes:
                 self.holds.end_probe(name)
+
+    def _slowed(self, account: str) -> bool:
+        throttle = self._throttles.get(account)
+        return throttle is not None and throttle.slowed
 
     async def _claim_on(
         self, call: Call, planned: Route, attempts: int, turn: Turn
     ) -> Outcome | NotCalled:
         """Claim the key with the first account's TTS characters (the next account's, while
         they do not fit and there is one), then call."""
+        await self.pace.wait()
         limited = call.template.options.phone_limit is not None
         margin = self.registry.call_time if limited else 0.0
         guard = guard_of(call, self.clock().timestamp(), self.phone_window, margin)
@@ -158,6 +171,8 @@ class Caller:
         last = len(accounts) - 1
         for at in range(index, last + 1):
             live, sent = accounts[at], False
+            # the answer slows down (or frees) the throttle of the account that gave it
+            answers = turn if at == 0 else self.throttle_of(live.name).free()
             try:
                 if at > index:
                     reservation = await live.budget.take(call.tts_chars)
@@ -171,7 +186,7 @@ class Caller:
             except AutocallError as exc:
                 attempts += sent
                 if sent:
-                    turn.answered(exc)
+                    answers.answered(exc)
                 await live.budget.refund(reservation)
                 reservation = None
                 code = failover_code(exc)
@@ -182,7 +197,7 @@ class Caller:
                 if isinstance(exc, DoNotCall):
                     return await self._do_not_call(call, attempts)
                 return NotCalled(exc, attempts, live.name, planned.hops)
-            turn.answered(None)
+            answers.answered(None)
             self.holds.release(live.name)
             outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
             via = self._via(outcome, live, planned)
@@ -282,13 +297,3 @@ def guard_of(call: Call, now: float, keep: float, margin: float) -> Guard | None
     if limit is None:
         return Guard(call.customer, now)
     return Guard(call.customer, now, limit.calls, limit.window, keep, margin)
-
-
-def over_budget(live: Live, reservation: Reservation | None, claim: Claim) -> QuotaExceeded:
-    """The day's budget of `live` has no room for the reservation."""
-    chars = reservation.chars if reservation else 0
-    return QuotaExceeded(
-        f"account {live.name}: today's TTS budget has {claim.used} characters used, "
-        f"this call needs {chars}",
-        code=DAILY_BUDGET_CODE,
-    )

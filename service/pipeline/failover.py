@@ -3,11 +3,13 @@ failure proves that no call was made, so that the next account may call under th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..accounts.registry import Live
 from ..errors import (
     ACCOUNT_CODES,
+    DAILY_BUDGET_CODE,
     THROTTLED_CODE,
     UNAVAILABLE_CODE,
     AutocallError,
@@ -15,7 +17,9 @@ from ..errors import (
     OutcomeUnknown,
     ProviderError,
     ProviderUnavailable,
+    QuotaExceeded,
 )
+from ..store import Claim, Reservation
 from .holds import AccountHolds
 
 
@@ -40,14 +44,23 @@ class Route:
     waiting: Live | None = None  # the event's account is held: nothing to try, the event waits
 
 
-def route(chain: list[Live], holds: AccountHolds, holding: bool) -> Route:
+def route(
+    chain: list[Live],
+    holds: AccountHolds,
+    holding: bool,
+    slowed: Callable[[str], bool] = lambda _: False,
+) -> Route:
     """The accounts of `chain` to try now: a held account is passed over for the next one, or,
     the last one, waited for (for an event whose template holds: `holding`), unless it is its
-    turn to be probed."""
+    turn to be probed; an account its provider slows down (`slowed`) is passed over too, but
+    for the last."""
     hops: list[Hop] = []
     probes: list[str] = []
     for index, live in enumerate(chain):
         reason = holds.reason(live.name)
+        if reason is None and index < len(chain) - 1 and slowed(live.name):
+            hops.append(Hop(live.name, THROTTLED_CODE))
+            continue
         if reason is None:
             return Route(chain[index:], hops, probes)
         if holds.probe_turn(live.name):
@@ -87,3 +100,13 @@ def holds_account(error: AutocallError) -> bool:
     """Whether `error` says the account itself cannot call (held while it lasts): §12's account
     codes, and any provider's balance code (Stringee's `stringee_8`)."""
     return error.code in ACCOUNT_CODES or isinstance(error, BalanceTooLow)
+
+
+def over_budget(live: Live, reservation: Reservation | None, claim: Claim) -> QuotaExceeded:
+    """The day's budget of `live` has no room for the reservation."""
+    chars = reservation.chars if reservation else 0
+    return QuotaExceeded(
+        f"account {live.name}: today's TTS budget has {claim.used} characters used, "
+        f"this call needs {chars}",
+        code=DAILY_BUDGET_CODE,
+    )
