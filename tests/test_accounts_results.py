@@ -6,6 +6,8 @@ from __future__ import annotations
 import orjson
 
 from service.provider.omicall.history import History
+from service.provider.omicall.records import CallRecord
+from service.provider.stringee.calllog import CallLog
 from service.results.pipeline import Matcher, Results
 from service.results.poller import Poller
 from tests.test_results_flow import FakeApi, Rig, item
@@ -62,3 +64,26 @@ async def test_a_webhook_record_is_looked_up_in_the_history_of_the_account_that_
     assert [query["transactionIds"] for _, query in other.requests] == [["tx-b"]]
     [(_, body, _)] = rig.publisher.published
     assert (body["autocall_id"], body["account"]) == ("ac-b1", "shop-b")
+
+
+async def test_a_stringee_only_deployment_still_reads_its_call_log() -> None:
+    class Log(CallLog):
+        def __init__(self) -> None:
+            self.searched: list[tuple[float, float]] = []
+
+        async def search(self, since: float, until: float) -> list[CallRecord]:
+            self.searched.append((since, until))
+            return [record(transaction_id="call-1", autocall_id="call-1")]
+
+    rig = Rig()
+    log = Log()
+    poller = Poller(
+        rig.results, None, interval=60, timeout=3600, clock=lambda: rig.now, by_account={"b": log}
+    )
+    await rig.store.record(open_call("call-1", num_retry=0, account="b"))
+
+    assert await poller.tick()
+
+    assert len(log.searched) == 1
+    [(_, body, _)] = rig.publisher.published
+    assert (body["autocall_id"], body["final"], body["account"]) == ("call-1", True, "b")

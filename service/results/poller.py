@@ -70,7 +70,7 @@ class Poller:
         if not await self._store.lease("poller", self.owner, max(self.interval * 1.5, 30.0)):
             return False
         left, level = await self._store.backoff()
-        if left <= 0 and self._history is not None:
+        if left <= 0 and (self._history is not None or self._by_account):
             try:
                 await self.reconcile()
             except AutocallError as exc:
@@ -91,7 +91,6 @@ class Poller:
     async def reconcile(self) -> None:
         """Search the history for the open calls and the `outcome_unknown` ones; close the calls
         whose span has ended with no further transaction (their last attempt becomes final)."""
-        assert self._history is not None
         calls = await self._store.open_calls()
         unknown = await self._store.unknown_calls()
         if not calls and not unknown:
@@ -99,7 +98,8 @@ class Poller:
         by_source: dict[History | CallLog, list[OpenCall]] = {}
         for call in [*calls, *unknown]:
             source = self._by_account.get(call.account or "", self._history)
-            by_source.setdefault(source, []).append(call)
+            if source is not None:  # None: a call of no OMICall account's, and no default
+                by_source.setdefault(source, []).append(call)
         for source, theirs in by_source.items():
             if isinstance(source, CallLog):
                 await self._search_log(source, theirs)
