@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from service.provider.omicall.client import Accepted
+from service.provider.edge import Accepted
 
 
 class Clock:

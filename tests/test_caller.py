@@ -18,7 +18,7 @@ from service.metrics import Metrics
 from service.pipeline.budget import Budget
 from service.pipeline.caller import Caller, NotCalled
 from service.pipeline.outcomes import Outcome
-from service.provider.omicall.client import Accepted
+from service.provider.edge import Accepted
 from service.render import Call
 from service.results.recorder import Recorder
 from service.results.store import MemoryResults

@@ -27,13 +27,8 @@ from service.errors import (
 )
 from service.metrics import Metrics
 from service.pipeline.throttle import Throttle
-from service.provider.omicall.answers import (
-    MAX_RETRY_AFTER,
-    Answer,
-    failure_of,
-    seconds_of,
-    token_failure_of,
-)
+from service.provider.edge import MAX_RETRY_AFTER, Answer, seconds_of
+from service.provider.omicall.answers import failure_of, token_failure_of, token_lapsed
 from service.provider.omicall.client import Provider
 from service.sandbox import Sandbox
 
@@ -78,13 +73,13 @@ def test_each_code_has_its_leaf(code: str, leaf: type[AutocallError]) -> None:
 
 
 def test_a_lapsed_token_in_each_form() -> None:
-    assert answer(401, b"Unauthorized").token_lapsed
-    assert answer(200, {"status_code": 401, "message": "Unauthorized"}).token_lapsed
-    assert answer(200, message("token_expired")).token_lapsed
-    assert answer(200, {"payload": {"error": "token_expired"}}).token_lapsed
-    assert not answer(200, {"status_code": 9999, "message": "token_expired"}).token_lapsed
-    assert not answer(200, message("tenant_disabled")).token_lapsed
-    assert not answer(200, b"<html>401</html>").token_lapsed
+    assert token_lapsed(answer(401, b"Unauthorized"))
+    assert token_lapsed(answer(200, {"status_code": 401, "message": "Unauthorized"}))
+    assert token_lapsed(answer(200, message("token_expired")))
+    assert token_lapsed(answer(200, {"payload": {"error": "token_expired"}}))
+    assert not token_lapsed(answer(200, {"status_code": 9999, "message": "token_expired"}))
+    assert not token_lapsed(answer(200, message("tenant_disabled")))
+    assert not token_lapsed(answer(200, b"<html>401</html>"))
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The providers: each one's client and the records it sends, behind one door per provider.
 
+edge.py         the HTTP edge both clients send through: time-outs, metrics, spans, errors mapped
 session.py      the HTTP session a client calls over (sized to the concurrency, proxies read once)
 records.py      what every provider's records become (CallRecord, LiveEvent, Contact), and the
                 tolerant readers of their values
