@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -171,3 +172,28 @@ async def test_a_request_that_never_reached_a_throttling_provider_keeps_the_slow
     refused = await caller.call(call, 1)
     assert isinstance(refused, NotCalled) and refused.error.code == "provider_unavailable"
     assert caller.throttle.slowed  # nothing said the provider stopped throttling
+
+
+async def test_a_refused_call_releases_its_key_even_if_the_refund_never_finishes() -> None:
+    """The key is released before the characters are refunded: a delivery cancelled in the
+    refund (a shutdown's grace ran out) leaves no claim, so its redelivery calls instead of
+    reporting outcome_unknown for a call never made."""
+
+    class Stopping(MemoryStore):
+        stopping = True
+
+        async def refund_tts(self, day: str, chars: int) -> None:
+            if self.stopping:
+                raise asyncio.CancelledError
+            await super().refund_tts(day, chars)
+
+    provider = Provider([ProviderUnavailable("refused")])
+    store = Stopping(3600)
+    caller, call = caller_of(provider, store), call_of()
+    assert call.tts_chars > 0
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller.call(call, 0)
+    store.stopping = False
+    redelivered = await caller.call(call, 1)
+    assert isinstance(redelivered, Outcome) and redelivered.status == "accepted"
+    assert len(provider.requests) == 2
