@@ -106,22 +106,23 @@ class Edge:
         *,
         body: bytes | None = None,
         params: dict[str, str] | None = None,
+        traced: bool = True,
     ) -> Awaitable[Answer]:
-        """The answer to one request, in its CLIENT span (within a kept trace)."""
-        sending = self.fetch(method, endpoint, path, headers, body=body, params=params)
-        return tracing.requested(sending, method, self.url(path))
+        """The answer to one request, in its CLIENT span (within a kept trace) unless `traced`
+        is false (a token request)."""
+        sending = self._exchange(method, endpoint, path, headers, body=body, params=params)
+        return tracing.requested(sending, method, self.url(path)) if traced else sending
 
-    async def fetch(
+    async def _exchange(
         self,
         method: str,
         endpoint: str,
         path: str,
         headers: dict[str, str],
         *,
-        body: bytes | None = None,
-        params: dict[str, str] | None = None,
+        body: bytes | None,
+        params: dict[str, str] | None,
     ) -> Answer:
-        """The answer to one request, without a span of its own (a token request)."""
         if body is not None:
             headers = headers | {"Content-Type": "application/json"}
         started = time.perf_counter()

@@ -65,7 +65,7 @@ async def _consumed(
         f"autocall.process {origin[0]}",
         parent_of(delivery),
         SpanKind.CONSUMER,
-        _received(delivery, *origin),
+        _messaging("process", *origin, delivery.message_id),
     )
     # Current for what happens within: the claim, the provider's request, the publish, the
     # call's record (which keeps its context for the results) and the log lines.
@@ -76,17 +76,18 @@ async def _consumed(
         return action
 
 
-def _received(
-    delivery: AbstractIncomingMessage, routing_key: str, exchange: str
+def _messaging(
+    operation: str, routing_key: str, exchange: str, message_id: str | None
 ) -> dict[str, AttributeValue]:
+    """A messaging span's attributes (OpenTelemetry's conventions for RabbitMQ)."""
     attributes: dict[str, AttributeValue] = {
         "messaging.system": "rabbitmq",
-        "messaging.operation.type": "process",
+        "messaging.operation.type": operation,
         "messaging.destination.name": exchange,
         "messaging.rabbitmq.destination.routing_key": routing_key,
     }
-    if delivery.message_id:
-        attributes["messaging.message.id"] = delivery.message_id
+    if message_id:
+        attributes["messaging.message.id"] = message_id
     return attributes
 
 
@@ -191,14 +192,7 @@ def producing(
 async def _producing(
     tracer: Tracer, publish: Awaitable[Sent], exchange: str, key: str, message: Outgoing
 ) -> Sent:
-    attributes: dict[str, AttributeValue] = {
-        "messaging.system": "rabbitmq",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": exchange,
-        "messaging.rabbitmq.destination.routing_key": key,
-    }
-    if message.message_id:
-        attributes["messaging.message.id"] = message.message_id
+    attributes = _messaging("send", key, exchange, message.message_id)
     span = tracer.start_span(f"publish {key}", kind=SpanKind.PRODUCER, attributes=attributes)
     message.headers = {**message.headers, **traceparent_of(span.get_span_context())}
     with Ending(span):

@@ -168,8 +168,8 @@ class Provider:
 
     async def _fetch_token(self) -> _Token:
         assert self._api_key is not None
-        params = {"apiKey": self._api_key}  # untraced, as before: never in a span
-        answer = await self._edge.fetch("GET", "auth", "/api/auth", {}, params=params)
+        params = {"apiKey": self._api_key}
+        answer = await self._edge.send("GET", "auth", "/api/auth", {}, params=params, traced=False)
         document = answer.document
         payload = document.get("payload") if isinstance(document, dict) else None
         value = payload.get("access_token") if isinstance(payload, dict) else None
