@@ -160,6 +160,8 @@ def test_history_items_carry_the_autocall_uuid() -> None:
         {"action": "update", "data": [{"phone": "0912345678"}], "tenant_id": "t-1"},
         {"type": "contact", "payload": {}},
         {"type": "Contact"},
+        {"type": "contact", "state": "ringing"},  # a contact webhook, whatever its state says
+        {"action": "update", "data": [], "state": "cdr"},
     ],
 )
 def test_contact_webhooks(document: dict[str, Any]) -> None:
