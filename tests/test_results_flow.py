@@ -166,6 +166,41 @@ async def test_unknown_after_the_timeout_once() -> None:
     assert await rig.store.open_count() == 0
 
 
+async def test_an_item_with_an_impossible_time_stops_neither_the_pass_nor_the_unknowns() -> None:
+    rig = Rig([item("ac-1", time_start_call=1e20), item("ac-2", "tx-2", time_start_call="NaN")])
+    await rig.store.record(open_call("ac-1", num_retry=0))
+    await rig.store.record(open_call("ac-2", num_retry=0))
+    late = open_call("ac-3", phone="0987654321", num_retry=0)
+    await rig.store.record(late)
+    rig.now = late.span_end + 3601  # ac-3 never had a record: `unknown` now
+    assert await rig.poller.tick()
+    assert sorted(rig.publisher.ids) == ["ac-1:1", "ac-2:1", "ac-3:unknown"]
+
+
+async def test_a_pass_that_fails_still_ends_the_calls_past_their_time() -> None:
+    rig = Rig([item("ac-1"), item("ac-2", "tx-2")])
+    late = open_call("ac-3", phone="0987654321", num_retry=0)
+    for call in (open_call("ac-1", num_retry=0), open_call("ac-2", num_retry=0), late):
+        await rig.store.record(call)
+    rig.now = late.span_end + 3601
+    taking = rig.results.receive
+
+    async def receive(record: Any, source: str, **options: Any) -> Any:
+        if record.transaction_id == "tx-1":
+            raise ValueError("a record this code cannot read")
+        return await taking(record, source, **options)
+
+    rig.results.receive = receive  # type: ignore[method-assign]
+    assert await rig.poller.tick()
+    assert sorted(rig.publisher.ids) == ["ac-1:unknown", "ac-2:1", "ac-3:unknown"]
+    rig.api.error = RuntimeError("the history search broke")
+    late = open_call("ac-4", phone="0987654322", num_retry=0, accepted_at=rig.now - 9999)
+    await rig.store.record(late)
+    with pytest.raises(RuntimeError):
+        await rig.poller.tick()
+    assert rig.publisher.ids[-1] == "ac-4:unknown"
+
+
 async def test_rate_limits_back_off_exponentially() -> None:
     rig = Rig([item("ac-1")])
     await rig.store.record(open_call())

@@ -220,3 +220,29 @@ async def test_results_recent_shows_where_the_keys_came_from_and_no_number(rigs:
     assert any(e["keys_field"] == "ivr" and e["call"] for e in records)  # the sandbox's own
     retries = {e["body"]["send_num_retry"] for e in records if "send_num_retry" in e["body"]}
     assert retries == {1, 2}  # the sandbox's record, posted twice: what the field counts there
+
+
+@pytest.mark.parametrize("moment", ["NaN", "Infinity", 1e20, 1_764_480_000_123_456_789_000])
+async def test_a_record_with_an_impossible_time_is_taken_not_answered_503(
+    rigs: MakeRig, moment: Any
+) -> None:
+    rig = await rigs()
+    rig.sandbox.state.webhooks = False
+    event_id = await rig.order("0901234561")
+    await rig.outcomes.wait(1)
+    cdr = {
+        "state": "cdr",
+        "transaction_id": uuid.uuid4().hex,
+        "destination_number": "0901234561",
+        "autocall_id": accepted_ids(rig)[event_id],
+        "time_start_call": moment,
+        "time_end_call": moment,
+        "answer_sec": 3,
+        "ivr": "1",
+    }
+    assert await post(rig, cdr) == 200
+    [message] = await rig.results(1)
+    assert (message.correlation_id, message.routing_key) == (
+        event_id,
+        "autocall.result.answered.confirmed",
+    )

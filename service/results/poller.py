@@ -64,24 +64,27 @@ class Poller:
         """One pass, if this replica holds the lease; whether it ran."""
         if not await self._store.lease("poller", self.owner, max(self.interval * 1.5, 30.0)):
             return False
-        left, level = await self._store.backoff()
-        if left <= 0 and self._history is not None:
-            try:
-                await self.reconcile()
-            except AutocallError as exc:
-                seconds = min(MAX_BACKOFF, self.interval * 2**level)
-                await self._store.set_backoff(seconds, level + 1)
-                log.warning(
-                    "call history: %s; backing off %.0f s",
-                    exc.code,
-                    seconds,
-                    extra={"code": exc.code},
-                )
-            else:
-                if level:
-                    await self._store.set_backoff(0, 0)
-        await self.expire()
+        try:
+            left, level = await self._store.backoff()
+            if left <= 0 and self._history is not None:
+                await self._reconcile(level)
+        finally:  # whatever a pass met, calls past their time still end as `unknown`
+            await self.expire()
         return True
+
+    async def _reconcile(self, level: int) -> None:
+        """One search of the history; its errors back the next ones off."""
+        try:
+            await self.reconcile()
+        except AutocallError as exc:
+            seconds = min(MAX_BACKOFF, self.interval * 2**level)
+            await self._store.set_backoff(seconds, level + 1)
+            log.warning(
+                "call history: %s; backing off %.0f s", exc.code, seconds, extra={"code": exc.code}
+            )
+        else:
+            if level:
+                await self._store.set_backoff(0, 0)
 
     async def reconcile(self) -> None:
         """Search the history for the open calls and the `outcome_unknown` ones; close the calls
@@ -116,7 +119,12 @@ class Poller:
         latest = {_owner(record): record.transaction_id for record in records}
         for record in records:
             is_latest = latest[_owner(record)] == record.transaction_id
-            await self._take(record, unknown, now if is_latest else None)
+            try:
+                await self._take(record, unknown, now if is_latest else None)
+            except AutocallError:
+                raise  # the store or the broker: the pass stops, the next one tries again
+            except Exception as exc:  # this item, not the others: found again next pass
+                log.warning("call history item skipped: %s", type(exc).__name__)
 
     async def _take(
         self, record: CallRecord, unknown: list[OpenCall], latest_at: float | None

@@ -188,10 +188,14 @@ def _started(document: dict[str, Any]) -> float | None:
 
 
 def _seconds(value: Any) -> float | None:
+    """Epoch seconds from seconds, ms, µs or ns (told by their size); None for what is no
+    plausible moment (NaN, infinite, before 2001 or after 3200), which no clock could show."""
     number = _number(value)
-    if number is None or number <= 0:
+    if number is None or not math.isfinite(number):
         return None
-    return number / 1000 if number > 1e11 else number  # milliseconds, by their size
+    while number > 1e11:
+        number /= 1000
+    return number if 1e9 <= number <= 4e10 else None
 
 
 def _text(value: Any) -> str | None:
