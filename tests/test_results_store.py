@@ -248,3 +248,20 @@ async def test_an_outcome_unknown_call_kept_by_an_older_release_is_forgotten() -
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def test_the_memory_store_forgets_what_has_expired() -> None:
+    now = [T0]
+    store = MemoryResults(3600, clock=lambda: now[0])
+    for n in range(200):
+        call = open_call(f"ac-{n}", phone=f"09{n:08d}")
+        await store.record(call)
+        await store.rank(call, f"tx-{n}", T0)
+        if n % 2:  # half of them closed by their final result
+            assert await store.claim(call, "1", final=True)
+            await store.done(call, "1", True, f"tx-{n}")
+    assert len(store._ranks) == 100  # a closed call's attempts are ranked no more
+    now[0] += 3601  # every call, mark and rank past the TTL; nobody asks for them again
+    await store.record(open_call("ac-new", accepted_at=now[0]))
+    held = (store._calls, store._open, store._phones, store._marks, store._ranks)
+    assert [len(kept) for kept in held] == [1, 1, 1, 0, 0]
