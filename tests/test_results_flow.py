@@ -326,6 +326,32 @@ async def test_two_open_calls_to_one_number_told_apart_by_autocall_uuid() -> Non
     assert rig.publisher.published[1][2] == "e-ac-1"
 
 
+async def test_a_uuid_no_call_was_given_falls_back_to_phone_and_time() -> None:
+    rig = Rig()
+    await rig.store.record(open_call("ac-1", num_retry=0))  # its execute answer named no uuids
+    await rig.store.record(open_call("ac-2", phone="0987654321", autocall_uuids=("uuid-2",)))
+    assert await rig.results.take(record(autocall_uuid="uuid-9"), "webhook") == "accepted"
+    assert rig.publisher.published[0][2] == "e-ac-1"
+    # a call whose answer named its uuids does not take a record that names another one
+    other = record(transaction_id="tx-2", phone="0987654321", autocall_uuid="uuid-9")
+    assert await rig.results.take(other, "webhook") == "unmatched"
+
+
+async def test_an_outcome_unknown_call_found_by_an_item_that_names_a_uuid_only() -> None:
+    found = item("ac-7", ivr="1", autocall_uuid="uuid-7")
+    del found["autocall_id"]
+    rig = Rig([found])
+    await rig.store.record_unknown(open_call("", idempotency_key="k-lost", num_retry=0))
+    await rig.poller.tick()
+    [(key, body, _)] = rig.publisher.published
+    assert (key, body["autocall_id"], body["idempotency_key"]) == (
+        "autocall.result.answered.confirmed",
+        "uuid-7",
+        "k-lost",
+    )
+    assert await rig.store.unknown_calls() == []
+
+
 # the call history, v3
 
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,59 @@ async def test_a_record_with_an_impossible_time_is_taken_not_answered_503(
         event_id,
         "autocall.result.answered.confirmed",
     )
+
+
+async def test_poll_items_named_by_a_uuid_the_execute_answer_never_gave(rigs: MakeRig) -> None:
+    """§12: execute answers "may" carry `autocall_uuids`, items may name calls by uuid only."""
+    rig = await rigs(webhook=False, result_poll_interval="100ms")
+    rig.sandbox.state.webhooks = False
+    rig.sandbox.state.answer_uuids = False
+    rig.sandbox.state.history_autocall_id = False
+    ids = {await rig.order("0901234561"), await rig.order("0901234564")}
+    messages = await rig.results(2)
+    assert {m.correlation_id for m in messages} == ids
+    assert {m.routing_key for m in messages} == {
+        "autocall.result.answered.confirmed",
+        "autocall.result.busy.none",
+    }
+
+
+async def test_a_webhook_record_with_an_unknown_uuid_is_matched_by_phone_and_time(
+    rigs: MakeRig,
+) -> None:
+    rig = await rigs()
+    rig.sandbox.state.webhooks = False
+    rig.sandbox.state.answer_uuids = False
+    event_id = await rig.order("0901234561")
+    await rig.outcomes.wait(1)
+    cdr = {
+        "state": "cdr",
+        "transaction_id": uuid.uuid4().hex,
+        "autocall_uuid": str(uuid.uuid4()),
+        "destination_number": "0901234561",
+        "time_start_call": int(time.time()),
+        "answer_sec": 3,
+        "ivr": "2",
+    }
+    assert await post(rig, cdr) == 200
+    [message] = await rig.results(1)
+    assert (message.correlation_id, message.routing_key) == (
+        event_id,
+        "autocall.result.answered.cancelled",
+    )
+    assert rig.metric("autocall_webhooks_total", outcome="accepted") == 1
+
+
+async def test_outcome_unknown_resolved_when_items_name_calls_by_uuid_only(rigs: MakeRig) -> None:
+    rig = await rigs(webhook=False, result_poll_interval="100ms")
+    rig.sandbox.state.webhooks = False
+    rig.sandbox.state.history_autocall_id = False
+    rig.sandbox.state.faults.append("accept_then_drop")  # the call is made, the answer lost
+    event_id = await rig.order("0901234562")
+    [outcome] = await rig.outcomes.wait(1)
+    assert (outcome["status"], outcome["error"]["code"]) == ("failed", "outcome_unknown")
+    [message] = await rig.results(1)
+    result = body(message)
+    assert message.routing_key == "autocall.result.answered.cancelled"
+    assert (result["event"]["id"], result["source"], result["attempt"]) == (event_id, "poll", 1)
+    assert result["autocall_id"] == rig.sandbox.state.calls[0].autocall_uuids[0]

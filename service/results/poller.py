@@ -129,12 +129,18 @@ class Poller:
     async def _take(
         self, record: CallRecord, unknown: list[OpenCall], latest_at: float | None
     ) -> Reading:
-        if record.autocall_id and await self._store.call(record.autocall_id) is None:
+        name = record.autocall_id or record.autocall_uuid  # v3 items may name it either way
+        if (
+            name
+            and unknown
+            and await self._results.matcher.match(record, ask_history=False) is None
+        ):
             found = _happened(record, unknown)
             if found is None:
                 return Reading("unmatched")
             # The call of an `outcome_unknown` event did happen: from now on an open call.
-            call = replace(found, autocall_id=record.autocall_id)
+            uuids = (record.autocall_uuid,) if record.autocall_uuid else ()
+            call = replace(found, autocall_id=name, autocall_uuids=uuids)
             await self._store.record(call)
             await self._store.forget_unknown(found)
             unknown.remove(found)
@@ -168,7 +174,7 @@ def _owner(record: CallRecord) -> str:
 
 def _happened(record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:
     """The one `outcome_unknown` call to the record's phone whose span covers its time."""
-    if record.phone is None or record.started_at is None:
+    if not record.auto_call or record.phone is None or record.started_at is None:
         return None
     started = record.started_at
     fitting = [c for c in unknown if c.phone == record.phone and c.covers(started)]
