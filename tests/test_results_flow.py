@@ -428,6 +428,24 @@ async def test_history_items_that_name_no_call_are_matched_by_phone_and_time() -
     assert len(rig.api.requests) == 1  # the search; no lookup of what it found
 
 
+async def test_two_calls_to_one_number_each_close_with_their_own_last_attempt() -> None:
+    """Items that name no call: the latest transaction is each call's, not the number's."""
+    first = item("ac-1", "tx-a", answer_sec=0, ivr="", hangup_cause="NO_ANSWER")
+    second = item("ac-2", "tx-b", answer_sec=0, ivr="", hangup_cause="NO_ANSWER")
+    second["time_start_call"] = T0 + 1010
+    for bare in (first, second):
+        del bare["autocall_id"]
+    rig = Rig([first, second])
+    await rig.store.record(open_call("ac-1", num_retry=1))
+    later = open_call("ac-2", num_retry=1, accepted_at=T0 + 1000)
+    await rig.store.record(later)
+    rig.now = later.span_end + 1  # both spans over: no redial can come for either
+    await rig.poller.tick()
+    assert sorted(rig.publisher.ids) == ["ac-1:1", "ac-2:1"]
+    assert read(rig) == [("no_answer", 1, True), ("no_answer", 1, True)]
+    assert await rig.store.open_count() == 0
+
+
 async def test_a_history_item_that_fits_no_open_call_is_not_looked_up_again() -> None:
     bare = item("ac-1", time_start_call=T0 + 99_999)  # long after the call's span
     del bare["autocall_id"]

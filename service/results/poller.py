@@ -18,7 +18,7 @@ from ..errors import AutocallError, StoreUnavailable
 from ..provider.omicall.history import History
 from ..provider.omicall.records import CallRecord, InvalidRecord, parse
 from .calls import OpenCall, unknown_of
-from .pipeline import Reading, Results
+from .pipeline import Results
 
 log = logging.getLogger("autocall.results")
 PHONES_PER_SEARCH = 50
@@ -114,37 +114,34 @@ class Poller:
         self, records: list[CallRecord], unknown: list[OpenCall], now: float
     ) -> None:
         """Take a search's records in the order they started, so that attempts rank as they
-        happened; each call's latest one may close it (`Results.receive`)."""
+        happened; each call's latest one may close it (`Results.receive`). Matched first, so
+        that two calls to one number each have their own latest."""
         records.sort(key=lambda record: (record.started_at or 0.0, record.ended_at or 0.0))
-        latest = {_owner(record): record.transaction_id for record in records}
-        for record in records:
-            is_latest = latest[_owner(record)] == record.transaction_id
+        owners = [await self._call_of(record, unknown) for record in records]
+        matched = [(record, call) for record, call in zip(records, owners, strict=True) if call]
+        latest = {_key(call): record.transaction_id for record, call in matched}
+        for record, call in matched:
+            is_latest = latest[_key(call)] == record.transaction_id
             try:
-                await self._take(record, unknown, now if is_latest else None)
+                await self._results.receive(record, "poll", latest_at=now if is_latest else None)
             except AutocallError:
                 raise  # the store or the broker: the pass stops, the next one tries again
             except Exception as exc:  # this item, not the others: found again next pass
                 log.warning("call history item skipped: %s", type(exc).__name__)
 
-    async def _take(
-        self, record: CallRecord, unknown: list[OpenCall], latest_at: float | None
-    ) -> Reading:
-        name = record.autocall_id or record.autocall_uuid  # v3 items may name it either way
-        if (
-            name
-            and unknown
-            and await self._results.matcher.match(record, ask_history=False) is None
-        ):
-            found = _happened(record, unknown)
-            if found is None:
-                return Reading("unmatched")
-            # The call of an `outcome_unknown` event did happen: from now on an open call.
-            uuids = (record.autocall_uuid,) if record.autocall_uuid else ()
-            call = replace(found, autocall_id=name, autocall_uuids=uuids)
-            await self._store.record(call)
-            await self._store.forget_unknown(found)
-            unknown.remove(found)
-        return await self._results.receive(record, "poll", latest_at=latest_at)
+    async def _call_of(self, record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:
+        """The call `record` belongs to. An `outcome_unknown` call it shows did happen becomes
+        an open call, under the name the item gives it (v3 items may give either)."""
+        call = await self._results.matcher.match(record, ask_history=False)
+        name = record.autocall_id or record.autocall_uuid
+        if call is not None or not name or (found := _happened(record, unknown)) is None:
+            return call
+        uuids = (record.autocall_uuid,) if record.autocall_uuid else ()
+        call = replace(found, autocall_id=name, autocall_uuids=uuids)
+        await self._store.record(call)
+        await self._store.forget_unknown(found)
+        unknown.remove(found)
+        return call
 
     async def expire(self) -> None:
         """`unknown` for calls with no final result long after their span; forget the
@@ -167,9 +164,8 @@ def _record(item: dict[str, Any], key_fields: tuple[str, ...]) -> CallRecord | N
     return record if isinstance(record, CallRecord) else None
 
 
-def _owner(record: CallRecord) -> str:
-    """The call a history item names (by id, by uuid), or at least its number's."""
-    return record.autocall_id or record.autocall_uuid or f"phone:{record.phone}"
+def _key(call: OpenCall) -> str:
+    return call.autocall_id or call.idempotency_key
 
 
 def _happened(record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:
