@@ -91,11 +91,14 @@ async def test_contact_webhooks_are_ignored(rigs: MakeRig) -> None:
     assert rig._results() == []
 
 
-@pytest.mark.parametrize("paging", ["snake", "camel", "list"])
+@pytest.mark.parametrize("paging", ["snake", "camel", "list", "uuid_only"])
 async def test_poll_only_on_a_v3_only_provider(rigs: MakeRig, paging: str) -> None:
     rig = await rigs(webhook=False, result_poll_interval="100ms")
     rig.sandbox.state.webhooks = False
-    rig.sandbox.state.history_paging = paging
+    if paging == "uuid_only":  # §12: answers "may" carry autocall_uuids, items may lack the id
+        rig.sandbox.state.answer_uuids = rig.sandbox.state.history_autocall_id = False
+    else:
+        rig.sandbox.state.history_paging = paging
     assert rig.settings.history_api == "v3"
     ids = {await rig.order("0901234561"), await rig.order("0901234564")}
     messages = await rig.results(2)
@@ -108,9 +111,11 @@ async def test_poll_only_on_a_v3_only_provider(rigs: MakeRig, paging: str) -> No
     assert searches["ok"] > 0 and searches["v2_not_found"] == 0
 
 
-async def test_outcome_unknown_resolved_on_a_v3_only_provider(rigs: MakeRig) -> None:
+@pytest.mark.parametrize("named_by", ["autocall_id", "autocall_uuid"])
+async def test_outcome_unknown_resolved_on_a_v3_only_provider(rigs: MakeRig, named_by: str) -> None:
     rig = await rigs(webhook=False, result_poll_interval="100ms")
     rig.sandbox.state.webhooks = False
+    rig.sandbox.state.history_autocall_id = named_by == "autocall_id"  # v3 items may lack it
     rig.sandbox.state.faults.append("accept_then_drop")  # the call is made, the answer lost
     event_id = await rig.order("0901234562")
     [outcome] = await rig.outcomes.wait(1)
@@ -119,7 +124,10 @@ async def test_outcome_unknown_resolved_on_a_v3_only_provider(rigs: MakeRig) -> 
     result = body(message)
     assert message.routing_key == "autocall.result.answered.cancelled"
     assert (result["event"]["id"], result["source"], result["attempt"]) == (event_id, "poll", 1)
-    assert result["autocall_id"] == rig.sandbox.state.calls[0].autocall_id
+    call = rig.sandbox.state.calls[0]
+    assert result["autocall_id"] == (
+        call.autocall_id if named_by == "autocall_id" else call.autocall_uuids[0]
+    )
 
 
 async def test_a_history_version_the_provider_does_not_serve(
@@ -249,21 +257,6 @@ async def test_a_record_with_an_impossible_time_is_taken_not_answered_503(
     )
 
 
-async def test_poll_items_named_by_a_uuid_the_execute_answer_never_gave(rigs: MakeRig) -> None:
-    """§12: execute answers "may" carry `autocall_uuids`, items may name calls by uuid only."""
-    rig = await rigs(webhook=False, result_poll_interval="100ms")
-    rig.sandbox.state.webhooks = False
-    rig.sandbox.state.answer_uuids = False
-    rig.sandbox.state.history_autocall_id = False
-    ids = {await rig.order("0901234561"), await rig.order("0901234564")}
-    messages = await rig.results(2)
-    assert {m.correlation_id for m in messages} == ids
-    assert {m.routing_key for m in messages} == {
-        "autocall.result.answered.confirmed",
-        "autocall.result.busy.none",
-    }
-
-
 async def test_a_webhook_record_with_an_unknown_uuid_is_matched_by_phone_and_time(
     rigs: MakeRig,
 ) -> None:
@@ -288,18 +281,3 @@ async def test_a_webhook_record_with_an_unknown_uuid_is_matched_by_phone_and_tim
         "autocall.result.answered.cancelled",
     )
     assert rig.metric("autocall_webhooks_total", outcome="accepted") == 1
-
-
-async def test_outcome_unknown_resolved_when_items_name_calls_by_uuid_only(rigs: MakeRig) -> None:
-    rig = await rigs(webhook=False, result_poll_interval="100ms")
-    rig.sandbox.state.webhooks = False
-    rig.sandbox.state.history_autocall_id = False
-    rig.sandbox.state.faults.append("accept_then_drop")  # the call is made, the answer lost
-    event_id = await rig.order("0901234562")
-    [outcome] = await rig.outcomes.wait(1)
-    assert (outcome["status"], outcome["error"]["code"]) == ("failed", "outcome_unknown")
-    [message] = await rig.results(1)
-    result = body(message)
-    assert message.routing_key == "autocall.result.answered.cancelled"
-    assert (result["event"]["id"], result["source"], result["attempt"]) == (event_id, "poll", 1)
-    assert result["autocall_id"] == rig.sandbox.state.calls[0].autocall_uuids[0]
