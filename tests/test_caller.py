@@ -35,7 +35,7 @@ def caller_of(
 ) -> Caller:
     store = store or MemoryStore(3600)
     budget = Budget(store, 10_000, Metrics(), lambda: NOW)
-    return Caller(store, budget, provider, lambda: NOW, recorder=recorder)  # type: ignore[arg-type]
+    return Caller(store, budget, provider, lambda: NOW, recorder=recorder)
 
 
 def of_event(call: Call, event_id: str) -> Call:

@@ -493,16 +493,32 @@ async def test_metrics_count_what_happened(
     page = await scrape(service)
 
     assert page["autocall_events_received_total"] == 5  # M1 twice: once more after its retry
-    assert page['autocall_outcomes_total{status="accepted",template="confirm"}'] == 1
-    assert page['autocall_outcomes_total{status="failed",template="confirm"}'] == 2
-    assert page['autocall_outcomes_total{status="skipped",template=""}'] == 1
-    assert page['autocall_api_requests_total{endpoint="execute_by_phone",result="ok"}'] == 1
-    assert page['autocall_api_requests_total{endpoint="execute_by_phone",result="http_5xx"}'] == 1
-    assert page['autocall_api_requests_total{endpoint="auth",result="ok"}'] == 1
-    assert page['autocall_provider_errors_total{code="balance_is_not_enough"}'] == 1
-    assert page['autocall_provider_errors_total{code="limit_word"}'] == 0
-    assert page["autocall_balance_failures_total"] == 1
-    assert page['autocall_quota_failures_total{code="limit_service"}'] == 0
+    assert (
+        page['autocall_outcomes_total{account="default",status="accepted",template="confirm"}'] == 1
+    )
+    assert (
+        page['autocall_outcomes_total{account="default",status="failed",template="confirm"}'] == 2
+    )
+    assert page['autocall_outcomes_total{account="default",status="skipped",template=""}'] == 1
+    assert (
+        page[
+            'autocall_api_requests_total{account="default",endpoint="execute_by_phone",result="ok"}'
+        ]
+        == 1
+    )
+    assert (
+        page[
+            'autocall_api_requests_total{account="default",endpoint="execute_by_phone",result="http_5xx"}'
+        ]
+        == 1
+    )
+    assert page['autocall_api_requests_total{account="default",endpoint="auth",result="ok"}'] == 1
+    assert (
+        page['autocall_provider_errors_total{account="default",code="balance_is_not_enough"}'] == 1
+    )
+    assert page['autocall_provider_errors_total{account="default",code="limit_word"}'] == 0
+    assert page['autocall_balance_failures_total{account="default"}'] == 1
+    assert page['autocall_quota_failures_total{account="default",code="limit_service"}'] == 0
     assert page["autocall_retries_total"] == 1
     assert page['autocall_dead_lettered_total{reason="invalid_phone"}'] == 1
     assert page['autocall_dead_lettered_total{reason="balance_is_not_enough"}'] == 1

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol
 
 import pytest
+import yaml
 
 from service.cli.main import main
 from service.sandbox import Sandbox, SandboxState, serve
@@ -166,3 +168,23 @@ async def test_bad_settings_exit_2(doctor: Doctor) -> None:
 
     assert code == 2
     assert "AUTOCALL_HTTP_PORT" in printed
+
+
+async def test_each_account_of_the_accounts_file_is_checked(
+    sandbox: Sandbox, doctor: Doctor, tmp_path: Path
+) -> None:
+    path = tmp_path / "accounts.yaml"
+    accounts = {
+        "shop-a": {"provider": "omicall", "base_url": sandbox.url, "api_key": KEY},
+        "shop-b": {"provider": "omicall", "base_url": sandbox.url, "api_key": "refused-key-0042"},
+    }
+    path.write_text(yaml.safe_dump({"accounts": accounts}))
+
+    code, lines, printed = await doctor(AUTOCALL_ACCOUNTS_FILE=str(path), AUTOCALL_API_KEY="")
+
+    assert code == 1
+    assert statuses(lines)["token (shop-a)"] == "ok"
+    assert statuses(lines)["token (shop-b)"] == "FAIL"
+    assert "call history (shop-a)" in lines and "webhooks (shop-b)" in lines
+    assert KEY not in printed and "refused-key-0042" not in printed
+    no_call(sandbox)

@@ -64,7 +64,7 @@ async def test_the_call_waits_for_its_turn_before_its_key_is_claimed() -> None:
     store = Recording(60)
     now = lambda: datetime(2026, 11, 27, 7, 30, tzinfo=UTC)  # noqa: E731
     budget = Budget(store, 10_000, Metrics(), now)
-    caller = Caller(store, budget, FakeProvider(steps=steps), now, Pace(store, 5))  # type: ignore[arg-type]
+    caller = Caller(store, budget, FakeProvider(steps=steps), now, Pace(store, 5))
     outcome = await caller.call(call_of(), 0)
     assert isinstance(outcome, Outcome) and outcome.status == "accepted"
     assert steps == ["pace 5", "claim", "call"]

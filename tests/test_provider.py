@@ -37,6 +37,7 @@ from service.provider.omicall.client import (
 )
 from service.render import EXTENSION_PATH, PHONE_PATH, Request
 from service.sandbox import Sandbox
+from tests.helpers import by_account
 
 KEY = "sandbox-key"
 SECRET_KEY = "KEY-s3cr3t-9f3b7c"  # never in a message or a log line
@@ -204,7 +205,7 @@ async def hang(request: web.Request) -> web.Response:
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
-    value = metrics.registry.get_sample_value(name, labels)
+    value = metrics.registry.get_sample_value(name, by_account(name, labels))
     assert value is not None, f"no series {name}{labels}"
     return value
 

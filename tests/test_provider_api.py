@@ -45,7 +45,7 @@ async def provider(sandbox: Sandbox, metrics: Metrics) -> AsyncIterator[Provider
 
 
 def count(metrics: Metrics, endpoint: str, result: str) -> float | None:
-    labels = {"endpoint": endpoint, "result": result}
+    labels = {"endpoint": endpoint, "result": result, "account": "default"}
     return metrics.registry.get_sample_value("autocall_api_requests_total", labels)
 
 

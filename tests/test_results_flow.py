@@ -17,6 +17,7 @@ from service.results.pipeline import Matcher, Results
 from service.results.poller import Poller
 from service.results.store import MemoryResults
 from tests.fakes import Publisher as FakePublisher
+from tests.helpers import by_account
 from tests.test_results_store import T0, open_call, record
 
 
@@ -72,7 +73,7 @@ class Rig:
         )
 
     def registry_value(self, name: str, labels: dict[str, str]) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
+        return self.registry.get_sample_value(name, by_account(name, labels)) or 0.0
 
 
 async def test_matched_by_phone_and_time_and_published_once() -> None:

@@ -23,6 +23,7 @@ from service.pipeline.settle import Settler
 from service.settings import Settings
 from service.store import MemoryStore
 from service.templates import Templates
+from tests.helpers import by_account
 
 from .fakes import Channel, Publisher
 from .fakes import Provider as FakeProvider
@@ -41,7 +42,7 @@ class Rig:
         self.delivery: Any = self.channel.deliver(1)
 
     def sample(self, name: str, **labels: str) -> float:
-        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+        return self.metrics.registry.get_sample_value(name, by_account(name, labels)) or 0.0
 
 
 async def test_an_outcome_is_published_then_acked() -> None:
@@ -107,7 +108,7 @@ class Consuming:
         self.rig = Rig()
         store = MemoryStore(3600)
         budget = Budget(store, 10_000, self.rig.metrics, lambda: NOW)
-        caller = Caller(store, budget, FakeProvider(), lambda: NOW)  # type: ignore[arg-type]
+        caller = Caller(store, budget, FakeProvider(), lambda: NOW)
         self.hold = Hold(3600.0, self.rig.metrics, lambda: NOW)
         self.consumer = Consumer(
             Settings(),

@@ -136,6 +136,8 @@ async def test_the_header_s_traceparent_is_the_parent(make_rig: MakeRig) -> None
             "messaging.message.id": event_id,
             "autocall.template": "cod",
             "autocall.status": "accepted",
+            "autocall.account": "default",  # the account that took the call (§13)
+            "autocall.provider": "omicall",
         }
         == process.attributes
     )

@@ -10,13 +10,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from ..errors import AutocallError, StoreUnavailable
 from ..provider.omicall.history import History
 from ..provider.omicall.records import CallRecord, InvalidRecord, parse
+from ..provider.stringee.calllog import CallLog
 from .calls import OpenCall, unknown_of
 from .pipeline import Results
 
@@ -37,10 +38,14 @@ class Poller:
         interval: float,
         timeout: float,
         clock: Callable[[], float] = time.time,
+        by_account: Mapping[str, History | CallLog] | None = None,
     ) -> None:
         self._results = results
         self._store = results.store
         self._history = history
+        # each account's own history for its calls (several OMICall accounts); `history` for
+        # the calls of an account without one here (and those kept before accounts existed)
+        self._by_account = dict(by_account or {})
         self.interval = interval
         self._timeout = timeout
         self._clock = clock
@@ -66,7 +71,7 @@ class Poller:
             return False
         try:
             left, level = await self._store.backoff()
-            if left <= 0 and self._history is not None:
+            if left <= 0 and (self._history is not None or self._by_account):
                 await self._reconcile(level)
         finally:  # whatever a pass met, calls past their time still end as `unknown`
             await self.expire()
@@ -89,14 +94,35 @@ class Poller:
     async def reconcile(self) -> None:
         """Search the history for the open calls and the `outcome_unknown` ones; close the calls
         whose span has ended with no further transaction (their last attempt becomes final)."""
-        assert self._history is not None
         calls = await self._store.open_calls()
         unknown = await self._store.unknown_calls()
         if not calls and not unknown:
             return
+        by_source: dict[History | CallLog, list[OpenCall]] = {}
+        for call in [*calls, *unknown]:
+            source = self._by_account.get(call.account or "", self._history)
+            if source is not None:  # None: a call of no OMICall account's, and no default
+                by_source.setdefault(source, []).append(call)
+        for source, theirs in by_source.items():
+            if isinstance(source, CallLog):
+                await self._search_log(source, theirs)
+            else:
+                await self._search(source, theirs, unknown)
+
+    async def _search_log(self, log: CallLog, calls: list[OpenCall]) -> None:
+        """A Stringee account's calls: its call log since the oldest of them; every record is
+        its call's one, final result (Stringee never redials)."""
+        start = min(call.accepted_at for call in calls) - SKEW
+        for record in await log.search(start, self._clock()):
+            await self._results.final(record, "poll")
+
+    async def _search(
+        self, history: History, calls: list[OpenCall], unknown: list[OpenCall]
+    ) -> None:
+        """Search one account's history for `calls`, by phone, since the oldest of them."""
         now = self._clock()
-        start = min(call.accepted_at for call in [*calls, *unknown]) - SKEW
-        phones = sorted({call.phone for call in [*calls, *unknown]})
+        start = min(call.accepted_at for call in calls) - SKEW
+        phones = sorted({call.phone for call in calls})
         for first in range(0, len(phones), PHONES_PER_SEARCH):
             query = {
                 "fromDate": int(start * 1000),
@@ -105,7 +131,7 @@ class Poller:
             }
             records = [
                 record
-                async for item in self._history.search(query)
+                async for item in history.search(query)
                 if (record := _record(item, self._results.key_fields)) is not None
             ]
             await self._take_all(records, unknown, now)
