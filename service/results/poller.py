@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -114,7 +114,7 @@ class Poller:
         its call's one, final result (Stringee never redials)."""
         start = min(call.accepted_at for call in calls) - SKEW
         for record in await log.search(start, self._clock()):
-            await self._results.final(record, "poll")
+            await _skipping_errors(self._results.final(record, "poll"))
 
     async def _search(
         self, history: History, calls: list[OpenCall], unknown: list[OpenCall]
@@ -148,12 +148,9 @@ class Poller:
         latest = {_key(call): record.transaction_id for record, call in matched}
         for record, call in matched:
             is_latest = latest[_key(call)] == record.transaction_id
-            try:
-                await self._results.receive(record, "poll", latest_at=now if is_latest else None)
-            except AutocallError:
-                raise  # the store or the broker: the pass stops, the next one tries again
-            except Exception as exc:  # this item, not the others: found again next pass
-                log.warning("call history item skipped: %s", type(exc).__name__)
+            await _skipping_errors(
+                self._results.receive(record, "poll", latest_at=now if is_latest else None)
+            )
 
     async def _call_of(self, record: CallRecord, unknown: list[OpenCall]) -> OpenCall | None:
         """The call `record` belongs to. An `outcome_unknown` call it shows did happen becomes
@@ -188,6 +185,17 @@ def _record(item: dict[str, Any], key_fields: tuple[str, ...]) -> CallRecord | N
     except InvalidRecord:
         return None
     return record if isinstance(record, CallRecord) else None
+
+
+async def _skipping_errors(taking: Awaitable[object]) -> None:
+    """One record's result. A record this code cannot take skips itself (it is found again on
+    the next pass), never the others; the store's errors stop the pass."""
+    try:
+        await taking
+    except AutocallError:
+        raise
+    except Exception as exc:
+        log.warning("call history item skipped: %s", type(exc).__name__)
 
 
 def _key(call: OpenCall) -> str:
