@@ -35,10 +35,10 @@ from typing import Any
 import orjson
 import uvloop
 
-from . import replicas, report
-from .profile import recorder, summary
-from .scenarios import Result, Run, backlog, throughput
-from .systems import REDIS_URL, Names, System, wait_for_broker
+from bench import replicas, report
+from bench.profile import recorder, summary
+from bench.scenarios import Result, Run, backlog, throughput
+from bench.systems import REDIS_URL, Names, System, wait_for_broker
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("latency", "peer", "redis", "replica", "info", "p99", "backlog", "accounts")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .systems import TEMPLATES
+from bench.systems import TEMPLATES
 
 BUDGET = 10**12  # the benchmark measures the pipeline, not the budget
 

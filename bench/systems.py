@@ -14,12 +14,11 @@ from pathlib import Path
 import aio_pika
 import redis.asyncio as redis
 
+from bench import reference
 from service.amqp.topology import Names as ServiceNames
 from service.amqp.topology import declare as declare_service
 from service.settings import Settings
 from service.templates import load
-
-from . import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -121,7 +120,7 @@ class System:
         if self.concurrency is not None:
             env["AUTOCALL_CONCURRENCY"] = str(self.concurrency)
         if self.accounts:
-            from . import accounts
+            from bench import accounts
 
             files, templates = accounts.write(self.accounts, provider, names.queue)
             env["AUTOCALL_ACCOUNTS_FILE"], env["AUTOCALL_TEMPLATES"] = str(files), str(templates)

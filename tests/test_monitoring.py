@@ -20,8 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.templates import Templates
-
-from .conftest import StartService
+from tests.conftest import StartService
 
 pytestmark = pytest.mark.integration
 

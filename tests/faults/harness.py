@@ -22,9 +22,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 
 from service.amqp.connection import connect
 from service.store import sentinel
-
-from .ledger import RESULTS, Collector, Ledger, Outcome
-from .processes import (
+from tests.faults.ledger import RESULTS, Collector, Ledger, Outcome
+from tests.faults.processes import (
     COMMAND,
     Process,
     Sandbox,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .harness import Rig, order, phone
+from tests.faults.harness import Rig, order, phone
 
 pytestmark = pytest.mark.faults
 EVENTS = 300
