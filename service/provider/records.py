@@ -88,3 +88,14 @@ def int_of(value: Any) -> int | None:
     if number is None or not math.isfinite(number) or abs(number) > 1e12:
         return None
     return int(number)
+
+
+def moment_of(value: Any) -> float | None:
+    """Epoch seconds from seconds, ms, µs or ns (told by their size); None for what is no
+    plausible moment (NaN, infinite, before 2001 or after 3200), which no clock could show."""
+    number = number_of(value)
+    if number is None or not math.isfinite(number):
+        return None
+    while number > 1e11:
+        number /= 1000
+    return number if 1e9 <= number <= 4e10 else None

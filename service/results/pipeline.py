@@ -54,8 +54,10 @@ class Matcher:
         if autocall_id:
             return await self._store.call(autocall_id)
         calls = await self._store.open_by_phone(record.phone) if record.phone else []
-        if record.autocall_uuid:
-            return _by_uuid(calls, record.autocall_uuid)
+        if record.autocall_uuid:  # §12: execute answers "may" name their uuids; some did not
+            if (found := _by_uuid(calls, record.autocall_uuid)) is not None:
+                return found
+            calls = [call for call in calls if not call.autocall_uuids]
         started = record.started_at
         fitting = [call for call in calls if started is not None and call.covers(started)]
         if len(fitting) == 1 or not ask_history:

@@ -63,6 +63,16 @@ def test_numbers_as_strings_unknown_fields_and_missing_optionals_are_fine() -> N
 
 def test_milliseconds_are_read_as_such() -> None:
     assert cdr(time_start_call=1764480000123).started_at == pytest.approx(1764480000.123)
+    assert cdr(time_start_call=1764480000123456).started_at == pytest.approx(1764480000.123)
+    assert cdr(time_start_call=1764480000123456789).started_at == pytest.approx(1764480000.123)
+
+
+@pytest.mark.parametrize(
+    "moment", ["NaN", "nan", "Infinity", "-Infinity", 1e20, 1e300, -1764480000, 12, "1e400"]
+)
+def test_a_time_that_is_no_plausible_moment_is_none(moment: Any) -> None:
+    record = cdr(time_start_call=moment, time_end_call=moment)
+    assert (record.started_at, record.ended_at) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +171,8 @@ def test_history_items_carry_the_autocall_uuid() -> None:
         {"action": "update", "data": [{"phone": "0912345678"}], "tenant_id": "t-1"},
         {"type": "contact", "payload": {}},
         {"type": "Contact"},
+        {"type": "contact", "state": "ringing"},  # a contact webhook, whatever its state says
+        {"action": "update", "data": [], "state": "cdr"},
     ],
 )
 def test_contact_webhooks(document: dict[str, Any]) -> None:

@@ -75,6 +75,12 @@ def test_an_ended_event_becomes_the_call_s_one_record() -> None:
     assert ended(endCallCause="486").record("1").keys is None  # keys only on an answered call
 
 
+@pytest.mark.parametrize("moment", ["NaN", "Infinity", 1e20, 1e300, 12])
+def test_a_time_that_is_no_plausible_moment_is_none(moment: Any) -> None:
+    assert ended(timestamp_ms=moment).at is None
+    assert ended(timestamp_ms=1_764_480_000_123_456).at == pytest.approx(1_764_480_000.123)
+
+
 def test_live_events_and_key_presses() -> None:
     ringing = parse({"call_id": "c-1", "call_status": "ringing", "type": "call_event"})
     assert isinstance(ringing, CallEvent) and not ringing.ended

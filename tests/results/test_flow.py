@@ -167,6 +167,41 @@ async def test_unknown_after_the_timeout_once() -> None:
     assert await rig.store.open_count() == 0
 
 
+async def test_an_item_with_an_impossible_time_stops_neither_the_pass_nor_the_unknowns() -> None:
+    rig = Rig([item("ac-1", time_start_call=1e20), item("ac-2", "tx-2", time_start_call="NaN")])
+    await rig.store.record(open_call("ac-1", num_retry=0))
+    await rig.store.record(open_call("ac-2", num_retry=0))
+    late = open_call("ac-3", phone="0987654321", num_retry=0)
+    await rig.store.record(late)
+    rig.now = late.span_end + 3601  # ac-3 never had a record: `unknown` now
+    assert await rig.poller.tick()
+    assert sorted(rig.publisher.ids) == ["ac-1:1", "ac-2:1", "ac-3:unknown"]
+
+
+async def test_a_pass_that_fails_still_ends_the_calls_past_their_time() -> None:
+    rig = Rig([item("ac-1"), item("ac-2", "tx-2")])
+    late = open_call("ac-3", phone="0987654321", num_retry=0)
+    for call in (open_call("ac-1", num_retry=0), open_call("ac-2", num_retry=0), late):
+        await rig.store.record(call)
+    rig.now = late.span_end + 3601
+    taking = rig.results.receive
+
+    async def receive(record: Any, source: str, **options: Any) -> Any:
+        if record.transaction_id == "tx-1":
+            raise ValueError("a record this code cannot read")
+        return await taking(record, source, **options)
+
+    rig.results.receive = receive  # type: ignore[method-assign]
+    assert await rig.poller.tick()
+    assert sorted(rig.publisher.ids) == ["ac-1:unknown", "ac-2:1", "ac-3:unknown"]
+    rig.api.error = RuntimeError("the history search broke")
+    late = open_call("ac-4", phone="0987654322", num_retry=0, accepted_at=rig.now - 9999)
+    await rig.store.record(late)
+    with pytest.raises(RuntimeError):
+        await rig.poller.tick()
+    assert rig.publisher.ids[-1] == "ac-4:unknown"
+
+
 async def test_rate_limits_back_off_exponentially() -> None:
     rig = Rig([item("ac-1")])
     await rig.store.record(open_call())
@@ -191,8 +226,10 @@ async def test_only_the_lease_holder_polls() -> None:
     assert not await other.tick()
 
 
-async def test_an_outcome_unknown_call_that_happened_gets_its_result() -> None:
-    rig = Rig([item("ac-7", ivr="1")])
+@pytest.mark.parametrize("named_by", ["autocall_id", "autocall_uuid"])
+async def test_an_outcome_unknown_call_that_happened_gets_its_result(named_by: str) -> None:
+    found = item("", ivr="1") | {named_by: "ac-7"}  # v3 items may name the call either way
+    rig = Rig([found])
     lost = open_call("", idempotency_key="k-lost", num_retry=0)
     await rig.store.record_unknown(lost)
     await rig.poller.tick()
@@ -292,6 +329,17 @@ async def test_two_open_calls_to_one_number_told_apart_by_autocall_uuid() -> Non
     assert rig.publisher.published[1][2] == "e-ac-1"
 
 
+async def test_a_uuid_no_call_was_given_falls_back_to_phone_and_time() -> None:
+    rig = Rig()
+    await rig.store.record(open_call("ac-1", num_retry=0))  # its execute answer named no uuids
+    await rig.store.record(open_call("ac-2", phone="0987654321", autocall_uuids=("uuid-2",)))
+    assert await rig.results.take(record(autocall_uuid="uuid-9"), "webhook") == "accepted"
+    assert rig.publisher.published[0][2] == "e-ac-1"
+    # a call whose answer named its uuids does not take a record that names another one
+    other = record(transaction_id="tx-2", phone="0987654321", autocall_uuid="uuid-9")
+    assert await rig.results.take(other, "webhook") == "unmatched"
+
+
 # the call history, v3
 
 
@@ -366,6 +414,24 @@ async def test_history_items_that_name_no_call_are_matched_by_phone_and_time() -
     await rig.poller.tick()
     assert read(rig) == [("answered", 1, True)]
     assert len(rig.api.requests) == 1  # the search; no lookup of what it found
+
+
+async def test_two_calls_to_one_number_each_close_with_their_own_last_attempt() -> None:
+    """Items that name no call: the latest transaction is each call's, not the number's."""
+    first = item("ac-1", "tx-a", answer_sec=0, ivr="", hangup_cause="NO_ANSWER")
+    second = item("ac-2", "tx-b", answer_sec=0, ivr="", hangup_cause="NO_ANSWER")
+    second["time_start_call"] = T0 + 1010
+    for bare in (first, second):
+        del bare["autocall_id"]
+    rig = Rig([first, second])
+    await rig.store.record(open_call("ac-1", num_retry=1))
+    later = open_call("ac-2", num_retry=1, accepted_at=T0 + 1000)
+    await rig.store.record(later)
+    rig.now = later.span_end + 1  # both spans over: no redial can come for either
+    await rig.poller.tick()
+    assert sorted(rig.publisher.ids) == ["ac-1:1", "ac-2:1"]
+    assert read(rig) == [("no_answer", 1, True), ("no_answer", 1, True)]
+    assert await rig.store.open_count() == 0
 
 
 async def test_a_history_item_that_fits_no_open_call_is_not_looked_up_again() -> None:

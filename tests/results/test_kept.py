@@ -29,6 +29,8 @@ from tests.results.test_store import open_call
         ("987654321", "987***321"),
         ("02838221234", "028*****234"),  # a landline, 11 digits
         ("842899959300", "842******300"),  # the provider's hotline
+        ("0084987654321", "008*******321"),  # dialled from abroad
+        ("00 84 987 654 321", "008*******321"),
     ],
 )
 def test_every_written_form_of_a_number_is_masked(written: str, shown: str) -> None:
@@ -125,3 +127,48 @@ def test_results_recent_describes_each_kind() -> None:
     assert "live  state=early  transaction=-" in describe(live)
     text = {"received_at": now, "kind": "invalid", "body": "not json"}
     assert describe(text).endswith("invalid\n    not json")
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("phone0987654321", "phone098****321"),  # letters next to it: still a number
+        ("0987654321abc", "098****321abc"),
+        ("sdt:0987654321;", "sdt:098****321;"),
+        ("to_84987654321", "to_849*****321"),
+    ],
+)
+def test_a_number_next_to_letters_is_masked(written: str, shown: str) -> None:
+    assert masked_text(written) == shown
+
+
+def test_a_number_written_as_a_float_is_masked() -> None:
+    assert masked({"to": 987654321.0, "phone": 84987654321.0, "answer_sec": 12.0}) == {
+        "to": "987***321",
+        "phone": "849*****321",
+        "answer_sec": 12.0,
+    }
+    assert masked(0.5) == 0.5 and masked(float("inf")) == float("inf")
+
+
+def test_what_was_read_from_a_body_is_masked_too() -> None:
+    live = LiveEvent("call 0987654321", "tx 0987654321")
+    kept = orjson.loads(entry(b"{}", live, None, "live"))
+    assert (kept["state"], kept["transaction"]) == ("call 098****321", "tx 098****321")
+    contact = orjson.loads(entry(b"{}", Contact("update 0987654321"), None, "ignored"))
+    assert contact["action"] == "update 098****321"
+    cdr = {"state": "cdr", "transaction_id": "tx-1", "dtmf": "0987654321"}
+    kept = orjson.loads(entry(orjson.dumps(cdr), parse(cdr, ("dtmf",)), None, "unmatched"))
+    assert kept["keys"] == "098****321"
+
+
+def test_a_megabyte_of_urls_without_a_query_is_one_pass() -> None:
+    """No timing asserted: a search that went back over the text for every `http` (quadratic)
+    takes hours on a megabyte and trips pytest-timeout; one pass takes milliseconds."""
+    text = "http://" * 150_000  # 1 MB, many URL starts, no `?`
+    assert masked_text(text) == text
+    body = orjson.dumps({"note": "https://a.example/" * 14_000})  # 256 KB, as a post may be
+    assert len(orjson.loads(entry(body, None, None, "invalid"))["body"]["note"]) == 252_000
+    assert masked_text("see https://a.example/x?q=1#f, https://b.example/#y?z") == (
+        "see https://a.example/x#f, https://b.example/#y?z"
+    )

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,14 @@ async def test_contact_webhooks_are_ignored(rigs: MakeRig) -> None:
     assert rig._results() == []
 
 
-@pytest.mark.parametrize("paging", ["snake", "camel", "list"])
+@pytest.mark.parametrize("paging", ["snake", "camel", "list", "uuid_only"])
 async def test_poll_only_on_a_v3_only_provider(rigs: MakeRig, paging: str) -> None:
     rig = await rigs(webhook=False, result_poll_interval="100ms")
     rig.sandbox.state.webhooks = False
-    rig.sandbox.state.history_paging = paging
+    if paging == "uuid_only":  # §12: answers "may" carry autocall_uuids, items may lack the id
+        rig.sandbox.state.answer_uuids = rig.sandbox.state.history_autocall_id = False
+    else:
+        rig.sandbox.state.history_paging = paging
     assert rig.settings.history_api == "v3"
     ids = {await rig.order("0901234561"), await rig.order("0901234564")}
     messages = await rig.results(2)
@@ -107,9 +111,11 @@ async def test_poll_only_on_a_v3_only_provider(rigs: MakeRig, paging: str) -> No
     assert searches["ok"] > 0 and searches["v2_not_found"] == 0
 
 
-async def test_outcome_unknown_resolved_on_a_v3_only_provider(rigs: MakeRig) -> None:
+@pytest.mark.parametrize("named_by", ["autocall_id", "autocall_uuid"])
+async def test_outcome_unknown_resolved_on_a_v3_only_provider(rigs: MakeRig, named_by: str) -> None:
     rig = await rigs(webhook=False, result_poll_interval="100ms")
     rig.sandbox.state.webhooks = False
+    rig.sandbox.state.history_autocall_id = named_by == "autocall_id"  # v3 items may lack it
     rig.sandbox.state.faults.append("accept_then_drop")  # the call is made, the answer lost
     event_id = await rig.order("0901234562")
     [outcome] = await rig.outcomes.wait(1)
@@ -118,7 +124,10 @@ async def test_outcome_unknown_resolved_on_a_v3_only_provider(rigs: MakeRig) -> 
     result = body(message)
     assert message.routing_key == "autocall.result.answered.cancelled"
     assert (result["event"]["id"], result["source"], result["attempt"]) == (event_id, "poll", 1)
-    assert result["autocall_id"] == rig.sandbox.state.calls[0].autocall_id
+    call = rig.sandbox.state.calls[0]
+    assert result["autocall_id"] == (
+        call.autocall_id if named_by == "autocall_id" else call.autocall_uuids[0]
+    )
 
 
 async def test_a_history_version_the_provider_does_not_serve(
@@ -220,3 +229,44 @@ async def test_results_recent_shows_where_the_keys_came_from_and_no_number(rigs:
     assert any(e["keys_field"] == "ivr" and e["call"] for e in records)  # the sandbox's own
     retries = {e["body"]["send_num_retry"] for e in records if "send_num_retry" in e["body"]}
     assert retries == {1, 2}  # the sandbox's record, posted twice: what the field counts there
+
+
+@pytest.mark.parametrize(
+    ("named_by", "moment"),
+    [
+        ("autocall_id", "NaN"),
+        ("autocall_id", "Infinity"),
+        ("autocall_id", 1e20),
+        ("autocall_id", 1_764_480_000_123_456_789_000),
+        ("autocall_uuid", None),  # None: now
+    ],
+)
+async def test_a_record_posted_by_hand_is_taken(
+    rigs: MakeRig, named_by: str, moment: float | str | None
+) -> None:
+    """A time no clock shows is read as none (never a 503 for ever); a uuid the execute answer
+    never gave (§12: answers "may" carry them) leaves the record to phone and time."""
+    rig = await rigs()
+    rig.sandbox.state.webhooks = False
+    rig.sandbox.state.answer_uuids = False
+    event_id = await rig.order("0901234561")
+    await rig.outcomes.wait(1)
+    name = accepted_ids(rig)[event_id] if named_by == "autocall_id" else str(uuid.uuid4())
+    at = int(time.time()) if moment is None else moment
+    cdr = {
+        "state": "cdr",
+        "transaction_id": uuid.uuid4().hex,
+        "destination_number": "0901234561",
+        named_by: name,
+        "time_start_call": at,
+        "time_end_call": at,
+        "answer_sec": 3,
+        "ivr": "1",
+    }
+    assert await post(rig, cdr) == 200
+    [message] = await rig.results(1)
+    assert (message.correlation_id, message.routing_key) == (
+        event_id,
+        "autocall.result.answered.confirmed",
+    )
+    assert rig.metric("autocall_webhooks_total", outcome="accepted") == 1

@@ -216,3 +216,52 @@ async def test_kept_bodies_newest_first_and_only_the_last_n(store: ResultStore) 
         await store.keep(b'{"n": %d}' % n, limit=3)
     assert await store.recent(10) == [b'{"n": 4}', b'{"n": 3}', b'{"n": 2}']
     assert await store.recent(1) == [b'{"n": 4}']
+
+
+async def test_an_outcome_unknown_call_kept_by_an_older_release_is_forgotten() -> None:
+    """Stored before `autocall_uuids` (and `traceparent`) were fields: other JSON, same call."""
+    prefix = f"test.{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        store = RedisResults(client, prefix, 3600)
+        older = orjson.dumps(
+            {
+                "autocall_id": "",
+                "event": {"id": "e-1", "type": "order.created", "source": "shop"},
+                "template": "cod",
+                "idempotency_key": "k-lost",
+                "phone": "0912345678",
+                "accepted_at": T0,
+                "num_retry": 0,
+                "distance_retry": 60,
+            }
+        )
+        await client.zadd(f"{prefix}res:unknown", {older: T0})
+        await store.record_unknown(open_call("", idempotency_key="k-other", accepted_at=T0 + 1))
+        [call, other] = await store.unknown_calls()
+        assert call.idempotency_key == "k-lost"
+        await store.forget_unknown(call)
+        assert await store.unknown_calls() == [other]
+        assert await client.zcard(f"{prefix}res:unknown") == 1
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_the_memory_store_forgets_what_has_expired() -> None:
+    now = [T0]
+    store = MemoryResults(3600, clock=lambda: now[0])
+    for n in range(200):
+        call = open_call(f"ac-{n}", phone=f"09{n:08d}")
+        await store.record(call)
+        await store.rank(call, f"tx-{n}", T0)
+        if n % 2:  # half of them closed by their final result
+            assert await store.claim(call, "1", final=True)
+            await store.done(call, "1", True, f"tx-{n}")
+    assert len(store._ranks) == 100  # a closed call's attempts are ranked no more
+    now[0] += 3601  # every call, mark and rank past the TTL; nobody asks for them again
+    await store.record(open_call("ac-new", accepted_at=now[0]))
+    held = (store._calls, store._open, store._phones, store._marks, store._ranks)
+    assert [len(kept) for kept in held] == [1, 1, 1, 0, 0]

@@ -603,6 +603,7 @@ async def test_reset_restores_defaults_but_keeps_keys_and_tokens(api: Api) -> No
         "history_api": "v3",
         "history_paging": "snake",
         "history_autocall_id": True,
+        "answer_uuids": True,
         "send_num_retry": "deliveries",
         "cdr_posts": 2,
         "search_requests": {},

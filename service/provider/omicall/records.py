@@ -14,6 +14,7 @@ from ...errors import InvalidPhone
 from ...templates.filters import normalise_phone
 from ..records import CallRecord, Contact, InvalidRecord, LiveEvent, Parsed, Result
 from ..records import int_of as _int
+from ..records import moment_of as _seconds
 from ..records import number_of as _number
 from ..records import text_of as _text
 
@@ -65,13 +66,13 @@ def parse(document: Any, key_fields: Sequence[str] = DEFAULT_KEY_FIELDS) -> Pars
     """The record in a webhook body or a call-history item; InvalidRecord if it is none."""
     if not isinstance(document, dict):
         raise InvalidRecord("a call record is a JSON object")
+    if _is_contact(document):  # whatever `state` it carries: a contact is never a call
+        return Contact(_text(document.get("action")))
     state = _text(document.get("state"))
     state = state.lower() if state else None
     transaction = _text(document.get("transaction_id")) or _text(document.get("call_uuid"))
     if state is not None and state != END_STATE:
         return LiveEvent(state, transaction, _phone(document))
-    if state is None and _is_contact(document):
-        return Contact(_text(document.get("action")))
     if state is None and transaction is None:
         raise InvalidRecord("neither a call record, a live event nor a contact")
     return _record(document, transaction or "", key_fields)
@@ -155,13 +156,6 @@ def _started(document: dict[str, Any]) -> float | None:
     return next(
         (at for name in _TIME_FIELDS if (at := _seconds(document.get(name))) is not None), None
     )
-
-
-def _seconds(value: Any) -> float | None:
-    number = _number(value)
-    if number is None or number <= 0:
-        return None
-    return number / 1000 if number > 1e11 else number  # milliseconds, by their size
 
 
 def _bool(value: Any, *, default: bool) -> bool:

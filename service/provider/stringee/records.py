@@ -20,6 +20,7 @@ from ...errors import InvalidPhone
 from ...templates.filters import normalise_phone
 from ..records import CallRecord, InvalidRecord, Result
 from ..records import int_of as _int
+from ..records import moment_of as _seconds
 from ..records import number_of as _number
 from ..records import text_of as _text
 
@@ -174,8 +175,5 @@ def _phone(document: dict[str, Any]) -> str | None:
 
 
 def _moment(document: dict[str, Any]) -> float | None:
-    for name in ("timestamp_ms", "start_time", "created", "time"):
-        value = _number(document.get(name))
-        if value is not None and value > 0:
-            return value / 1000 if value > 1e11 else value  # milliseconds, by their size
-    return None
+    names = ("timestamp_ms", "start_time", "created", "time")
+    return next((at for name in names if (at := _seconds(document.get(name))) is not None), None)
