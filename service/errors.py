@@ -38,6 +38,7 @@ UNAUTHORIZED_CODE = "unauthorized"
 TOKEN_EXPIRED_CODE = "token_expired"  # noqa: S105  (a code, not a secret)
 THROTTLED_CODE = "rate_limit_exceeded"
 DO_NOT_CALL_CODE = "do_not_call"
+NOT_FOUND_CODE = "not_found"  # an HTTP 404 to a request other than a call (the history's version)
 NUMBER_CODES = frozenset({"invalid_phone_number", "number_call_out_invalid"})
 # The account cannot call now (besides the quota and balance codes): held or failed account-wide.
 REFUSED_ACCOUNT_CODES = frozenset(
@@ -167,8 +168,14 @@ class Unauthorized(AutocallError):
 
 
 class ProviderUnavailable(AutocallError):
+    """No connection (`status` None), or an answer that says the provider cannot serve now."""
+
     code = "provider_unavailable"
     retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of the provider's answer; None: it never answered
 
 
 class Throttled(ProviderUnavailable):
@@ -222,6 +229,14 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def answered(error: AutocallError) -> bool:
+    """Whether `error` is the provider's own answer (a refusal, a throttle, a 5xx), rather than
+    a request that never reached it or one the service would not send."""
+    if isinstance(error, ProviderError | Unauthorized | Throttled):
+        return True
+    return isinstance(error, ProviderUnavailable) and error.status is not None
 
 
 def cancelled_by_channel(exc: BaseException) -> bool:

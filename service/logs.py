@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -114,3 +116,23 @@ def configure(level: str = "INFO", fmt: str = "auto", secrets: list[str] | None 
     # lines of its own ("broker connection lost", "restored"). DEBUG shows the client's view.
     for name in ("aiormq", "aio_pika"):
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
+
+
+def redact_url(url: str, secrets: Iterable[str] = ()) -> str:
+    """The URL fit to print: no credentials, query or fragment, its last path segment (where the
+    service's webhook token goes) and every given secret shown as `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    bare = parts.path.rstrip("/")
+    head, sep, last = bare.rpartition("/")
+    if last and not sep:  # not a URL: nothing says which part is secret
+        return "***"
+    # A trailing slash stays: a registration that differs from ours only by it shows why.
+    path = f"{head}/***{parts.path[len(bare) :]}" if last else parts.path
+    shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, "", ""))
+    for secret in secrets:
+        if secret:
+            shown = shown.replace(secret, "***")
+    return shown

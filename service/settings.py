@@ -154,6 +154,11 @@ class Settings(BaseSettings):
             raise ValueError("name at least one field, e.g. press_key,digits,ivr")
         if bad := next((n for n in names if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", n)), None):
             raise ValueError(f"not a field name: {bad[:64]!r}")
+        if dotted := next((n for n in names if "." in n), None):  # records are read flat
+            raise ValueError(
+                f"{dotted!r} is not a top-level field name: only a record's own fields are "
+                "read, not paths into them"
+            )
         return names
 
     @field_validator("webhook_allow")

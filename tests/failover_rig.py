@@ -17,7 +17,7 @@ from service.pipeline.budget import Budget
 from service.pipeline.caller import Caller, NotCalled
 from service.pipeline.holds import AccountHolds
 from service.pipeline.outcomes import Outcome
-from service.provider.omicall.client import Accepted
+from service.provider.edge import Accepted
 from service.render import Call, Request, decide
 from service.store import MemoryStore
 from service.templates import parse

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from service.provider.omicall.client import Accepted
+from service.provider.edge import Accepted
 
 
 class Clock:
@@ -62,6 +62,7 @@ class Delivery:
     channel: Channel | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     routing_key: str | None = "order.created"
+    exchange: str | None = "orders"
     body: bytes = b"{}"
     content_type: str | None = "application/json"
     type: str | None = None

@@ -11,7 +11,8 @@ import aiohttp
 
 from ..errors import ConfigError
 from ..metrics import Metrics
-from ..provider.omicall.client import Accepted, Provider
+from ..provider.edge import Accepted
+from ..provider.omicall.client import Provider
 from ..provider.stringee.account import StringeeAccount
 from ..provider.stringee.callout import callback_url
 from ..provider.stringee.client import StringeeClient

@@ -55,10 +55,22 @@ def message_of(delivery: AbstractIncomingMessage) -> Message:
 
 def routing_key_of(delivery: AbstractIncomingMessage) -> str:
     """The routing key the event was first published with (delays and dead letters keep it)."""
-    original = (delivery.headers or {}).get(ROUTING_KEY_HEADER)
+    return _first(delivery.headers, ROUTING_KEY_HEADER, delivery.routing_key)
+
+
+def origin_of(delivery: AbstractIncomingMessage) -> tuple[str, str]:
+    """The routing key and the exchange the event was first published with (a delayed copy
+    comes through the default exchange)."""
+    exchange = _first(delivery.headers, EXCHANGE_HEADER, delivery.exchange)
+    return routing_key_of(delivery), exchange
+
+
+def _first(headers: Mapping[str, Any] | None, name: str, current: str | None) -> str:
+    """The header `name` kept from the first delivery, else the delivery's own value."""
+    original = (headers or {}).get(name)
     if isinstance(original, bytes | bytearray):
         original = bytes(original).decode("utf-8", "replace")
-    return original if isinstance(original, str) else delivery.routing_key or ""
+    return original if isinstance(original, str) else current or ""
 
 
 def attempts_of(delivery: AbstractIncomingMessage) -> int:

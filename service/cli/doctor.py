@@ -2,8 +2,8 @@
 (CONTRACT.md §12), one line each, `ok`, `warn` or `FAIL` and why: the token request, the webhook
 registrations, a one-page call-history search of the last hour, the templates file, the broker,
 the store. Exit 0 when nothing fails, 1 when something does, 2 for bad settings. No secret and no
-full phone number is printed: URLs lose their last path segment (the webhook token) and their
-credentials, digit runs are masked."""
+full phone number is printed: URLs lose their last path segment, their credentials and query,
+and the webhook token wherever it stands (logs.redact_url); digit runs are masked."""
 
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ from urllib.parse import urlsplit
 
 from ..accounts import load as load_accounts
 from ..errors import AutocallError, ConfigError
+from ..logs import redact_url
+from ..provider.omicall import WEBHOOK_PATH
 from ..settings import Settings, load_settings
 from ..templates.filters import mask_digits
-from .webhook import redact
 
 if TYPE_CHECKING:
     from ..provider.omicall.client import Provider
 
 FAILED = 1
-WEBHOOK_PATH = "/webhooks/omicall"  # the listener's (results/listener.py)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 HOUR_MS = 3_600_000
 STORE_TIMEOUT = 5.0  # seconds for the store to answer
@@ -124,6 +124,7 @@ async def _webhooks(provider: Provider, settings: Settings) -> tuple[str, str]:
     payload = await provider.api("GET", "/api/webhooks/list")
     hooks = payload if isinstance(payload, list) else [payload] if payload else []
     urls = [str(h.get("url", "")) for h in hooks if isinstance(h, dict) and h.get("type") == "call"]
+    redact = _redactor(settings.secrets)
     if not settings.webhook_on:
         if urls:
             return "warn", (
@@ -136,10 +137,14 @@ async def _webhooks(provider: Provider, settings: Settings) -> tuple[str, str]:
             "the listener is on but no call hook is registered: results come from polling "
             "only (autocall-bridge webhook register URL)"
         )
-    return _our_hook(urls, settings)
+    return _our_hook(urls, settings, redact)
 
 
-def _our_hook(urls: list[str], settings: Settings) -> tuple[str, str]:
+def _redactor(secrets: list[str]) -> Callable[[str], str]:
+    return lambda url: redact_url(url, secrets)
+
+
+def _our_hook(urls: list[str], settings: Settings, redact: Callable[[str], str]) -> tuple[str, str]:
     assert settings.webhook_token is not None
     ours = f"{WEBHOOK_PATH}/{settings.webhook_token.get_secret_value()}"
     mine = [url for url in urls if urlsplit(url).path.endswith(ours)]

@@ -1,6 +1,6 @@
 """`autocall-bridge webhook register URL | list | remove`: the provider's webhook API with the
 configured credentials (CONTRACT.md §9). The URL carries the service's webhook token, so it is
-printed with its last path segment hidden."""
+printed without its last path segment, credentials and query (logs.redact_url)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ProviderError, ProviderUnavailable, Unauthorized
+from ..logs import redact_url as redact
 from ..settings import Settings, load_settings
 from .args import USAGE_ERROR
 
@@ -105,11 +106,3 @@ def check_url(url: str) -> None:
         scheme, host = "", None
     if scheme not in ("https", "http") or not host:
         raise ConfigError([f"webhook register: {redact(url)!r} is not an https:// URL"])
-
-
-def redact(url: str) -> str:
-    """The URL without its last path segment (the service's webhook token)."""
-    head, sep, tail = url.rpartition("/")
-    if not sep or not tail or head.count("/") < 3:  # scheme://host/ has nothing to hide
-        return url
-    return f"{head}/***"

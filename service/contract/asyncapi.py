@@ -17,7 +17,7 @@ from ..errors import (
     TOKEN_EXPIRED_CODE,
 )
 from ..events import STATUSES
-from ..provider.omicall.records import RESULTS
+from ..provider.records import RESULTS
 from ..settings import Settings
 
 # the defaults of AUTOCALL_INPUT_EXCHANGE, AUTOCALL_QUEUE and AUTOCALL_OUTCOME_EXCHANGE

@@ -187,13 +187,14 @@ class Caller:
                 attempts += sent
                 if sent:
                     answers.answered(exc)
+                code = failover_code(exc)
+                if code is None or at == last:  # the key before the refund, which only counts
+                    await self.store.release(call.idempotency_key)
                 await live.budget.refund(reservation)
                 reservation = None
-                code = failover_code(exc)
                 if code is not None and at < last:
                     self._hop(planned, at, exc, code)
                     continue
-                await self.store.release(call.idempotency_key)
                 if isinstance(exc, DoNotCall):
                     return await self._do_not_call(call, attempts)
                 return NotCalled(exc, attempts, live.name, planned.hops)

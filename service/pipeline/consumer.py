@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from aio_pika.abc import AbstractIncomingMessage
 
 from .. import tracing
-from ..amqp.headers import attempts_of, check_deliveries, message_of, retries_of, routing_key_of
+from ..amqp.headers import attempts_of, check_deliveries, message_of, origin_of, retries_of
 from ..amqp.publisher import Publisher
 from ..amqp.topology import Topology
 from ..errors import AutocallError
@@ -128,7 +128,7 @@ class Consumer:
                 action = PutBack(self.hold.reason)
             else:
                 processing = self._process_and_settle
-                return await tracing.consumed(processing, delivery, started, routing_key_of)
+                return await tracing.consumed(processing, delivery, started, origin_of)
             await self._settle(delivery, action, started)
             return action
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from ..errors import AutocallError, Throttled
+from ..errors import AutocallError, Throttled, answered
 
 log = logging.getLogger("autocall")
 FIRST_BACKOFF = 1.0  # seconds, when the answer says no Retry-After
@@ -29,10 +29,12 @@ class Turn:
         self.probe = probe  # the one request let through after a wait
 
     def answered(self, error: AutocallError | None) -> None:
-        """The provider answered: throttled (`error` a Throttled) or not (anything else)."""
+        """How the request ended: accepted (None), throttled, refused. Only the provider's own
+        answer ends the slow-down; a request that never reached it says nothing, and the turn's
+        end hands the probe to the next request."""
         if isinstance(error, Throttled):
             self._throttle.throttled(error.retry_after)
-        else:
+        elif error is None or answered(error):
             self._throttle.passed(self._generation)
 
 

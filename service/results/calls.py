@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..provider.omicall.records import CallRecord, Result
+from ..provider.records import CallRecord, Result
 from ..templates.filters import LOCAL_TZ, mask
 
 RING_SECONDS = 120  # what one attempt may take, ringing and talking, in the span rule

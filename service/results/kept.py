@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..provider.omicall.records import CallRecord, Contact, LiveEvent, Parsed
+from ..provider.records import CallRecord, Contact, LiveEvent, Parsed
 from ..templates.filters import mask
 from .pipeline import Reading
 from .store import KEEP_SECONDS, ResultStore

@@ -13,7 +13,9 @@ import orjson
 from aiohttp import web
 
 from ..http import serve_app
-from ..provider.omicall.records import CallRecord, Contact, InvalidRecord, Parsed, parse
+from ..provider.omicall import WEBHOOK_PATH as PATH
+from ..provider.omicall.records import parse
+from ..provider.records import CallRecord, Contact, InvalidRecord, Parsed
 from ..provider.stringee.records import SIGNATURE_HEADER
 from ..provider.stringee.webhook import StringeeWebhook, split
 from .kept import Keeper
@@ -22,7 +24,6 @@ from .pipeline import Reading, Results
 
 log = logging.getLogger("autocall.webhooks")
 MAX_BODY = 256 * 1024
-PATH = "/webhooks/omicall"
 TOKEN_HEADER = "X-Autocall-Token"  # noqa: S105  (a header name)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

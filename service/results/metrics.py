@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..provider.omicall.records import RESULTS
+from ..provider.records import RESULTS
 
 WEBHOOK_OUTCOMES = (
     "accepted",

@@ -10,7 +10,8 @@ from typing import Literal, Protocol
 
 from .. import tracing
 from ..provider.omicall.history import History
-from ..provider.omicall.records import DEFAULT_KEY_FIELDS, CallRecord
+from ..provider.omicall.records import DEFAULT_KEY_FIELDS
+from ..provider.records import CallRecord
 from .calls import OpenCall, ResultEvent, result_of
 from .metrics import ResultMetrics
 from .store import ResultStore

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..errors import AutocallError, StoreUnavailable
 from ..provider.omicall.history import History
-from ..provider.omicall.records import CallRecord, InvalidRecord, parse
+from ..provider.omicall.records import parse
+from ..provider.records import CallRecord, InvalidRecord
 from ..provider.stringee.calllog import CallLog
 from .calls import OpenCall, unknown_of
 from .pipeline import Results

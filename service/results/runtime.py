@@ -60,12 +60,12 @@ async def start(
 ) -> AsyncIterator[ResultSide]:
     """The result side, running until the context ends."""
     async with AsyncExitStack() as stack:
-        results_store = result_store(store, f"autocall:{settings.queue}:", settings.result_ttl)
+        results_store = result_store(store, settings.store_prefix, settings.result_ttl)
         metrics = ResultMetrics(registry, templates.names())
         history = History(api, metrics, version=settings.history_api) if api is not None else None
         if history is not None:
             stack.push_async_callback(history.close)
-        clients, prefix = accounts or {}, f"autocall:{settings.queue}:"
+        clients, prefix = accounts or {}, settings.store_prefix
         version = settings.history_api
         own = sources(stack, clients, metrics, version=version, store=store, prefix=prefix)
         histories = {name: each for name, each in own.items() if isinstance(each, History)}

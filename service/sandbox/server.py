@@ -13,6 +13,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from ..http import serve_app
+from ..logs import redact_url
 from . import answers, api, control
 from .dialer import Dialer
 from .state import SandboxState
@@ -91,7 +92,7 @@ def serve_forever(host: str, port: int, state: SandboxState) -> None:
         keys = ", ".join(sorted(state.api_keys))
         lines = [f"sandbox listening on {sandbox.url} (api key: {keys})"]
         if state.webhook_url:
-            lines.append(f"sandbox posts call events to {redacted(state.webhook_url)}")
+            lines.append(f"sandbox posts call events to {redact_url(state.webhook_url)}")
         return lines
 
     run_until_signalled(serve(state, host, port), banner)
@@ -116,12 +117,6 @@ async def _until_signalled(
         sys.stdout.write("".join(line + "\n" for line in banner(running)))
         sys.stdout.flush()
         await stop.wait()
-
-
-def redacted(url: str) -> str:
-    # The service's webhook token is the URL's last path segment: never print it.
-    head, sep, _ = url.rpartition("/")
-    return f"{head}/***" if sep and head.count("/") > 2 else url
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

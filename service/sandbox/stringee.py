@@ -17,8 +17,9 @@ import orjson
 from aiohttp import web
 
 from ..http import serve_app
+from ..logs import redact_url
 from .api import json_response, read_object
-from .server import redacted, run_until_signalled
+from .server import run_until_signalled
 from .state import FAULT_ANSWERS
 from .stringee_calls import Player, StringeeState
 
@@ -247,7 +248,7 @@ def serve_forever(host: str, port: int, state: StringeeState) -> None:
         lines = [f"stringee sandbox listening on {sandbox.url} (key sid: {state.key_sid})"]
         if state.hooks.webhook_url:
             lines.append(
-                f"stringee sandbox posts call events to {redacted(state.hooks.webhook_url)}"
+                f"stringee sandbox posts call events to {redact_url(state.hooks.webhook_url)}"
             )
         return lines
 

@@ -44,14 +44,14 @@ def consumed(
     step: Callable[[AbstractIncomingMessage, float], Awaitable[Action]],
     delivery: AbstractIncomingMessage,
     started: float,
-    routing_key: Callable[[AbstractIncomingMessage], str],
+    origin: Callable[[AbstractIncomingMessage], tuple[str, str]],
 ) -> Awaitable[Action]:
     """`step(delivery, started)`, processing and settling a delivery, in its CONSUMER span
-    `autocall.process <routing key>` (`routing_key` reads the one it was first published with),
-    the parent of the spans below."""
+    `autocall.process <routing key>` (`origin` reads the routing key and exchange it was first
+    published with), the parent of the spans below."""
     if TRACER is None:
         return step(delivery, started)
-    return _consumed(TRACER, step, delivery, started, routing_key(delivery))
+    return _consumed(TRACER, step, delivery, started, origin(delivery))
 
 
 async def _consumed(
@@ -59,13 +59,13 @@ async def _consumed(
     step: Callable[[AbstractIncomingMessage, float], Awaitable[Action]],
     delivery: AbstractIncomingMessage,
     started: float,
-    routing_key: str,
+    origin: tuple[str, str],
 ) -> Action:
     span = tracer.start_span(
-        f"autocall.process {routing_key}",
+        f"autocall.process {origin[0]}",
         parent_of(delivery),
         SpanKind.CONSUMER,
-        _received(delivery, routing_key),
+        _messaging("process", *origin, delivery.message_id),
     )
     # Current for what happens within: the claim, the provider's request, the publish, the
     # call's record (which keeps its context for the results) and the log lines.
@@ -76,15 +76,18 @@ async def _consumed(
         return action
 
 
-def _received(delivery: AbstractIncomingMessage, routing_key: str) -> dict[str, AttributeValue]:
+def _messaging(
+    operation: str, routing_key: str, exchange: str, message_id: str | None
+) -> dict[str, AttributeValue]:
+    """A messaging span's attributes (OpenTelemetry's conventions for RabbitMQ)."""
     attributes: dict[str, AttributeValue] = {
         "messaging.system": "rabbitmq",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": delivery.exchange or "",  # a delayed copy's: the default
+        "messaging.operation.type": operation,
+        "messaging.destination.name": exchange,
         "messaging.rabbitmq.destination.routing_key": routing_key,
     }
-    if delivery.message_id:
-        attributes["messaging.message.id"] = delivery.message_id
+    if message_id:
+        attributes["messaging.message.id"] = message_id
     return attributes
 
 
@@ -189,14 +192,7 @@ def producing(
 async def _producing(
     tracer: Tracer, publish: Awaitable[Sent], exchange: str, key: str, message: Outgoing
 ) -> Sent:
-    attributes: dict[str, AttributeValue] = {
-        "messaging.system": "rabbitmq",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": exchange,
-        "messaging.rabbitmq.destination.routing_key": key,
-    }
-    if message.message_id:
-        attributes["messaging.message.id"] = message.message_id
+    attributes = _messaging("send", key, exchange, message.message_id)
     span = tracer.start_span(f"publish {key}", kind=SpanKind.PRODUCER, attributes=attributes)
     message.headers = {**message.headers, **traceparent_of(span.get_span_context())}
     with Ending(span):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from service.provider.omicall.history import History
-from service.provider.omicall.records import CallRecord
+from service.provider.records import CallRecord
 from service.provider.stringee.calllog import CallLog
 from service.results.pipeline import Matcher, Results
 from service.results.poller import Poller

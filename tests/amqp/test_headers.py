@@ -12,6 +12,7 @@ from service.amqp.headers import (
     check_deliveries,
     int_header,
     message_of,
+    origin_of,
     retries_of,
     routing_key_of,
 )
@@ -48,6 +49,17 @@ def test_the_first_routing_key_survives_delays(header: Any, key: str) -> None:
 
     assert routing_key_of(message) == key
     assert message_of(message).routing_key == key
+
+
+def test_the_first_exchange_survives_delays() -> None:
+    first = cast(AbstractIncomingMessage, Delivery())
+    headers: dict[str, Any] = {"x-autocall-routing-key": "order.created"}
+    headers["x-autocall-exchange"] = b"orders"
+    delayed = cast(
+        AbstractIncomingMessage, Delivery(headers=headers, routing_key="q.delay", exchange="")
+    )
+
+    assert origin_of(first) == origin_of(delayed) == ("order.created", "orders")
 
 
 def test_the_delivery_limit() -> None:

@@ -143,6 +143,26 @@ async def test_a_hook_posting_elsewhere_fails(sandbox: Sandbox, doctor: Doctor) 
     assert "0912345678" not in printed
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{HOOK}/",  # a trailing slash: not this service's path, printed in the FAIL line
+        f"https://ops:pw-0042@calls.example.com/hooks/{TOKEN}/omicall",
+        f"https://calls.example.com/webhooks/omicall?token={TOKEN}&pw=pw-0042",
+    ],
+)
+async def test_no_secret_of_a_registered_url_is_printed(
+    sandbox: Sandbox, doctor: Doctor, url: str
+) -> None:
+    sandbox.state.hooks["call"] = {"type": "call", "url": url, "events": None}
+
+    code, lines, printed = await doctor(AUTOCALL_WEBHOOK_TOKEN=TOKEN)
+
+    assert (code, lines["webhooks"][0]) == (1, "FAIL")
+    assert "calls.example.com" in lines["webhooks"][1]
+    assert TOKEN not in printed and "pw-0042" not in printed
+
+
 async def test_broker_store_and_templates_failures(doctor: Doctor) -> None:
     code, lines, printed = await doctor(
         AUTOCALL_AMQP_URL="amqp://guest:hunter2pw@127.0.0.1:1/",

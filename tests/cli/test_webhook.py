@@ -12,7 +12,7 @@ from typing import Protocol
 import pytest
 
 from service.cli.main import main
-from service.cli.webhook import redact
+from service.logs import redact_url as redact
 from service.sandbox import Sandbox, SandboxState, serve
 
 ROOT = Path(__file__).parents[2]
@@ -121,10 +121,22 @@ async def test_a_refused_registration_names_the_code_and_hides_the_token(
         ("https://calls.example.com/webhooks/omicall", "https://calls.example.com/webhooks/***"),
         ("https://calls.example.com/", "https://calls.example.com/"),
         ("https://calls.example.com", "https://calls.example.com"),
+        (f"{URL}/", f"{SHOWN}/"),
+        (f"https://ops:pw-0042@calls.example.com/webhooks/omicall/{TOKEN}", SHOWN),
+        (f"{URL}?token=q-secret-0042#frag-0042", SHOWN),
+        (
+            "https://calls.example.com/webhooks/omicall/?token=q-0042",
+            "https://calls.example.com/webhooks/***/",
+        ),
     ],
 )
 def test_redact_hides_the_last_path_segment(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_redact_hides_a_known_secret_anywhere() -> None:
+    shown = redact(f"https://calls.example.com/{TOKEN}/webhooks/{TOKEN}/x", [TOKEN])
+    assert shown == "https://calls.example.com/***/webhooks/***/***"
 
 
 async def test_the_console_command_runs(sandbox: Sandbox) -> None:

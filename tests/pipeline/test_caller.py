@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from service.metrics import Metrics
 from service.pipeline.budget import Budget
 from service.pipeline.caller import Caller, NotCalled
 from service.pipeline.outcomes import Outcome
-from service.provider.omicall.client import Accepted
+from service.provider.edge import Accepted
 from service.render import Call
 from service.results.recorder import Recorder
 from service.results.store import MemoryResults
@@ -161,3 +162,37 @@ async def test_a_throttle_slows_the_next_call_down() -> None:
     assert loop.time() - started >= 0.05  # its Retry-After, waited before the key was claimed
     assert isinstance(accepted, Outcome) and accepted.status == "accepted"
     assert not caller.throttle.slowed
+
+
+async def test_a_request_that_never_reached_a_throttling_provider_keeps_the_slow_down() -> None:
+    provider = Provider([Throttled("429", retry_after=0.01), ProviderUnavailable("refused")])
+    caller, call = caller_of(provider), call_of()
+    await caller.call(call, 0)
+    refused = await caller.call(call, 1)
+    assert isinstance(refused, NotCalled) and refused.error.code == "provider_unavailable"
+    assert caller.throttle.slowed  # nothing said the provider stopped throttling
+
+
+async def test_a_refused_call_releases_its_key_even_if_the_refund_never_finishes() -> None:
+    """The key is released before the characters are refunded: a delivery cancelled in the
+    refund (a shutdown's grace ran out) leaves no claim, so its redelivery calls instead of
+    reporting outcome_unknown for a call never made."""
+
+    class Stopping(MemoryStore):
+        stopping = True
+
+        async def refund_tts(self, day: str, chars: int) -> None:
+            if self.stopping:
+                raise asyncio.CancelledError
+            await super().refund_tts(day, chars)
+
+    provider = Provider([ProviderUnavailable("refused")])
+    store = Stopping(3600)
+    caller, call = caller_of(provider, store), call_of()
+    assert call.tts_chars > 0
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller.call(call, 0)
+    store.stopping = False
+    redelivered = await caller.call(call, 1)
+    assert isinstance(redelivered, Outcome) and redelivered.status == "accepted"
+    assert len(provider.requests) == 2

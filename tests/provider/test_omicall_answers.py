@@ -21,18 +21,14 @@ from service.errors import (
     ProviderError,
     ProviderUnavailable,
     QuotaExceeded,
+    TemplateError,
     Throttled,
     Unauthorized,
 )
 from service.metrics import Metrics
 from service.pipeline.throttle import Throttle
-from service.provider.omicall.answers import (
-    MAX_RETRY_AFTER,
-    Answer,
-    failure_of,
-    seconds_of,
-    token_failure_of,
-)
+from service.provider.edge import MAX_RETRY_AFTER, Answer, seconds_of
+from service.provider.omicall.answers import failure_of, token_failure_of, token_lapsed
 from service.provider.omicall.client import Provider
 from service.sandbox import Sandbox
 from tests.provider.test_omicall_client import PHONE
@@ -76,13 +72,13 @@ def test_each_code_has_its_leaf(code: str, leaf: type[AutocallError]) -> None:
 
 
 def test_a_lapsed_token_in_each_form() -> None:
-    assert answer(401, b"Unauthorized").token_lapsed
-    assert answer(200, {"status_code": 401, "message": "Unauthorized"}).token_lapsed
-    assert answer(200, message("token_expired")).token_lapsed
-    assert answer(200, {"payload": {"error": "token_expired"}}).token_lapsed
-    assert not answer(200, {"status_code": 9999, "message": "token_expired"}).token_lapsed
-    assert not answer(200, message("tenant_disabled")).token_lapsed
-    assert not answer(200, b"<html>401</html>").token_lapsed
+    assert token_lapsed(answer(401, b"Unauthorized"))
+    assert token_lapsed(answer(200, {"status_code": 401, "message": "Unauthorized"}))
+    assert token_lapsed(answer(200, message("token_expired")))
+    assert token_lapsed(answer(200, {"payload": {"error": "token_expired"}}))
+    assert not token_lapsed(answer(200, {"status_code": 9999, "message": "token_expired"}))
+    assert not token_lapsed(answer(200, message("tenant_disabled")))
+    assert not token_lapsed(answer(200, b"<html>401</html>"))
 
 
 @pytest.mark.parametrize(
@@ -256,4 +252,39 @@ async def test_a_probe_that_ends_without_an_answer_lets_the_next_one_probe() -> 
         async with throttle.turn() as second:
             assert second.probe
             second.answered(None)
+    assert not throttle.slowed
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderUnavailable("cannot connect to the provider: Connection refused"),
+        TemplateError("recording r-1 has no URL on this account"),
+    ],
+)
+async def test_a_probe_that_got_no_answer_leaves_the_slow_down_on(error: AutocallError) -> None:
+    """Only the provider's answer says it stopped throttling: a request that never reached it
+    (refused connection, a script this account cannot play) hands the probe on."""
+    throttle = Throttle(first=0.01)
+    throttle.throttled(None)
+    async with asyncio.timeout(5):
+        async with throttle.turn() as first:
+            assert first.probe
+            first.answered(error)
+        assert throttle.slowed
+        async with throttle.turn() as second:
+            assert second.probe
+            second.answered(failure_of(answer(503, b"<html>busy</html>")).error)
+    assert not throttle.slowed  # a 5xx is an answer, and not a throttle
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ProviderError("nope", code="data_is_required"), BalanceTooLow("no money"), Unauthorized("no")],
+)
+async def test_any_other_answer_ends_the_slow_down(error: AutocallError) -> None:
+    throttle = Throttle(first=0.01)
+    throttle.throttled(None)
+    async with asyncio.timeout(5), throttle.turn() as turn:
+        turn.answered(error)
     assert not throttle.slowed

@@ -88,7 +88,6 @@ async def test_the_v3_history_is_asked_with_the_api_key_too(metrics: Metrics) ->
         assert await provider.api("POST", SEARCH, json={"filter": {}}) == []
         await provider.api("GET", "/api/webhooks/list")
     finally:
-        await provider._session.close()
         await runner.cleanup()
     assert [(h.get("x-api-key"), h["Authorization"]) for h in seen] == [
         ("k-1", "Bearer t"),
@@ -145,14 +144,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def with_server(
     handler: Handler, metrics: Metrics, api_key: str | None = None
 ) -> tuple[web.AppRunner, Provider]:
-    """`handler` as the provider; the client with `api_key`, else a fixed token."""
+    """`handler` as the provider; the client with `api_key`, else a fixed token (its session
+    closed with the runner)."""
+    session = aiohttp.ClientSession()
+
+    async def close(_: web.Application) -> None:
+        await session.close()
+
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
+    app.on_cleanup.append(close)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    session = aiohttp.ClientSession()
     if api_key is not None:
         return runner, Provider(session, url, metrics, api_key=api_key, timeout=2)
     return runner, Provider(session, url, metrics, token="fixed", timeout=2)
@@ -177,7 +182,6 @@ async def test_a_failure_after_sending_is_unavailable_not_unknown(
         with pytest.raises(ProviderUnavailable):
             await provider.api("POST", SEARCH, json={})
     finally:
-        await provider._session.close()
         await runner.cleanup()
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from service.provider.omicall.records import CallRecord, Contact, InvalidRecord, LiveEvent, parse
+from service.provider.omicall.records import parse
+from service.provider.records import CallRecord, Contact, InvalidRecord, LiveEvent
 
 CDR: dict[str, Any] = {
     "state": "cdr",

@@ -43,10 +43,11 @@ def client_of(
     sandbox: StringeeSandbox, session: aiohttp.ClientSession, **changes: Any
 ) -> StringeeClient:
     timeout = changes.pop("timeout", 2.0)
+    metrics = changes.pop("metrics", None) or Metrics()
     return StringeeClient(
         session,
         account(sandbox.state, changes.pop("base_url", sandbox.url), **changes),
-        Metrics(),
+        metrics,
         event_url=EVENT_URL,
         timeout=timeout,
         connect_timeout=1.0,
@@ -111,10 +112,13 @@ async def test_throttling_and_5xx_are_transient(
     code: str,
 ) -> None:
     stringee.state.faults.append(fault)
+    metrics = Metrics()
     with pytest.raises(error) as raised:
-        await client_of(stringee, session).execute(rendered().request)
+        await client_of(stringee, session, metrics=metrics).execute(rendered().request)
     assert raised.value.code == code  # type: ignore[attr-defined]
     assert raised.value.retryable  # type: ignore[attr-defined]
+    throttled = metrics.registry.get_sample_value("autocall_provider_throttled_total")
+    assert throttled == (1 if fault == "429" else 0)  # as OMICall's throttles are counted
 
 
 async def test_no_connection_is_unavailable_and_no_answer_after_sending_is_unknown(

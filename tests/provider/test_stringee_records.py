@@ -15,7 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from service.errors import StoreUnavailable
-from service.provider.omicall.records import InvalidRecord
+from service.provider.records import InvalidRecord
 from service.provider.stringee.keys import MemoryKeys, RedisKeys
 from service.provider.stringee.records import (
     CallEvent,

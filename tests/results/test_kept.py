@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from service.cli.results import describe
-from service.provider.omicall.records import Contact, LiveEvent, parse
+from service.provider.omicall.records import parse
+from service.provider.records import Contact, LiveEvent
 from service.results.kept import entry, fresh, masked, masked_text
 from service.results.pipeline import Reading
 from service.results.store import KEEP_SECONDS

@@ -78,6 +78,11 @@ def test_the_provider_as_it_really_is(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("AUTOCALL_RESULT_KEY_FIELDS", " , ", "AUTOCALL_RESULT_KEY_FIELDS: name at least one"),
         ("AUTOCALL_RESULT_KEY_FIELDS", "ivr,a b", "AUTOCALL_RESULT_KEY_FIELDS: not a field name"),
+        (
+            "AUTOCALL_RESULT_KEY_FIELDS",
+            "ivr,data.press_key",
+            "AUTOCALL_RESULT_KEY_FIELDS: 'data.press_key' is not a top-level field name",
+        ),
         ("AUTOCALL_HISTORY_API", "v4", "AUTOCALL_HISTORY_API"),
         ("AUTOCALL_WEBHOOK_KEEP", "-1", "AUTOCALL_WEBHOOK_KEEP"),
     ],

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as redis
 
-from service.provider.omicall.records import CallRecord
+from service.provider.records import CallRecord
 from service.results.calls import OpenCall, choose, result_of, unknown_of
 from service.results.redis_store import RedisResults
 from service.results.store import MemoryResults, ResultStore

@@ -177,6 +177,24 @@ async def test_a_structured_cloudevent_s_traceparent_is_the_parent(make_rig: Mak
     assert traceparent_of(outcome).split("-")[1] == trace_id
 
 
+async def test_a_retried_copy_names_the_exchange_the_event_came_to(make_rig: MakeRig) -> None:
+    """A retry's copy comes back through a delay queue (the default exchange): its span still
+    names the input exchange, as its routing key names the event's first one."""
+    rig = await make_rig()
+    await configure(rig.sandbox, {"faults": ["503"]})
+    trace_id, parent_id = new_parent()
+    event_id = await rig.order(headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+    assert (await rig.outcome(event_id)).type == "autocall.accepted"
+    name = "autocall.process order.created"
+    spans = await rig.otlp.wait(
+        lambda s: sum((x.trace_id, x.name) == (trace_id, name) for x in s) == 2
+    )
+    processes = [span for span in spans if (span.trace_id, span.name) == (trace_id, name)]
+    assert [span.attributes["autocall.status"] for span in processes] == ["retried", "accepted"]
+    for process in processes:
+        assert process.attributes["messaging.destination.name"] == rig.settings.input_exchange
+
+
 async def test_without_a_parent_a_new_trace_named_by_otel_service_name(
     make_rig: MakeRig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,82 +3,49 @@ success, a lapsed token, or a leaf of the error tree. Pure: the client sends, th
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
-
-import orjson
 
 from ...errors import (
     EXHAUSTION_CODES,
     PROVIDER_CODES,
     THROTTLED_CODE,
     TOKEN_EXPIRED_CODE,
-    AutocallError,
     ProviderError,
     ProviderUnavailable,
     Throttled,
     Unauthorized,
 )
-from ...templates.filters import mask_digits
+from ..edge import Answer, Failure, trim
 
 SUCCESS = 9999
-MAX_RETRY_AFTER = 600.0  # seconds: a longer Retry-After is honoured this long, then asked again
 _CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 
 
-@dataclass(slots=True)
-class Answer:
-    """One HTTP answer: its status, raw body, the body's JSON (None when not JSON) and the
-    seconds its Retry-After header asks for."""
-
-    status: int
-    body: bytes
-    document: Any
-    retry_after: float | None = None
-
-    @classmethod
-    def of(cls, status: int, body: bytes, retry_after: str | None = None) -> Answer:
-        """An answer as received."""
-        return cls(status, body, parsed_or_none(body), seconds_of(retry_after))
-
-    @property
-    def succeeded(self) -> bool:
-        """`status_code` 9999."""
-        document = self.document
-        return type(document) is dict and document.get("status_code") == SUCCESS
-
-    @property
-    def token_lapsed(self) -> bool:
-        """HTTP 401, a body whose `status_code` is 401, or the code `token_expired`: a new token
-        and the request once more."""
-        if self.status == 401:
-            return True
-        document = self.document
-        if type(document) is not dict or document.get("status_code") == SUCCESS:
-            return False
-        return document.get("status_code") == 401 or error_code(document) == TOKEN_EXPIRED_CODE
-
-    def lapse(self) -> str:
-        """How the token's lapse was said, for a message."""
-        if self.status == 401:
-            return "HTTP 401"
-        if type(self.document) is dict and self.document.get("status_code") == 401:
-            return "status_code 401"
-        return TOKEN_EXPIRED_CODE
+def succeeded(answer: Answer) -> bool:
+    """`status_code` 9999."""
+    document = answer.document
+    return type(document) is dict and document.get("status_code") == SUCCESS
 
 
-@dataclass(slots=True)
-class Failure:
-    """A failure answer read: the metric's `result`, the code counted by the provider-errors
-    metric (None when the answer carried none), and the error to raise."""
+def token_lapsed(answer: Answer) -> bool:
+    """HTTP 401, a body whose `status_code` is 401, or the code `token_expired`: a new token
+    and the request once more."""
+    if answer.status == 401:
+        return True
+    document = answer.document
+    if type(document) is not dict or document.get("status_code") == SUCCESS:
+        return False
+    return document.get("status_code") == 401 or error_code(document) == TOKEN_EXPIRED_CODE
 
-    result: str
-    code: str | None
-    error: AutocallError
+
+def lapse(answer: Answer) -> str:
+    """How the token's lapse was said, for a message."""
+    if answer.status == 401:
+        return "HTTP 401"
+    if type(answer.document) is dict and answer.document.get("status_code") == 401:
+        return "status_code 401"
+    return TOKEN_EXPIRED_CODE
 
 
 def failure_of(answer: Answer) -> Failure:
@@ -90,12 +57,13 @@ def failure_of(answer: Answer) -> Failure:
     if document is None:  # an HTML page from a proxy, say
         shown = f"HTTP {status}: {trim(answer.body, 120)}"
         if status >= 500:
-            return Failure("http_5xx", None, ProviderUnavailable(shown))
+            return Failure("http_5xx", None, ProviderUnavailable(shown, status=status))
         result = "http_other" if status >= 400 else "provider_error"
         return Failure(result, "provider_error", _plain(shown))
     code = error_code(document)
     if status >= 500 and code not in PROVIDER_CODES:
-        return Failure("http_5xx", None, ProviderUnavailable(f"HTTP {status}: {trim(answer.body)}"))
+        shown = f"HTTP {status}: {trim(answer.body)}"
+        return Failure("http_5xx", None, ProviderUnavailable(shown, status=status))
     if code == THROTTLED_CODE or _status_code(document) == 429:
         return Failure("provider_error", THROTTLED_CODE, _throttled(answer))
     error = ProviderError.of(code or "provider_error", trim(answer.body, 500) or f"HTTP {status}")
@@ -119,7 +87,7 @@ def token_failure_of(answer: Answer) -> Failure:
         return Failure("unauthorized", code, Unauthorized(message))
     if answer.status >= 500:
         message = f"token request: HTTP {answer.status}"
-        return Failure("http_5xx", None, ProviderUnavailable(message))
+        return Failure("http_5xx", None, ProviderUnavailable(message, status=answer.status))
     message = f"no access token in the answer ({code or 'provider_error'})"
     return Failure("provider_error", code, Unauthorized(message))
 
@@ -156,37 +124,3 @@ def error_code(document: Any) -> str | None:
         if isinstance(value, str) and _CODE_LIKE.match(value.strip()):
             return value.strip()
     return None
-
-
-def seconds_of(retry_after: str | None) -> float | None:
-    """A Retry-After header's seconds (a number, or an HTTP date), within 0..MAX_RETRY_AFTER."""
-    if not retry_after:
-        return None
-    text = retry_after.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - datetime.now(UTC)).total_seconds()
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def parsed_or_none(body: bytes) -> Any:
-    """The JSON document in `body`; None when it is not JSON (an HTML error page, say)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def trim(body: bytes, limit: int = 120) -> str:
-    """The body as one line of text, digit runs masked, at most `limit` characters."""
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return mask_digits(text)[:limit]

@@ -1,4 +1,5 @@
-"""The provider's client: token cache, one request per call, library errors mapped at this edge."""
+"""OMICall's client: the token cache, one request per call, the other API requests; sent through
+the provider's HTTP edge (edge.py), its answers read by answers.py."""
 
 from __future__ import annotations
 
@@ -10,21 +11,15 @@ from typing import Any
 
 import aiohttp
 import orjson
-from yarl import URL
 
-from ... import tracing
-from ...errors import (
-    AutocallError,
-    OutcomeUnknown,
-    ProviderError,
-    ProviderUnavailable,
-    Throttled,
-    Unauthorized,
-)
+from ...errors import NOT_FOUND_CODE, ProviderError, Unauthorized
 from ...metrics import Metrics
 from ...render import Request
 from ...settings import Settings
-from .answers import Answer, Failure, failure_of, token_failure_of
+from ..edge import Accepted, Answer, Edge
+from .answers import failure_of, lapse, succeeded, token_failure_of, token_lapsed
+
+__all__ = ["API_ENDPOINTS", "CALL_ENDPOINTS", "Accepted", "Provider"]  # Accepted: its old home
 
 TOKEN_LIFETIME = 24 * 3600.0
 TOKEN_MARGIN = 300.0  # fetch a new token this long before the old one expires
@@ -32,14 +27,6 @@ CALL_ENDPOINTS = frozenset({"execute_by_phone", "execute_by_extension"})
 # the metrics' `endpoint` label of the other requests: a bounded set, whatever the path
 API_ENDPOINTS = {"/api/v2/callTransaction/search": "call_history", "/api/webhooks/": "webhooks"}
 API_ENDPOINTS["/api/v3/call-transaction/search"] = "call_history"  # sent with x-api-key too
-
-
-@dataclass(slots=True)
-class Accepted:
-    """The provider took the call."""
-
-    autocall_id: str
-    autocall_uuids: tuple[str, ...] = ()  # when the answer names them: history items carry one
 
 
 @dataclass(slots=True)
@@ -65,21 +52,20 @@ class Provider:
     ) -> None:
         if (api_key is None) == (token is None):
             raise ValueError("give exactly one of api_key and token")
-        self._session = session
-        self._base_url = base_url.rstrip("/")
+        self._edge = Edge(
+            session,
+            base_url,
+            metrics,
+            calls=CALL_ENDPOINTS,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
         self._metrics = metrics
         self._api_key = api_key
         self._fixed_token = token
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._clock = clock
-        # `connect`: a connection from the pool, before anything is sent (retryable);
-        # `total`: the answer, once sent. No sock_read timer, re-armed on every chunk read.
-        self._timeout = aiohttp.ClientTimeout(
-            total=connect_timeout + timeout, connect=connect_timeout
-        )
-        self._call_time = connect_timeout + 2 * timeout
-        self._urls: dict[str, URL] = {}
 
     @property
     def fixed_token(self) -> bool:
@@ -104,12 +90,12 @@ class Provider:
 
     def __repr__(self) -> str:
         auth = "api_key" if self._api_key else "token"
-        return f"Provider({self._base_url!r}, auth={auth})"
+        return f"Provider({self._edge.base_url!r}, auth={auth})"
 
     @property
     def call_time(self) -> float:
         """How long one `execute` may take: a connection, then two answers (a 401 gets a retry)."""
-        return self._call_time
+        return self._edge.call_time
 
     async def execute(self, request: Request) -> Accepted:
         """Place the call once; a 401 gets a new token and one more try."""
@@ -129,7 +115,7 @@ class Provider:
         answer = await self._authorized(method, endpoint, path, body)
         if answer.status == 404:
             self._metrics.api_request(endpoint, "http_other")
-            raise ProviderError(f"HTTP 404: {path.partition('?')[0]}", code="not_found")
+            raise ProviderError(f"HTTP 404: {path.partition('?')[0]}", code=NOT_FOUND_CODE)
         return self._success(endpoint, answer).get("payload")
 
     async def _authorized(
@@ -139,13 +125,13 @@ class Provider:
         `status_code` 401, `token_expired`) gets a new token and the request once more."""
         token = await self._bearer()
         answer = await self._with_token(method, endpoint, path, token, body)
-        if answer.token_lapsed and self._api_key is not None:
+        if token_lapsed(answer) and self._api_key is not None:
             self._metrics.api_request(endpoint, "unauthorized")
             self._forget(token)
             answer = await self._with_token(method, endpoint, path, await self._bearer(), body)
-        if answer.token_lapsed:
+        if token_lapsed(answer):
             self._metrics.api_request(endpoint, "unauthorized")
-            raise Unauthorized(f"the provider refused the token ({answer.lapse()})")
+            raise Unauthorized(f"the provider refused the token ({lapse(answer)})")
         return answer
 
     async def _with_token(
@@ -154,76 +140,15 @@ class Provider:
         headers = {"Authorization": f"Bearer {token}"}
         if endpoint == "call_history" and self._api_key:  # as the provider's integrators do
             headers["x-api-key"] = self._api_key
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        sending = self._send(method, endpoint, path, headers, body=body)
-        return await tracing.requested(sending, method, self._url(path))
-
-    async def _send(
-        self,
-        method: str,
-        endpoint: str,
-        path: str,
-        headers: dict[str, str],
-        *,
-        body: bytes | None = None,
-        params: dict[str, str] | None = None,
-    ) -> Answer:
-        started = time.perf_counter()
-        try:
-            async with self._session.request(
-                method,
-                self._url(path),
-                data=body,
-                params=params,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                retry_after = response.headers.get("Retry-After")
-                return Answer.of(response.status, await response.read(), retry_after)
-        except Exception as exc:
-            error = self._failure(endpoint, exc)
-            if error is None:
-                raise
-            raise error from None
-        finally:
-            self._metrics.api_time(endpoint, time.perf_counter() - started)
-
-    def _url(self, path: str) -> URL:
-        """Parsed once per path (aiohttp parses a string URL on every request)."""
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = URL(self._base_url + path)
-        return url
-
-    def _failure(self, endpoint: str, exc: Exception) -> AutocallError | None:
-        """Before the request left: retryable. After: the call may exist, so it is never resent."""
-        kind = _classify(exc)
-        if kind is None:
-            return None
-        result, unsent, message = kind
-        self._metrics.api_request(endpoint, result)
-        if unsent or endpoint not in CALL_ENDPOINTS:  # the others have no effect worth fearing
-            return ProviderUnavailable(message)
-        return OutcomeUnknown(f"the request was sent, then {message}")
+        return await self._edge.send(method, endpoint, path, headers, body=body)
 
     def _success(self, endpoint: str, answer: Answer) -> dict[str, Any]:
         """The answer's document when it is a success (status_code 9999); else the error."""
-        if answer.succeeded:
+        if succeeded(answer):
             self._metrics.api_request(endpoint, "ok")
             document: dict[str, Any] = answer.document
             return document
-        raise self._counted(endpoint, failure_of(answer))
-
-    def _counted(self, endpoint: str, failure: Failure) -> AutocallError:
-        """The failure's error, once its metrics are counted."""
-        self._metrics.api_request(endpoint, failure.result)
-        if failure.code is not None:
-            self._metrics.provider_answer(failure.code)
-        if isinstance(failure.error, Throttled):
-            self._metrics.throttled.inc()
-        return failure.error
+        raise self._edge.counted(endpoint, failure_of(answer))
 
     async def _bearer(self) -> str:
         if self._fixed_token is not None:
@@ -243,12 +168,13 @@ class Provider:
 
     async def _fetch_token(self) -> _Token:
         assert self._api_key is not None
-        answer = await self._send("GET", "auth", "/api/auth", {}, params={"apiKey": self._api_key})
+        params = {"apiKey": self._api_key}
+        answer = await self._edge.send("GET", "auth", "/api/auth", {}, params=params, traced=False)
         document = answer.document
         payload = document.get("payload") if isinstance(document, dict) else None
         value = payload.get("access_token") if isinstance(payload, dict) else None
         if answer.status >= 400 or not isinstance(value, str) or not value:
-            raise self._counted("auth", token_failure_of(answer))
+            raise self._edge.counted("auth", token_failure_of(answer))
         self._metrics.api_request("auth", "ok")
         lifetime = payload.get("expires_in") if isinstance(payload, dict) else None
         seconds = float(lifetime) if isinstance(lifetime, int | float) else TOKEN_LIFETIME
@@ -262,21 +188,3 @@ class Provider:
 def _endpoint_of(path: str) -> str:
     """The metrics' label of an api() request."""
     return next((name for prefix, name in API_ENDPOINTS.items() if path.startswith(prefix)), "api")
-
-
-def _classify(exc: Exception) -> tuple[str, bool, str] | None:
-    """(the metric's result, whether the request surely never left, what happened)"""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "timeout", True, "timed out connecting to the provider"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection_error", True, f"cannot connect to the provider: {_reason(exc)}"
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timeout", False, "no answer came in time"
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return "connection_error", False, f"the connection failed: {_reason(exc)}"
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    # aiohttp's messages name the host, never the query string; keep only the OS reason
-    return getattr(exc, "strerror", None) or type(exc).__name__

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from ...errors import ProviderError
+from ...errors import NOT_FOUND_CODE, ProviderError
 from ...stopping import cancel
 
 Version = Literal["v2", "v3"]
@@ -18,7 +18,6 @@ SEARCH_PATHS: dict[str, str] = {
     "v2": "/api/v2/callTransaction/search",
     "v3": "/api/v3/call-transaction/search",
 }
-NOT_FOUND = "not_found"  # the code Provider.api gives an HTTP 404
 SORT = {"field": "created_date", "isAsc": False}
 PAGE_SIZE = 50
 MAX_PAGES = 20  # a search that runs longer than this resumes on the next poll
@@ -78,7 +77,7 @@ class History:
             async for item in self._search(query, max_pages):
                 yield item
         except ProviderError as exc:
-            if exc.code == NOT_FOUND:
+            if exc.code == NOT_FOUND_CODE:
                 self._metrics.lookup("error")
             raise
 
@@ -110,7 +109,7 @@ class History:
                     "POST", f"{path}?page={page}&size={PAGE_SIZE}", json=body
                 )
             except ProviderError as exc:
-                if exc.code == NOT_FOUND:
+                if exc.code == NOT_FOUND_CODE:
                     self._tell_not_found()
                 raise
             items, more = page_of(payload)

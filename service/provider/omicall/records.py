@@ -2,21 +2,37 @@
 (CDRs, current and older), call-history items, and the contact webhooks that share their URL
 (CONTRACT.md §9, §12). Tolerant by design (the provider documents little): unknown fields are
 ignored, optional ones may be missing, numbers may come as strings. Everything else in `results`
-reads `CallRecord`, `LiveEvent` and `Contact`.
+reads what it makes of them: provider/records.py's `CallRecord`, `LiveEvent` and `Contact`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ...errors import InvalidPhone
 from ...templates.filters import normalise_phone
+from ..records import CallRecord, Contact, InvalidRecord, LiveEvent, Parsed, Result
+from ..records import int_of as _int
+from ..records import moment_of as _seconds
+from ..records import number_of as _number
+from ..records import text_of as _text
 
-Result = Literal["answered", "busy", "no_answer", "failed", "unknown"]
-RESULTS: tuple[Result, ...] = ("answered", "busy", "no_answer", "failed", "unknown")
+# The neutral types are named here too: callers from before they moved still find them.
+__all__ = [
+    "DEFAULT_KEY_FIELDS",
+    "END_STATE",
+    "CallRecord",
+    "Contact",
+    "InvalidRecord",
+    "LiveEvent",
+    "Parsed",
+    "Result",
+    "classify",
+    "keys_of",
+    "parse",
+]
+
 # the end-of-call record's state: any other (create, early, ringing, answered, hangup, or one
 # not seen yet) is a live event
 END_STATE = "cdr"
@@ -44,51 +60,6 @@ _NO_KEYS = frozenset({"", "none", "null", "-"})
 _PHONE_FIELDS = ("destination_number", "phone_number", "to_number")
 _TIME_FIELDS = ("time_start_call", "time_ringing_start", "time_answer_start", "time_end_call")
 _WORD_FIELDS = ("disposition", "dial_status", "hangup_cause")
-
-
-class InvalidRecord(ValueError):
-    """The body is no record at all: not a JSON object, or an object that is neither an
-    end-of-call record, a live event nor a contact webhook."""
-
-
-@dataclass(frozen=True, slots=True)
-class LiveEvent:
-    """A live call event (`create`, `early`, `ringing`, `answered`, `hangup`, …): never a result."""
-
-    state: str
-    transaction_id: str | None = None  # its `call_uuid`: the CDR's `transaction_id`
-    phone: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """A contact webhook posted to the same URL: nothing to do with calls."""
-
-    action: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """One attempt's end-of-call record, however it arrived. It does not say which attempt it
-    is: attempts are the call's distinct transactions in the order they started (§12)."""
-
-    transaction_id: str
-    phone: str | None  # national format, when the record has a valid number
-    started_at: float | None  # epoch seconds
-    result: Result
-    keys: str | None
-    keys_field: str | None  # the field the keys were read from
-    answer_seconds: int
-    billed_seconds: int
-    ended_by: str | None
-    recording_url: str | None
-    autocall_id: str | None  # call-history items only
-    auto_call: bool  # `is_auto_call`, true when the record does not say
-    autocall_uuid: str | None = None  # call-history items: one of the execute answer's uuids
-    ended_at: float | None = None  # epoch seconds: orders attempts that started in one second
-
-
-Parsed = CallRecord | LiveEvent | Contact
 
 
 def parse(document: Any, key_fields: Sequence[str] = DEFAULT_KEY_FIELDS) -> Parsed:
@@ -185,45 +156,6 @@ def _started(document: dict[str, Any]) -> float | None:
     return next(
         (at for name in _TIME_FIELDS if (at := _seconds(document.get(name))) is not None), None
     )
-
-
-def _seconds(value: Any) -> float | None:
-    """Epoch seconds from seconds, ms, µs or ns (told by their size); None for what is no
-    plausible moment (NaN, infinite, before 2001 or after 3200), which no clock could show."""
-    number = _number(value)
-    if number is None or not math.isfinite(number):
-        return None
-    while number > 1e11:
-        number /= 1000
-    return number if 1e9 <= number <= 4e10 else None
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()[:500]
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _int(value: Any) -> int | None:
-    number = _number(value)
-    if number is None or not math.isfinite(number) or abs(number) > 1e12:
-        return None
-    return int(number)
 
 
 def _bool(value: Any, *, default: bool) -> bool:

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..omicall.records import CallRecord
+from ..records import CallRecord
 from .client import CALL_LOG, StringeeClient
 from .keys import PressedKeys
 from .records import log_item

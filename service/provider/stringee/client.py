@@ -1,10 +1,11 @@
 """Stringee's REST API for one account: the callout, and GETs such as the call log. The token is
-made locally (auth.py); library errors and Stringee's answers are mapped at this edge.
+made locally (auth.py); requests go through the provider's HTTP edge (edge.py, which maps the
+library's errors), and Stringee's answers are read here.
 
 Answers: `{"r": 0, "call_id": …}` accepted; `r` 8 BalanceTooLow (code `stringee_8`, the account
 cannot call: hold or fail over); any other `r` a ProviderError `stringee_<r>` (the request is
 refused: never failed over). Before the request left (refused, reset, no connection), HTTP 5xx:
-ProviderUnavailable; 429: Throttled (Retry-After honoured);
+ProviderUnavailable; 429: Throttled (Retry-After honoured, counted as throttled as OMICall's);
 a time-out once it was sent: OutcomeUnknown (the call may exist: never sent again). No redials.
 """
 
@@ -12,18 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
-from yarl import URL
 
-from ... import tracing
 from ...errors import (
     AutocallError,
     BalanceTooLow,
-    OutcomeUnknown,
     ProviderError,
     ProviderUnavailable,
     TemplateError,
@@ -32,8 +29,7 @@ from ...errors import (
 )
 from ...metrics import Metrics
 from ...render import Request
-from ..omicall.answers import parsed_or_none, seconds_of, trim
-from ..omicall.client import Accepted, _classify
+from ..edge import Accepted, Answer, Edge, Failure, trim
 from . import callout
 from .account import StringeeAccount
 from .auth import Tokens
@@ -42,13 +38,6 @@ AUTH_HEADER = "X-STRINGEE-AUTH"
 BALANCE_R = 8  # "not enough money"
 CALLOUT = "callout"  # the metrics' endpoint labels
 CALL_LOG = "call_log"
-
-
-@dataclass(slots=True)
-class _Answer:
-    status: int
-    body: bytes
-    retry_after: str | None = None
 
 
 class StringeeClient:
@@ -67,24 +56,27 @@ class StringeeClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.account = account
-        self._session = session
+        self._edge = Edge(
+            session,
+            account.base_url,
+            metrics,
+            calls=frozenset({CALLOUT}),
+            name="Stringee",
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
         self._metrics = metrics
         self._event_url = event_url  # the input's callback URL: it carries the webhook token
         self._token_in_url = event_url.rstrip("/").rsplit("/", 1)[-1]
-        self._base = account.base_url.rstrip("/")
         self._tokens = Tokens(account.key_sid, account.key_secret.get_secret_value(), clock=clock)
-        self._timeout = aiohttp.ClientTimeout(
-            total=connect_timeout + timeout, connect=connect_timeout
-        )
-        self._call_time = connect_timeout + 2 * timeout
 
     def __repr__(self) -> str:
-        return f"StringeeClient({self.account.name!r}, {self._base!r})"
+        return f"StringeeClient({self.account.name!r}, {self._edge.base_url!r})"
 
     @property
     def call_time(self) -> float:
         """How long one `execute` may take: a connection, then two answers (a 401 gets a retry)."""
-        return self._call_time
+        return self._edge.call_time
 
     def callout_body(self, request: Request) -> dict[str, Any]:
         """The callout's body for `request`'s provider-neutral script."""
@@ -113,7 +105,7 @@ class StringeeClient:
         *,
         body: bytes | None = None,
         params: dict[str, str] | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """The answer with the current token; a 401 or 403 gets a new token, once."""
         answer = await self._send(
             method, endpoint, path, self._tokens.current(), body=body, params=params
@@ -136,82 +128,39 @@ class StringeeClient:
         *,
         body: bytes | None,
         params: dict[str, str] | None,
-    ) -> Awaitable[_Answer]:
-        sending = self._request(method, endpoint, path, token, body=body, params=params)
-        return tracing.requested(sending, method, self._base + path)
-
-    async def _request(
-        self,
-        method: str,
-        endpoint: str,
-        path: str,
-        token: str,
-        *,
-        body: bytes | None,
-        params: dict[str, str] | None,
-    ) -> _Answer:
+    ) -> Awaitable[Answer]:
         headers = {AUTH_HEADER: token}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        started = time.perf_counter()
-        try:
-            async with self._session.request(
-                method,
-                URL(self._base + path),
-                data=body,
-                params=params,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                retry_after = response.headers.get("Retry-After")
-                return _Answer(response.status, await response.read(), retry_after)
-        except Exception as exc:
-            error = self._failure(endpoint, exc)
-            if error is None:
-                raise
-            raise error from None
-        finally:
-            self._metrics.api_time(endpoint, time.perf_counter() - started)
+        return self._edge.send(method, endpoint, path, headers, body=body, params=params)
 
-    def _failure(self, endpoint: str, exc: Exception) -> AutocallError | None:
-        """Before the request left: unavailable. After: the call may exist, never sent again."""
-        kind = _classify(exc)
-        if kind is None:
-            return None
-        result, unsent, message = kind
-        self._metrics.api_request(endpoint, result)
-        if unsent or endpoint != CALLOUT:
-            return ProviderUnavailable(f"Stringee: {message}")
-        return OutcomeUnknown(f"the callout was sent, then {message}")
-
-    def _success(
-        self, endpoint: str, answer: _Answer, *, r_required: bool = False
-    ) -> dict[str, Any]:
+    def _success(self, endpoint: str, answer: Answer, *, r_required: bool = False) -> Any:
         """The answer's document when `r` is 0 (or, unless `r_required`, absent from a 2xx);
         else the error it means. A callout's answer without `r` is not Stringee's."""
-        if answer.status == 429:
-            self._metrics.api_request(endpoint, "http_other")
-            message = f"Stringee: HTTP 429: {self._text(answer.body, 120)}"
-            raise Throttled(message, retry_after=seconds_of(answer.retry_after))
-        if answer.status >= 500:
-            self._metrics.api_request(endpoint, "http_5xx")
-            text = self._text(answer.body, 120)
-            raise ProviderUnavailable(f"Stringee: HTTP {answer.status}: {text}")
-        document = parsed_or_none(answer.body)
+        document = answer.document
+        if answer.status < 400 and isinstance(document, dict):
+            r = document.get("r", None if r_required else 0)
+            if r == 0:
+                self._metrics.api_request(endpoint, "ok")
+                return document
+        raise self._edge.counted(endpoint, self._failure(answer))
+
+    def _failure(self, answer: Answer) -> Failure:
+        """What a failure answer means: throttled, unavailable, or refused (by its `r`)."""
+        status, document = answer.status, answer.document
+        if status == 429:
+            wait = answer.retry_after
+            said = f"Stringee: HTTP 429: {self._text(answer.body, 120)}"
+            return Failure("http_other", None, Throttled(said, retry_after=wait))
+        if status >= 500:
+            said = f"Stringee: HTTP {status}: {self._text(answer.body, 120)}"
+            return Failure("http_5xx", None, ProviderUnavailable(said, status=status))
         if not isinstance(document, dict):
-            self._metrics.api_request(
-                endpoint, "http_other" if answer.status >= 400 else "provider_error"
-            )
-            self._metrics.provider_answer("provider_error")
-            raise ProviderError(f"HTTP {answer.status}: {self._text(answer.body, 300)}")
-        r = document.get("r", 0 if answer.status < 400 and not r_required else None)
-        if r == 0 and answer.status < 400:
-            self._metrics.api_request(endpoint, "ok")
-            return document
-        self._metrics.api_request(endpoint, "provider_error")
-        said = document.get("message") or document.get("msg") or f"HTTP {answer.status}"
-        raise _refusal(r, self._text(str(said).encode(), 300), self._metrics)
+            result = "http_other" if status >= 400 else "provider_error"
+            said = f"HTTP {status}: {self._text(answer.body, 300)}"
+            return Failure(result, "provider_error", ProviderError(said))
+        r = document.get("r")
+        said = document.get("message") or document.get("msg") or f"HTTP {status}"
+        code, error = _refusal(r, self._text(str(said).encode(), 300))
+        return Failure("provider_error", code, error)
 
     def _text(self, body: bytes, limit: int) -> str:
         """What Stringee said, fit for an outcome: trimmed, digits masked, and without the
@@ -221,13 +170,11 @@ class StringeeClient:
         return trim(body, limit)
 
 
-def _refusal(r: Any, message: str, metrics: Metrics) -> ProviderError:
-    """The error of an answer whose `r` is not 0."""
+def _refusal(r: Any, message: str) -> tuple[str, AutocallError]:
+    """The code and error of an answer whose `r` is not 0."""
     if isinstance(r, bool) or not isinstance(r, int):
-        metrics.provider_answer("provider_error")
-        return ProviderError(f"Stringee: {message}")
+        return "provider_error", ProviderError(f"Stringee: {message}")
     code = f"stringee_{r}"
-    metrics.provider_answer(code)
     if r == BALANCE_R:
-        return BalanceTooLow(f"Stringee: {message}", code=code)
-    return ProviderError(f"Stringee: {message}", code=code)
+        return code, BalanceTooLow(f"Stringee: {message}", code=code)
+    return code, ProviderError(f"Stringee: {message}", code=code)

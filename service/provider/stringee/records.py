@@ -18,7 +18,11 @@ from typing import Any
 
 from ...errors import InvalidPhone
 from ...templates.filters import normalise_phone
-from ..omicall.records import CallRecord, InvalidRecord, Result, _int, _number, _seconds, _text
+from ..records import CallRecord, InvalidRecord, Result
+from ..records import int_of as _int
+from ..records import moment_of as _seconds
+from ..records import number_of as _number
+from ..records import text_of as _text
 
 SIGNATURE_HEADER = "X-STRINGEE-SIGNATURE"
 _BUSY = ("486", "busy")

@@ -16,7 +16,7 @@ import orjson
 
 from ...store import Store
 from ...templates import Templates
-from ..omicall.records import CallRecord, InvalidRecord
+from ..records import CallRecord, InvalidRecord
 from .account import StringeeAccount
 from .callout import CALLBACK_PATH
 from .keys import PressedKeys, pressed_keys
