@@ -11,20 +11,24 @@ SDK's encoder, once for each resource and scope and once for each such span."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 # Span.SpanKind is SpanKind + 1 (0 is SPAN_KIND_UNSPECIFIED).
 _KIND = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
-_FLAGS = struct.Struct("<I")  # Span.flags, fixed32
 _TIMES = struct.Struct("<BQBQ")  # start_time_unix_nano (7), end_time_unix_nano (8): fixed64
 _DOUBLE = struct.Struct("<d")
-_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # SpanFlags
+# Span.trace_id (1) and span_id (2) in one int's bytes: tag, length, 16 bytes, tag, length, 8.
+_SPAN_ID_TAG = 0x1208
+_TRACE_ID_TAG = 0x0A10 << 208
+# Span.flags (16, fixed32): SpanFlags' "has is_remote", and "is remote" for a remote parent.
+_LOCAL_FLAGS = b"\x85\x01" + struct.pack("<I", 0x100)
+_REMOTE_FLAGS = b"\x85\x01" + struct.pack("<I", 0x300)
 _CACHED = 4096  # attributes (key and value) kept encoded: the repeated ones are a few dozen
 _SCOPES = 64  # (resource, scope) pairs kept encoded: a service has one or two
 
@@ -69,6 +73,7 @@ class Encoder:
 
     def __init__(self) -> None:
         self._attributes: dict[tuple[str, str], bytes] = {}
+        self._names: dict[str, bytes] = {}  # span names (they carry routing keys)
         self._scopes: dict[tuple[Resource, InstrumentationScope | None], tuple[bytes, bytes]] = {}
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
@@ -113,34 +118,42 @@ class Encoder:
         context = span.context
         parent = span.parent
         assert context is not None and span.start_time is not None and span.end_time is not None
+        named = self._names.get(span.name)
+        if named is None:
+            if len(self._names) >= _CACHED:
+                self._names.clear()
+            named = self._names[span.name] = _field(0x2A, span.name.encode())
         parts = [
-            b"\x0a\x10",
-            context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08",
-            context.span_id.to_bytes(8, "big"),
-            _field(0x2A, span.name.encode()),
+            (
+                _TRACE_ID_TAG | context.trace_id << 80 | _SPAN_ID_TAG << 64 | context.span_id
+            ).to_bytes(28, "big"),
+            named,
             _KIND[span.kind],
             _TIMES.pack(0x39, span.start_time, 0x41, span.end_time),
         ]
         if context.trace_state:
             parts.append(_field(0x1A, context.trace_state.to_header().encode()))
-        flags = _HAS_IS_REMOTE
-        if parent is not None:
+        if parent is None:
+            parts.append(_LOCAL_FLAGS)
+        else:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-            if parent.is_remote:
-                flags |= _IS_REMOTE
-        parts.append(b"\x85\x01" + _FLAGS.pack(flags))  # flags (16), fixed32
-        if span.attributes:
-            parts.append(self._attributes_of(span))
-        if span.dropped_attributes:
-            parts.append(b"\x50" + _varint(span.dropped_attributes))
-        parts.append(_status(span))
+            parts.append(_REMOTE_FLAGS if parent.is_remote else _LOCAL_FLAGS)
+        attributes = span.attributes
+        if attributes:
+            parts.append(self._attributes_of(attributes))
+            if span.dropped_attributes:
+                parts.append(b"\x50" + _varint(span.dropped_attributes))
+        status = span.status
+        if status.status_code is StatusCode.UNSET and not status.description:
+            parts.append(b"\x7a\x00")  # the SDK's encoder always writes one, empty while unset
+        else:
+            parts.append(_status(status))
         return b"".join(parts)
 
-    def _attributes_of(self, span: ReadableSpan) -> bytes:
+    def _attributes_of(self, attributes: Mapping[str, object]) -> bytes:
         cache = self._attributes
         out = []
-        for key, value in (span.attributes or {}).items():
+        for key, value in attributes.items():
             if type(value) is not str:  # 1, 1.0 and True are one key of a dict: not cached
                 out.append(_attribute(key, value))
                 continue
@@ -158,9 +171,8 @@ def _attribute(key: str, value: object) -> bytes:
     return _field(0x4A, _field(0x0A, key.encode()) + _field(0x12, _value(value)))
 
 
-def _status(span: ReadableSpan) -> bytes:
-    """Span.status (15): the SDK's encoder always writes one, empty while unset."""
-    status = span.status
+def _status(status: Status) -> bytes:
+    """Span.status (15)."""
     body = b""
     if status.description:
         body = _field(0x12, status.description.encode())
