@@ -37,11 +37,11 @@ async def request_span(
         leaf(tracer, name, started, attributes, kind=SpanKind.CLIENT, failure=exc)
         raise
     attributes = {**attributes, "http.response.status_code": answer.status}
-    if answer.status >= 400:
-        attributes["error.type"] = str(answer.status)
-    span = leaf(tracer, name, started, attributes, kind=SpanKind.CLIENT)
-    if answer.status >= 400:
-        span.set_status(Status(StatusCode.ERROR))
+    if answer.status < 400:
+        leaf(tracer, name, started, attributes, kind=SpanKind.CLIENT)
+        return answer
+    attributes["error.type"] = str(answer.status)
+    leaf(tracer, name, started, attributes, kind=SpanKind.CLIENT, status=Status(StatusCode.ERROR))
     return answer
 
 
