@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class FastOTLPSpanExporter(OTLPSpanExporter):
-    """OTLPSpanExporter, encoding with `Encoder` (~4 µs a span instead of ~18)."""
+    """OTLPSpanExporter, encoding with `Encoder` (~6 µs a span instead of 19-20)."""
 
     def __init__(self) -> None:
         super().__init__()
