@@ -11,6 +11,8 @@ Scenarios (one system at a time, never two at once):
   latency-0-info  the service logging one INFO line per event (compared with latency-0)
   p99-half-rate   N events paced at half the service's max rate at --p99-latency
   backlog         --backlog events queued first, then the service started cold
+  accounts-<ms>   (optional) the service with 1 account and with 50 in an accounts file, the
+                  same template spreading the events over them: CPU per event within 5 %
 
 First the reference's prefetch is swept (--sweep) at each latency; the best is kept for the
 reference and the peer. Then --rounds rounds, each running every scenario once with the order
@@ -33,15 +35,16 @@ from typing import Any
 import orjson
 import uvloop
 
-from . import replicas, report
-from .profile import recorder, summary
-from .scenarios import Result, Run, backlog, throughput
-from .systems import REDIS_URL, Names, System, wait_for_broker
+from bench import replicas, report
+from bench.profile import recorder, summary
+from bench.scenarios import Result, Run, backlog, throughput
+from bench.systems import REDIS_URL, Names, System, wait_for_broker
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("latency", "peer", "redis", "replica", "info", "p99", "backlog")
+ALL = ("latency", "peer", "redis", "replica", "info", "p99", "backlog", "accounts")
 DEFAULT = ("latency", "peer", "redis", "replica", "p99", "backlog")
 UNSWEPT = 256  # the reference's prefetch when no sweep ran
+ACCOUNTS = (1, 50)  # the accounts scenario: one account, and fifty
 MIN_REPLICAS = (("AUTOCALL_STORE_MIN_REPLICAS", "1"),)
 
 
@@ -187,6 +190,9 @@ class Bench:
         if "replica" in selected and self.replica_url:
             replica = {"store": self.replica_url, "env_extra": MIN_REPLICAS}
             plan.append([(f"replica-{first}", first, "service", replica)])
+        if "accounts" in selected:
+            scenario = f"accounts-{first}"
+            plan.append([(scenario, first, "service", {"accounts": n}) for n in ACCOUNTS])
         if "info" in selected:
             plan.append([(f"latency-{first}-info", first, "service", {"log_level": "INFO"})])
         return plan
@@ -205,7 +211,7 @@ class Bench:
                     run = Run(self.spec(name, ms, **changes), ms / 1000, self.logs)
                     count = self.args.peer_n if name == "peer" else None
                     found = await self.one(scenario, run, count)
-                    collected.setdefault((scenario, name), []).append(found)
+                    collected.setdefault((scenario, run.spec.label), []).append(found)
         self.results += [median(runs) for runs in collected.values()]
 
     async def paced(self) -> None:

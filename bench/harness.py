@@ -18,7 +18,7 @@ from typing import IO
 import aiohttp
 import psutil
 
-from .systems import BIN, ROOT, Names, System
+from bench.systems import BIN, ROOT, Names, System
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0

@@ -26,7 +26,7 @@ from faststream.rabbit import (
     RabbitQueue,
 )
 
-from .reference import PATH, call_body
+from bench.reference import PATH, call_body
 
 
 def build(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from .harness import free_port
+from bench.harness import free_port
 
 START_TIMEOUT = 20.0
 

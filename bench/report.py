@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .scenarios import BACKLOG_MARKS, DISTURBED, Result
+from bench.scenarios import BACKLOG_MARKS, DISTURBED, Result
 
 RSS_LIMIT_MB = 150.0
 FLAT = 0.10  # RSS may grow this much from 25 % to 100 % of the backlog and still be flat

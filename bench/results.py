@@ -28,6 +28,8 @@ import redis.asyncio as redis
 import uvloop
 from prometheus_client import CollectorRegistry
 
+from bench.scenarios import Run, throughput
+from bench.systems import AMQP_URL, REDIS_URL, System
 from service.amqp.publisher import Publisher
 from service.results.calls import OpenCall
 from service.results.listener import Listener, serve
@@ -35,9 +37,6 @@ from service.results.metrics import ResultMetrics
 from service.results.pipeline import Matcher, Results
 from service.results.redis_store import RedisResults
 from service.store.batch import Batch
-
-from .scenarios import Run, throughput
-from .systems import AMQP_URL, REDIS_URL, System
 
 OUT = Path(__file__).resolve().parent / "results"
 TOKEN = "bench-" + "x" * 40

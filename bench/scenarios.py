@@ -15,9 +15,9 @@ import aio_pika
 import psutil
 from aio_pika.abc import AbstractConnection, AbstractExchange
 
-from . import harness, load, systems
-from .harness import Running
-from .systems import Names, System
+from bench import harness, load, systems
+from bench.harness import Running
+from bench.systems import Names, System
 
 MB = 1024 * 1024
 DISTURBED = 0.2  # cores kept busy by other processes: above it, a run's figures are suspect

@@ -14,12 +14,11 @@ from pathlib import Path
 import aio_pika
 import redis.asyncio as redis
 
+from bench import reference
 from service.amqp.topology import Names as ServiceNames
 from service.amqp.topology import declare as declare_service
 from service.settings import Settings
 from service.templates import load
-
-from . import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -62,12 +61,15 @@ class System:
     store: str = "memory://"
     log_level: str = "WARNING"
     env_extra: tuple[tuple[str, str], ...] = ()  # more of the service's settings
+    accounts: int = 0  # an accounts file with this many accounts (bench/accounts.py); 0: none
 
     @property
     def label(self) -> str:
         """How the table names it: `service`, `reference p256`, `peer p256`."""
         if self.name != "service":
             return f"{self.name} p{self.prefetch or DEFAULT_PREFETCH}"
+        if self.accounts:
+            return f"service {self.accounts} acc."
         return "service" if self.prefetch is None else f"service p{self.prefetch}"
 
     def command(self, names: Names, provider: str, http_port: int) -> list[str]:
@@ -117,6 +119,11 @@ class System:
             env["AUTOCALL_PREFETCH"] = str(self.prefetch)
         if self.concurrency is not None:
             env["AUTOCALL_CONCURRENCY"] = str(self.concurrency)
+        if self.accounts:
+            from bench import accounts
+
+            files, templates = accounts.write(self.accounts, provider, names.queue)
+            env["AUTOCALL_ACCOUNTS_FILE"], env["AUTOCALL_TEMPLATES"] = str(files), str(templates)
         return env | dict(self.env_extra)
 
     def settings(self, names: Names) -> Settings:

@@ -31,12 +31,11 @@ import uvloop
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from bench import load
+from bench.profile import recorder
+from bench.scenarios import Result, Run, throughput
+from bench.systems import ROOT, Names, System
 from service.http import serve_app
-
-from . import load
-from .profile import recorder
-from .scenarios import Result, Run, throughput
-from .systems import ROOT, Names, System
 
 LOGS = Path(__file__).resolve().parent / "results" / "logs"
 PROFILES = LOGS.parent / "profile-tracing"

@@ -16,17 +16,21 @@ from typing import Self
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from . import http, tracing
+from .accounts import Accounts
+from .accounts import check as check_accounts
+from .accounts import load as load_accounts
+from .accounts.registry import Registry, open_registry
 from .amqp import connection as broker
 from .amqp.publisher import Publisher
 from .amqp.topology import Topology, declare
-from .errors import cancelled_by_channel
+from .errors import ConfigError, cancelled_by_channel
 from .metrics import Metrics
-from .pipeline.budget import Budget
+from .pipeline.budget import budgets
 from .pipeline.caller import Caller
 from .pipeline.consumer import Consumer
 from .pipeline.hold import Hold
+from .pipeline.holds import AccountHolds
 from .pipeline.pace import Pace
-from .provider.omicall.client import Provider
 from .provider.session import provider_session
 from .results import runtime as results
 from .settings import Settings
@@ -47,12 +51,16 @@ class Service:
         settings: Settings,
         templates: Templates | None = None,
         *,
+        accounts: Accounts | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.templates = templates or load(settings.templates)
+        self.accounts = accounts or load_accounts(settings)
+        if problems := check_accounts(self.accounts, self.templates):
+            raise ConfigError(problems)
         self.metrics = Metrics()
-        self.metrics.templates(self.templates.names())
+        self.metrics.templates(self.templates.names(), tuple(self.accounts.specs))
         self.clock = clock
         self.http_port = 0
         self.consumer: Consumer | None = None
@@ -98,22 +106,25 @@ class Service:
             )
         )
         self._store = store
-        budget = Budget(store, s.tts_daily_limit, self.metrics, self.clock)
-        provider = await self._open_provider(stack)
+        registry = await self._open_accounts(stack, store)
         connection = await self._open_broker(stack)
         topology, self.publisher = await self._open_channels(connection)
-        self.results = await self._open_results(stack, store, provider, connection)
+        self.results = await self._open_results(stack, store, registry, connection)
         caller = Caller(
             store,
-            budget,
-            provider,
+            None,
+            None,
             self.clock,
             Pace(store, s.rate_limit),
+            registry=registry,
+            holds=AccountHolds(s.hold_probe_interval, self.metrics, self.clock),
+            metrics=self.metrics,
             recorder=self.results.recorder,
             phone_window=self.templates.longest_phone_window(),
         )
         consumer = self._consumer(stack, topology, caller)
-        await budget.refresh()
+        for live in registry:
+            await live.budget.refresh()
         await consumer.resume()
         watchdog = await connection.channel(publisher_confirms=False)
         watching = asyncio.create_task(self._watch(watchdog), name="watchdog")
@@ -123,14 +134,15 @@ class Service:
             s.queue,
             len(self.templates),
             ", ".join(self.templates.patterns()),
-            extra={"http_port": self.http_port, "provider": s.api_base_url},
+            extra={"http_port": self.http_port, "accounts": ", ".join(self.accounts.specs)},
         )
 
-    async def _open_provider(self, stack: AsyncExitStack) -> Provider:
-        """The provider's client over one HTTP session, closed with the stack."""
+    async def _open_accounts(self, stack: AsyncExitStack, store: Store) -> Registry:
+        """Every account's provider client over one HTTP session, closed with the stack."""
         s = self.settings
         session = await stack.enter_async_context(provider_session(s))
-        return Provider.configured(session, s, self.metrics)
+        budget = budgets(store, self.metrics, self.clock)
+        return open_registry(self.accounts, s, session=session, metrics=self.metrics, budget=budget)
 
     async def _open_broker(self, stack: AsyncExitStack) -> AbstractRobustConnection:
         """The broker connection (waiting until it answers), closed with the stack."""
@@ -145,7 +157,7 @@ class Service:
         self,
         stack: AsyncExitStack,
         store: Store,
-        provider: Provider,
+        registry: Registry,
         connection: AbstractRobustConnection,
     ) -> results.ResultSide:
         """The result side (it publishes on our publisher), closed with the stack."""
@@ -155,7 +167,8 @@ class Service:
                 self.templates,
                 store=store,
                 registry=self.metrics.registry,
-                api=provider,
+                api=registry.omicall(),
+                accounts=registry.clients(),
                 publisher=self.publisher,
                 connection=connection,
                 clock=lambda: self.clock().timestamp(),
@@ -184,7 +197,7 @@ class Service:
             topology=topology,
             caller=caller,
             publisher=self.publisher,
-            hold=Hold(s.hold_probe_interval, self.metrics, self.clock),
+            hold=Hold(s.hold_probe_interval, self.metrics, self.clock, caller.registry.names()[0]),
             metrics=self.metrics,
             clock=self.clock,
         )

@@ -6,6 +6,7 @@
     ├── TemplateError           template_error       a template expression failed on this event
     ├── InvalidPhone            invalid_phone        the phone is not a valid Vietnamese number
     ├── Expired                 expired              older than the template's `expires_after`
+    ├── UnknownAccount          unknown_account      the template's `account:` names no account
     ├── ProviderError           <provider's code>    the provider refused the call (no call made)
     │   ├── QuotaExceeded       limit_service | limit_word | limit_word_session
     │   ├── AccountUnable       <provider's code>    the account cannot call now: hold or fail over
@@ -64,6 +65,11 @@ PROVIDER_CODES = (
     | {BALANCE_CODE, UNAUTHORIZED_CODE, TOKEN_EXPIRED_CODE, THROTTLED_CODE, DO_NOT_CALL_CODE}
     | {STRINGEE_BALANCE_CODE}
 )
+# §13: the account codes (each holds the account, and fails over at once with a failover list),
+# and the failures that prove no call was made: the reasons an event goes on to the next account.
+ACCOUNT_CODES = EXHAUSTION_CODES
+UNAVAILABLE_CODE = "provider_unavailable"
+FAILOVER_CODES = ACCOUNT_CODES | {UNAVAILABLE_CODE, THROTTLED_CODE}
 
 
 class AutocallError(Exception):
@@ -100,6 +106,10 @@ class InvalidPhone(AutocallError):
 
 class Expired(AutocallError):
     code = "expired"
+
+
+class UnknownAccount(AutocallError):
+    code = "unknown_account"
 
 
 class ProviderError(AutocallError):
@@ -197,6 +207,7 @@ SERVICE_CODES = tuple(
         TemplateError,
         InvalidPhone,
         Expired,
+        UnknownAccount,
         Unauthorized,
         ProviderUnavailable,
         StoreUnavailable,

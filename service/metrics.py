@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from .errors import (
     BALANCE_CODE,
     EXHAUSTION_CODES,
+    FAILOVER_CODES,
     PROVIDER_CODES,
     QUOTA_CODES,
     SERVICE_CODES,
@@ -30,6 +32,7 @@ RESULTS = (
     "connection_error",
 )
 PAUSE_REASONS = tuple(sorted(EXHAUSTION_CODES))  # what a hold waits out
+DEFAULT_ACCOUNT = "default"
 
 
 class Metrics:
@@ -37,37 +40,83 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.account = DEFAULT_ACCOUNT  # the `account` label of a provider client's metrics
         self._event_metrics(self.registry)
         self._provider_metrics(self.registry)
         self._budget_and_flow_metrics(self.registry)
+        self._account_metrics(self.registry)
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._holding: dict[str, str | None] = {}  # each account's hold reason, as last set
         self._initialise()
+
+    def for_account(self, account: str) -> Metrics:
+        """The same metrics, seen by one account's client: its series carry its label."""
+        view = copy.copy(self)  # the collectors and the label cache are shared
+        view.account = account
+        return view
+
+    def accounts(self, names: list[str]) -> None:
+        """Start every account's series at 0 (the file bounds the label's values)."""
+        for account in names:
+            for code in (*sorted(PROVIDER_CODES), "other"):
+                self.provider_errors.labels(code, account)
+            for code in sorted(QUOTA_CODES):
+                self.quota_failures.labels(code, account)
+            self.balance_failures.labels(account)
+            for endpoint in ENDPOINTS:
+                for result in RESULTS:
+                    self.api_requests.labels(endpoint, result, account)
+            for reason in PAUSE_REASONS:
+                self.account_held.labels(account, reason).set(0)
+
+    def routes(self, pairs: set[tuple[str, str]]) -> None:
+        """Start each failover route's series at 0: (the account left, the next one)."""
+        for left, to in sorted(pairs):
+            for code in sorted(FAILOVER_CODES):
+                self.failovers.labels(left, to, code)
+
+    def _account_metrics(self, r: CollectorRegistry) -> None:
+        self.account_held = Gauge(
+            "autocall_account_held",
+            "1 while the account is held (its events wait or fail over)",
+            ["account", "reason"],
+            registry=r,
+        )
+        self.failovers = Counter(
+            "autocall_failovers",
+            "Events sent on to the next account, by the account left, the next one and why",
+            ["from", "to", "code"],
+            registry=r,
+        )
 
     def _event_metrics(self, r: CollectorRegistry) -> None:
         self.events_received = Counter(
             "autocall_events_received", "Events taken from the queue", registry=r
         )
         self.outcomes = Counter(
-            "autocall_outcomes", "Outcome events published", ["status", "template"], registry=r
+            "autocall_outcomes",
+            "Outcome events published",
+            ["status", "template", "account"],
+            registry=r,
         )
 
     def _provider_metrics(self, r: CollectorRegistry) -> None:
         self.provider_errors = Counter(
             "autocall_provider_errors",
-            "Failure answers of the provider (status_code other than 9999), by code",
-            ["code"],
+            "Failure answers of the provider (status_code other than 9999), by code and account",
+            ["code", "account"],
             registry=r,
         )
         self.api_requests = Counter(
             "autocall_api_requests",
-            "Requests to the provider, by endpoint and result",
-            ["endpoint", "result"],
+            "Requests to the provider, by endpoint, result and account",
+            ["endpoint", "result", "account"],
             registry=r,
         )
         self.quota_failures = Counter(
             "autocall_quota_failures",
             "Quota failures, answered by the provider or caught before calling",
-            ["code"],
+            ["code", "account"],
             registry=r,
         )
         self.throttled = Counter(
@@ -76,7 +125,7 @@ class Metrics:
             registry=r,
         )
         self.balance_failures = Counter(
-            "autocall_balance_failures", "balance_is_not_enough answers", registry=r
+            "autocall_balance_failures", "balance_is_not_enough answers", ["account"], registry=r
         )
         self.api_duration = Histogram(
             "autocall_api_request_duration_seconds",
@@ -124,27 +173,22 @@ class Metrics:
         )
 
     def _initialise(self) -> None:
-        for code in (*sorted(PROVIDER_CODES), "other"):
-            self.provider_errors.labels(code)
-        for code in sorted(QUOTA_CODES):
-            self.quota_failures.labels(code)
+        self.accounts([DEFAULT_ACCOUNT])
         for endpoint in ENDPOINTS:
             self.api_duration.labels(endpoint)
-            for result in RESULTS:
-                self.api_requests.labels(endpoint, result)
         for reason in PAUSE_REASONS:
             self.paused.labels(reason).set(0)
         for code in (*sorted(PROVIDER_CODES), *SERVICE_CODES, "other"):
             self.dead_lettered.labels(code)
             self.replays.labels(code)
 
-    def outcome(self, status: str, template: str) -> None:
+    def outcome(self, status: str, template: str, account: str = DEFAULT_ACCOUNT) -> None:
         """An outcome published."""
-        self._child(self.outcomes, status, template).inc()
+        self._child(self.outcomes, status, template, account).inc()
 
     def api_request(self, endpoint: str, result: str) -> None:
         """A provider request's result."""
-        self._child(self.api_requests, endpoint, result).inc()
+        self._child(self.api_requests, endpoint, result, self.account).inc()
 
     def api_time(self, endpoint: str, seconds: float) -> None:
         """A provider request's duration."""
@@ -158,22 +202,36 @@ class Metrics:
             child = self._children[metric, labels] = metric.labels(*labels)
         return child
 
-    def templates(self, names: list[str]) -> None:
+    def templates(self, names: list[str], accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,)) -> None:
         """Start every template's outcome series at 0."""
         for name in [*names, ""]:
             for status in STATUSES:
-                self.outcomes.labels(status, name)
+                for account in accounts:
+                    self.outcomes.labels(status, name, account)
 
     def provider_answer(self, code: str) -> None:
         """A failure answer from the provider."""
-        self.provider_errors.labels(code if code in PROVIDER_CODES else "other").inc()
+        known = code if code in PROVIDER_CODES else "other"
+        self.provider_errors.labels(known, self.account).inc()
 
-    def failure(self, error: AutocallError) -> None:
+    def failure(self, error: AutocallError, account: str = DEFAULT_ACCOUNT) -> None:
         """Quota and balance failures, whoever caught them."""
         if error.code in QUOTA_CODES:
-            self.quota_failures.labels(error.code).inc()
+            self.quota_failures.labels(error.code, account).inc()
         elif error.code == BALANCE_CODE:
-            self.balance_failures.inc()
+            self.balance_failures.labels(account).inc()
+
+    def held(self, account: str, reason: str | None) -> None:
+        """`account` is held for `reason` (None: no longer held)."""
+        # the exhaustion codes' series always exist; another account code's only once seen
+        known = {*PAUSE_REASONS, *(r for r in (reason, self._holding.get(account)) if r)}
+        for code in known:
+            self.account_held.labels(account, code).set(1 if code == reason else 0)
+        self._holding[account] = reason
+
+    def failover(self, left: str, to: str, code: str) -> None:
+        """An event sent on from `left` to `to` for `code`."""
+        self.failovers.labels(left, to, code if code in FAILOVER_CODES else "other").inc()
 
     def dead_letter(self, code: str) -> None:
         """An event kept on the dead-letter queue, by its outcome's code."""

@@ -23,7 +23,8 @@ MAX_KEY_LENGTH = 200
 PHONE_PATH = "/api/auto_call/execute_by_phone"
 EXTENSION_PATH = "/api/auto_call/execute_by_extension"
 _OPTIONAL = ("num_retry", "num_per_call", "distance_per_call", "distance_retry")
-_FIELDS = ("phone", "extension", "campaign", "idempotency_key")
+_FIELDS = ("phone", "extension", "campaign", "idempotency_key", "account")
+DEFAULT_ACCOUNT = "default"
 _EXTENSION = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")  # an internal line's number or name
 
 
@@ -51,6 +52,7 @@ class Call:
     tts_chars: int
     phone: str | None  # masked
     customer: str | None = None  # the number in E.164: the suppression list's and limit's key
+    account: str = DEFAULT_ACCOUNT  # the account that calls first (CONTRACT.md §13)
 
     @property
     def holds(self) -> bool:
@@ -109,6 +111,7 @@ def as_json(decision: Decision) -> dict[str, Any]:
     event = decision.event.identity
     if isinstance(decision, Call):
         request = {"method": "POST", "path": decision.request.path, "json": decision.request.json}
+        chosen = {"account": decision.account} if "account" in decision.template.fields else {}
         return {
             "decision": "call",
             "template": decision.template.name,
@@ -116,7 +119,7 @@ def as_json(decision: Decision) -> dict[str, Any]:
             "request": request,
             "tts_chars": decision.tts_chars,
             "idempotency_key": decision.idempotency_key,
-        }
+        } | chosen
     if isinstance(decision, Skip):
         return {"decision": "skip", "reason": decision.reason, "event": event}
     if isinstance(decision, Fail):
@@ -166,7 +169,8 @@ def _plan(template: Template, event: Event, context: dict[str, Any], now: dateti
     masked, customer = (mask(phone), normalise_phone(phone, "e164")) if phone else (None, None)
     digits = customer[1:] if customer else None
     request.script = Script(steps, key, template.name, digits, options.voice, options.speed)
-    return Call(event, template, request, key, tts_chars, masked, customer)
+    account = texts.get("account") or DEFAULT_ACCOUNT
+    return Call(event, template, request, key, tts_chars, masked, customer, account)
 
 
 def _request(

@@ -23,6 +23,7 @@ from .store.sentinel import SCHEMES as SENTINEL_SCHEMES
 from .store.sentinel import SentinelURL
 
 MIN_TOKEN = 32
+HTTP_URL = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
@@ -67,6 +68,8 @@ class Settings(BaseSettings):
     queue: str = Field("autocall.events", min_length=1, max_length=200)
     outcome_exchange: str = Field("autocall.outcomes", min_length=1, max_length=200)
     tts_daily_limit: int = Field(3000, ge=0)
+    accounts_file: Path | None = None  # CONTRACT.md §13; None: one account, `default`
+    webhook_public_url: str | None = None  # the listener's public base URL (Stringee's callbacks)
 
     # Throughput is at most concurrency ÷ the provider's latency: 256 keeps a 200 ms provider
     # at 1,280 calls/s, above what one replica's CPU does (bench/README.md).
@@ -163,12 +166,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a CIDR: {part.strip()!r}") from None
         return [part.strip() for part in value]
 
-    @field_validator("api_base_url")
+    @field_validator("api_base_url", "webhook_public_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not HTTP_URL.match(value):
             raise ValueError("must be an http(s) URL without query string, e.g. https://host")
-        return value.rstrip("/")
+        return None if value is None else value.rstrip("/")
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
@@ -193,7 +196,10 @@ class Settings(BaseSettings):
         return self
 
     def require_credentials(self) -> None:
-        """The provider needs exactly one of the key and the fixed token."""
+        """The provider needs exactly one of the key and the fixed token (an accounts file
+        names each account's own)."""
+        if self.accounts_file is not None:
+            return
         key, token = self.api_key, self.api_token
         if key is None and token is None:
             raise ConfigError(

@@ -109,9 +109,27 @@ async def scrape(service: Service) -> dict[str, float]:
     return samples
 
 
+# the metrics labelled by account (CONTRACT.md §13): a test that names none means `default`
+BY_ACCOUNT = frozenset(
+    {
+        "autocall_api_requests_total",
+        "autocall_provider_errors_total",
+        "autocall_quota_failures_total",
+        "autocall_balance_failures_total",
+        "autocall_outcomes_total",
+        "autocall_call_results_total",
+    }
+)
+
+
+def by_account(name: str, labels: dict[str, str]) -> dict[str, str]:
+    """`labels`, with `account="default"` for a metric labelled by account."""
+    return {"account": "default"} | labels if name in BY_ACCOUNT else labels
+
+
 def metric(service: Service, name: str, **labels: str) -> float:
     """A sample of the service's registry; NaN while it has none."""
-    value = service.metrics.registry.get_sample_value(name, labels)
+    value = service.metrics.registry.get_sample_value(name, by_account(name, labels))
     return float(value) if value is not None else float("nan")
 
 

@@ -12,9 +12,8 @@ import pytest
 from aio_pika.robust_connection import RobustConnection
 
 from service.sandbox import Sandbox
-
-from .conftest import REDIS_URL, Broker, MakeSettings, StartService, templates_of
-from .helpers import TEMPLATES, configure, http_status, metric, order, wait_for
+from tests.conftest import REDIS_URL, Broker, MakeSettings, StartService, templates_of
+from tests.helpers import TEMPLATES, configure, http_status, metric, order, wait_for
 
 pytestmark = pytest.mark.integration
 

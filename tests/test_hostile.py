@@ -32,9 +32,8 @@ from service.sandbox import Sandbox
 from service.settings import Settings
 from service.templates import load
 from service.templates.filters import LOCAL_TZ, mask, normalise_phone, spell
-
-from .conftest import EXAMPLES, Broker, StartService
-from .helpers import http_status, metric, wait_for
+from tests.conftest import EXAMPLES, Broker, StartService
+from tests.helpers import http_status, metric, wait_for
 
 TEMPLATES = load(EXAMPLES / "templates.yaml")
 # The routing keys the example templates bind (and so reach the queue).

@@ -20,8 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.templates import Templates
-
-from .conftest import StartService
+from tests.conftest import StartService
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +102,13 @@ def test_the_files_use_metrics_at_all(series: Series) -> None:
     assert len(names) >= 12, names
 
 
+# Exported once an accounts file lists a failover (docs/accounts.md): this service has none.
+CONFIGURED = frozenset({"autocall_failovers_total"})
+
+
 def test_every_metric_used_is_exported(series: Series) -> None:
-    missing = sorted({f"{where}: {name}" for where, name, _ in used(series) if name not in series})
+    uses = [(where, name) for where, name, _ in used(series) if name not in CONFIGURED]
+    missing = sorted({f"{where}: {name}" for where, name in uses if name not in series})
     assert not missing, "not exported by the service:\n" + "\n".join(missing)
 
 

@@ -26,8 +26,7 @@ from service.render import (
 )
 from service.templates import Templates, load, parse
 from service.templates.filters import LOCAL_TZ
-
-from .conftest import template
+from tests.conftest import template
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = Path(__file__).parent / "samples"

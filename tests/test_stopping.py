@@ -11,8 +11,7 @@ from typing import Any
 from service.app import Service
 from service.stopping import bounded, cancel
 from service.templates import Templates
-
-from .conftest import MakeSettings
+from tests.conftest import MakeSettings
 
 
 class SilentBroker:

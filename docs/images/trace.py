@@ -38,7 +38,7 @@ from service.sandbox import serve  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.templates import parse  # noqa: E402
 from tests.otlp import Received, Receiver, receiver  # noqa: E402
-from tests.test_results import free_port  # noqa: E402
+from tests.results.test_results import free_port  # noqa: E402
 
 OUT = Path(__file__).with_suffix(".svg")
 AMQP_URL = os.environ.get("AUTOCALL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

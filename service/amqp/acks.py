@@ -14,7 +14,7 @@ What it touches below aio-pika's API: the aiormq channel under each message
 (`IncomingMessage.channel`), acked with `basic_ack(tag, multiple=..., wait=False)` instead of
 `IncomingMessage.ack()` (which acks one tag). No gain of its own was recorded: it came with the
 settle path, and it is kept for the ordering above as much as for the frames it saves
-(docs/speedups.md). tests/test_acks.py checks the hook against the real broker."""
+(docs/speedups.md). tests/amqp/test_acks.py checks the hook against the real broker."""
 
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ log = logging.getLogger("autocall")
 CONNECT_TIMEOUT = 10.0  # one node's TCP and AMQP handshake: a node that hangs is skipped
 RECONNECT = (1.0, 30.0)  # first and longest wait between rounds over all the nodes
 # aio-pika's one connection attempt, overridden to go round the nodes: a private method,
-# name-mangled (the version is pinned, and tests/test_broker.py fails if it stops being what
-# every attempt goes through). Not a speed-up: the cluster's failover (docs/speedups.md).
+# name-mangled (the version is pinned, and tests/amqp/test_connection.py fails if it stops
+# being what every attempt goes through). Not a speed-up: the cluster's failover
+# (docs/speedups.md).
 _ATTEMPT = "_RobustConnection__connect_transport"
 
 

@@ -9,7 +9,7 @@ together at the start of the next. TLS connections are left as aiormq makes them
 Measured: socket writes 244 -> 194 µs per event in the profile; an A/B of three alternating
 rounds at 0 ms (memory store, so the writer alone) 1,425 -> 1,352 µs of CPU per event and
 throughput 0.78x -> 0.90x the reference's. Holding the frames 2 ms longer cost more than it
-saved. tests/test_broker.py checks the hook on the pinned aiormq (docs/speedups.md)."""
+saved. tests/amqp/test_connection.py checks the hook on the pinned aiormq (docs/speedups.md)."""
 
 from __future__ import annotations
 

@@ -38,20 +38,22 @@ class Names:
     retries: tuple[str, ...]
     windows: dict[str, str]  # str(CallWindow) -> its delay queue
     results: str  # the published call results, read back (service/results/published.py)
+    held: str = ""  # where a held account's events wait (several accounts, CONTRACT.md §13)
 
     @classmethod
     def of(cls, settings: Settings, templates: Templates) -> Names:
         queue = settings.queue
         retries = tuple(f"{queue}.retry.{tier + 1}" for tier in range(len(settings.retry_delays)))
         windows = {str(w): f"{queue}.defer.{w.start:%H%M}" for w in templates.windows()}
-        return cls(queue, dead_queue_name(queue), retries, windows, f"{queue}.results")
+        results, held = f"{queue}.results", f"{queue}.held"
+        return cls(queue, dead_queue_name(queue), retries, windows, results, held)
 
     def window(self, window: CallWindow) -> str:
         return self.windows[str(window)]
 
     def all(self) -> list[str]:
         windows = dict.fromkeys(self.windows.values())
-        return [self.queue, self.dead, *self.retries, *windows, self.results]
+        return [self.queue, self.dead, *self.retries, *windows, self.results, self.held]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ async def declare(channel: AbstractChannel, settings: Settings, templates: Templ
     }
     queue = await _quorum(channel, names.queue, backstop)
     await _declare(channel, names.dead, DEAD_QUEUE_ARGUMENTS)
-    for name in [*names.retries, *names.windows.values()]:
+    for name in [*names.retries, *names.windows.values(), names.held]:
         await _quorum(channel, name, _back_to(names.queue))
     # and to the suppression list's control events, whatever the templates
     for pattern in (*templates.patterns(), CONTROL_PATTERN):

@@ -15,9 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..accounts import load as load_accounts
 from ..errors import AutocallError, ConfigError
 from ..settings import Settings, load_settings
 from ..templates.filters import mask_digits
@@ -79,13 +81,21 @@ async def checks(settings: Settings) -> list[Line]:
     from ..metrics import Metrics
     from ..provider.omicall.client import Provider
 
+    accounts = load_accounts(settings)
+    lines: list[Line] = []
     async with aiohttp.ClientSession(trust_env=True) as session:
-        provider = Provider.configured(session, settings, Metrics())
-        lines = [
-            await _check("token", lambda: _token(provider)),
-            await _check("webhooks", lambda: _webhooks(provider, settings)),
-            await _check("call history", lambda: _history(provider, settings)),
-        ]
+        for spec in accounts:
+            of = f" ({spec.name})" if settings.accounts_file is not None else ""
+            if spec.provider != "omicall":
+                lines.append(Line("ok", f"token{of}", "Stringee's JWT is made locally"))
+                continue
+            key, token = spec.secret("api_key"), spec.secret("api_token")
+            provider = Provider(session, spec.base_url, Metrics(), api_key=key, token=token)
+            lines += [
+                await _check(f"token{of}", partial(_token, provider)),
+                await _check(f"webhooks{of}", partial(_webhooks, provider, settings)),
+                await _check(f"call history{of}", partial(_history, provider, settings)),
+            ]
     lines.append(_templates(settings))
     lines.append(await _check("broker", lambda: _broker(settings)))
     lines.append(await _check("store", lambda: _store(settings)))

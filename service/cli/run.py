@@ -8,6 +8,9 @@ import gc
 from collections.abc import Coroutine
 from typing import Any
 
+from ..accounts import check as check_accounts
+from ..accounts import load as load_accounts
+from ..errors import ConfigError
 from ..settings import load_settings
 from ..templates import load
 
@@ -25,7 +28,10 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_credentials()
     templates = load(settings.templates)
-    logs.configure(settings.log_level, settings.log_format, settings.secrets)
+    accounts = load_accounts(settings)
+    if problems := check_accounts(accounts, templates):
+        raise ConfigError(problems)
+    logs.configure(settings.log_level, settings.log_format, settings.secrets + accounts.secrets)
     # What is loaded now lives as long as the process: keep it out of every collection. Each
     # event makes many short-lived objects; collect the young generation less often.
     gc.freeze()

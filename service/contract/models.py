@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ..accounts.models import NAME_PATTERN as ACCOUNT_NAME
 from ..events import Status
 
 # `format: date-time` only annotates by default; the pattern makes "with an offset" checkable.
@@ -49,6 +50,14 @@ class EventIdentity(BaseModel):
     id: str
     type: str | None
     source: str | None
+
+
+class FailoverHop(BaseModel):
+    """An account left for the next one, and why (CONTRACT.md §13)."""
+
+    model_config = ConfigDict(extra="forbid")
+    account: str = Field(pattern=ACCOUNT_NAME)
+    code: str = Field(examples=["balance_is_not_enough", "provider_unavailable"])
 
 
 class OutcomeError(BaseModel):
@@ -104,6 +113,18 @@ class OutcomeEvent(BaseModel):
         | None
     )
     occurred_at: LocalTime = Field(description="Local time (Asia/Ho_Chi_Minh), to the second.")
+    account: str | None = Field(
+        None,
+        pattern=ACCOUNT_NAME,
+        description="The account that took the call (or refused it last); present once an "
+        "account was tried (CONTRACT.md §13).",
+    )
+    provider: Literal["omicall", "stringee"] | None = Field(
+        None, description="The provider of `account`; present with it."
+    )
+    failover: list[FailoverHop] | None = Field(
+        None, description="The accounts left on the way to `account`, in order; present with it."
+    )
 
 
 class ProviderRequest(BaseModel):
@@ -137,6 +158,9 @@ class CallDecision(BaseModel):
     request: ProviderRequest
     tts_chars: int = Field(ge=0, le=300, description="TTS characters of the `say` texts.")
     idempotency_key: str
+    account: str | None = Field(
+        None, description="The account that would call, when the template sets `account:`."
+    )
 
 
 class SkipDecision(BaseModel):
@@ -214,3 +238,6 @@ class ResultEvent(BaseModel):
     recording_url: str | None
     occurred_at: LocalTime = Field(description="When the attempt started, local time.")
     source: Literal["webhook", "poll"]
+    account: str | None = Field(
+        None, pattern=ACCOUNT_NAME, description="The account that took the call (§13)."
+    )

@@ -3,6 +3,8 @@
 consumer.py     the data path in one place: decode, route, decide, call, then settle
 control.py      a suppression-list control event applied instead of a call
 hold.py         `on_exhausted: hold`: stop consuming while the account cannot call, probe, resume
+holds.py        holds by account, when there are several: a held account's events wait or go on
+failover.py     which of an event's accounts to try, and which failures prove no call was made
 caller.py       the idempotent call: throttle, pace, claim the key, budget, call once, complete
 pace.py         AUTOCALL_RATE_LIMIT across replicas
 throttle.py     the slow-down after the provider throttles a request: wait, one goes first

@@ -6,6 +6,8 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from ..accounts import AccountSpec
+from ..accounts.models import DEFAULT_ACCOUNT
 from ..errors import DAILY_BUDGET_CODE, QuotaExceeded, StoreUnavailable
 from ..metrics import Metrics
 from ..store import Claim, Reservation, State, Store
@@ -37,21 +39,27 @@ class Budget:
         limit: int,
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        account: str | None = None,
     ) -> None:
         self._store = store
         self._limit = limit
         self._metrics = metrics
         self._clock = clock
+        # The store's day key: the account's own, but for the first (or only) account's, which
+        # keeps the key it had before there were accounts (and reports in the gauges).
+        self._prefix = f"{account}:" if account else ""
         self._seen: tuple[str, int] = ("", 0)  # (day, characters used) as last read
-        metrics.tts_daily_limit.set(limit)
-        metrics.tts_used_today.set_function(self._used_today)
+        if account is None:
+            metrics.tts_daily_limit.set(limit)
+            metrics.tts_used_today.set_function(self._used_today)
 
     def ask(self, chars: int) -> Reservation | None:
         """What a call of `chars` TTS characters takes from today's budget (nothing for none):
         the store takes it together with the call's idempotency key."""
         if chars == 0:
             return None
-        return Reservation(local_day(self._clock()), chars, self._limit)
+        return Reservation(self._day(), chars, self._limit)
 
     def check(self, reservation: Reservation | None, claim: Claim) -> None:
         """QuotaExceeded('limit_word') when the characters did not fit."""
@@ -79,9 +87,34 @@ class Budget:
 
     async def refresh(self) -> None:
         """Read today's count from the store (other replicas spend it too)."""
-        day = local_day(self._clock())
+        day = self._day()
         self._seen = (day, await self._store.tts_used(day))
+
+    async def take(self, chars: int) -> Reservation | None:
+        """Reserve `chars` now, outside a claim (a call sent on to this account): the
+        reservation, or QuotaExceeded('limit_word') when they do not fit."""
+        reservation = self.ask(chars)
+        if reservation is None:
+            return None
+        reserved, used = await self._store.add_tts(reservation.day, chars, self._limit)
+        self.check(reservation, Claim(State.NEW if reserved else State.OVER_BUDGET, used=used))
+        return reservation
+
+    def _day(self) -> str:
+        return self._prefix + local_day(self._clock())
 
     def _used_today(self) -> float:
         day, used = self._seen
-        return float(used) if day == local_day(self._clock()) else 0.0
+        return float(used) if day == self._day() else 0.0
+
+
+def budgets(
+    store: Store, metrics: Metrics, clock: Callable[[], datetime]
+) -> Callable[[AccountSpec], Budget]:
+    """Each account's own budget; `default`'s keeps the store key it had before accounts."""
+
+    def of(spec: AccountSpec) -> Budget:
+        own = None if spec.name == DEFAULT_ACCOUNT else spec.name
+        return Budget(store, spec.tts_daily_limit, metrics, clock, account=own)
+
+    return of

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .. import tracing
+from ..accounts.registry import CallClient, Live, Registry
 from ..errors import (
     DO_NOT_CALL_CODE,
     AutocallError,
@@ -17,12 +18,15 @@ from ..errors import (
     OutcomeUnknown,
     QuotaExceeded,
     StoreUnavailable,
+    UnknownAccount,
 )
-from ..provider.omicall.client import Provider
+from ..metrics import Metrics
 from ..render import Call
 from ..results.recorder import Recorder
 from ..store import Claim, Guard, Reservation, State, Store, Suppression
 from .budget import Budget
+from .failover import Hop, Route, failover_code, held_error, holds_account, over_budget, route
+from .holds import AccountHolds
 from .outcomes import Outcome
 from .pace import Pace
 from .throttle import Throttle, Turn
@@ -38,19 +42,26 @@ class NotCalled:
 
     error: AutocallError
     attempts: int  # provider attempts made, this one included
+    account: str | None = None  # the account that refused last, or that the event waits for
+    hops: list[Hop] = field(default_factory=list)
+    waiting: bool = False  # the account is held: nothing was tried, the event waits
 
 
 class Caller:
-    """Calls the provider at most once per idempotency key, even across redeliveries."""
+    """Calls the provider at most once per idempotency key, even across redeliveries and
+    across accounts: one claim of the key covers every account a failover tries."""
 
     def __init__(
         self,
         store: Store,
-        budget: Budget,
-        provider: Provider,
+        budget: Budget | None,
+        provider: CallClient | None,
         clock: Callable[[], datetime],
         pace: Pace | None = None,
         *,
+        registry: Registry | None = None,
+        holds: AccountHolds | None = None,
+        metrics: Metrics | None = None,
         recorder: Recorder | None = None,
         phone_window: float = 0.0,
         throttle: Throttle | None = None,
@@ -58,72 +69,154 @@ class Caller:
         self.pace = pace or Pace(store, 0)
         self.throttle = throttle or Throttle()
         self.store = store
-        self.budget = budget
-        self.provider = provider
+        if registry is None:
+            assert provider is not None and budget is not None
+            registry = Registry.single(provider, budget)
+        self.registry = registry
+        self._throttles = {registry.names()[0]: self.throttle}
+        self.metrics = metrics or Metrics()
+        self.holds = holds or AccountHolds(60.0, self.metrics, clock)
         self.clock = clock
         self.recorder = recorder  # records calls for their results; None: results are off
         self.phone_window = phone_window  # the longest `phone_limit` window of any template
 
     def __repr__(self) -> str:
-        return f"Caller({self.provider!r})"
+        return f"Caller({self.registry!r})"
 
     async def call(self, call: Call, attempts: int) -> Outcome | NotCalled:
         """The outcome of `call`, made at most once, after `attempts` earlier provider attempts."""
+        chain = self.registry.chain(call.account)
+        if not chain:
+            unknown = UnknownAccount(f"no account {call.account[:50]!r} in the accounts file")
+            return Outcome.failed(call.event.identity, unknown, self.clock(), call=call)
         try:
-            # The provider's slow-down and the rate limit's wait come first: nothing is taken
-            # while waiting, and a process that stops meanwhile leaves no claim behind.
-            if not self.throttle.slowed:  # the usual case, without a context to enter
-                return await self._claim_and_call(call, attempts, self.throttle.free())
-            async with self.throttle.turn() as turn:
-                return await self._claim_and_call(call, attempts, turn)
+            return await self._route(call, chain, attempts)
         except StoreUnavailable as exc:
             return NotCalled(exc, attempts)
 
-    async def _claim_and_call(self, call: Call, attempts: int, turn: Turn) -> Outcome | NotCalled:
-        """Claim the idempotency key with the call's TTS characters, then call once."""
+    def throttle_of(self, account: str) -> Throttle:
+        """Each account's own slow-down (the first account's is `throttle`)."""
+        throttle = self._throttles.get(account)
+        if throttle is None:
+            throttle = self._throttles[account] = Throttle()
+        return throttle
+
+    async def _route(self, call: Call, chain: list[Live], attempts: int) -> Outcome | NotCalled:
+        """Route to the event's account (or past it: held, or slowed down by its provider),
+        then wait for its turn, claim the key and call once."""
+        planned = route(chain, self.holds, call.holds, self._slowed)
+        for hop, to in zip(planned.hops, chain[1:], strict=False):
+            self.metrics.failover(hop.account, to.name, hop.code)
+        try:
+            if planned.waiting is not None:
+                name = planned.waiting.name
+                held = held_error(self.holds.reason(name) or "", name)
+                return NotCalled(held, attempts, name, planned.hops, waiting=True)
+            throttle = self.throttle_of(planned.accounts[0].name)
+            # The provider's slow-down and the rate limit's wait come first: nothing is taken
+            # while waiting, and a process that stops meanwhile leaves no claim behind.
+            if not throttle.slowed:  # the usual case, without a context to enter
+                return await self._claim_on(call, planned, attempts, throttle.free())
+            async with throttle.turn() as turn:
+                return await self._claim_on(call, planned, attempts, turn)
+        finally:
+            for name in planned.probes:
+                self.holds.end_probe(name)
+
+    def _slowed(self, account: str) -> bool:
+        throttle = self._throttles.get(account)
+        return throttle is not None and throttle.slowed
+
+    async def _claim_on(
+        self, call: Call, planned: Route, attempts: int, turn: Turn
+    ) -> Outcome | NotCalled:
+        """Claim the key with the first account's TTS characters (the next account's, while
+        they do not fit and there is one), then call."""
         await self.pace.wait()
-        reservation = self.budget.ask(call.tts_chars)
         limited = call.template.options.phone_limit is not None
-        margin = self.provider.call_time if limited else 0.0
+        margin = self.registry.call_time if limited else 0.0
         guard = guard_of(call, self.clock().timestamp(), self.phone_window, margin)
-        claiming = self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
-        claim = await tracing.claimed(claiming)
-        if claim.state is State.BUSY and claim.event_id == call.event.id:
-            claim = await self._wait_for(call, reservation, guard)
+        accounts = planned.accounts
+        for index, live in enumerate(accounts):
+            reservation = live.budget.ask(call.tts_chars)
+            claiming = self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            claim = await tracing.claimed(claiming)
+            if claim.state is State.BUSY and claim.event_id == call.event.id:
+                claim = await self._wait_for(call, reservation, guard)
+            if claim.state is not State.OVER_BUDGET or index == len(accounts) - 1:
+                break
+            self._hop(planned, index, over_budget(live, reservation, claim))
         if claim.state in (State.SUPPRESSED, State.PHONE_LIMIT):
             return Outcome.skipped(call.event.identity, claim.state.value, self.clock(), call=call)
         try:
-            self.budget.check(reservation, claim)
+            live.budget.check(reservation, claim)
         except QuotaExceeded as exc:
-            return NotCalled(exc, attempts)
+            return NotCalled(exc, attempts, live.name, planned.hops)
         if claim.state is not State.NEW:
             return await self._claimed(call, claim, attempts)
-        return await self._execute(call, reservation, attempts, turn)
+        return await self._call_from(call, planned, (index, reservation), attempts, turn)
 
-    async def _execute(
-        self, call: Call, reservation: Reservation | None, attempts: int, turn: Turn
+    async def _call_from(
+        self,
+        call: Call,
+        planned: Route,
+        start: tuple[int, Reservation | None],
+        attempts: int,
+        turn: Turn,
     ) -> Outcome | NotCalled:
-        """The request, with the key claimed: accepted, refused (the key released) or unknown."""
-        # From here the request may leave at any moment: cancelled or not, the key stays taken
-        # unless the provider says no call was made.
-        try:
-            accepted = await self.provider.execute(call.request)
-        except OutcomeUnknown as exc:
-            now = self.clock()
-            unknown = Outcome.failed(
-                call.event.identity, exc, now, call=call, attempts=attempts + 1
-            )
-            return await self._complete(unknown, call)
-        except AutocallError as exc:
-            turn.answered(exc)
-            await self.budget.refund(reservation)
-            await self.store.release(call.idempotency_key)
-            if isinstance(exc, DoNotCall):
-                return await self._do_not_call(call, attempts + 1)
-            return NotCalled(exc, attempts + 1)
-        turn.answered(None)
-        outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-        return await self._complete(outcome, call, accepted.autocall_uuids)
+        """Call on each account from `index`, the next one only when this one proved that it
+        placed no call. From here the request may leave at any moment: cancelled or not, the
+        key stays taken unless every account tried says no call was made."""
+        (index, reservation), accounts = start, planned.accounts
+        last = len(accounts) - 1
+        for at in range(index, last + 1):
+            live, sent = accounts[at], False
+            # the answer slows down (or frees) the throttle of the account that gave it
+            answers = turn if at == 0 else self.throttle_of(live.name).free()
+            try:
+                if at > index:
+                    reservation = await live.budget.take(call.tts_chars)
+                sent = True
+                accepted = await live.client.execute(live.request(call.request))
+            except OutcomeUnknown as exc:
+                unknown = Outcome.failed(
+                    call.event.identity, exc, self.clock(), call=call, attempts=attempts + 1
+                )
+                return await self._complete(self._via(unknown, live, planned), call)
+            except AutocallError as exc:
+                attempts += sent
+                if sent:
+                    answers.answered(exc)
+                await live.budget.refund(reservation)
+                reservation = None
+                code = failover_code(exc)
+                if code is not None and at < last:
+                    self._hop(planned, at, exc, code)
+                    continue
+                await self.store.release(call.idempotency_key)
+                if isinstance(exc, DoNotCall):
+                    return await self._do_not_call(call, attempts)
+                return NotCalled(exc, attempts, live.name, planned.hops)
+            answers.answered(None)
+            self.holds.release(live.name)
+            outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
+            via = self._via(outcome, live, planned)
+            return await self._complete(via, call, accepted.autocall_uuids)
+        raise AssertionError("unreachable: the last account returns")  # pragma: no cover
+
+    def _hop(self, planned: Route, at: int, error: AutocallError, code: str | None = None) -> None:
+        """Leave the account at `at` for the next one: counted, and held on an account code."""
+        left, to = planned.accounts[at].name, planned.accounts[at + 1].name
+        code = code or error.code
+        planned.hops.append(Hop(left, code))
+        self.metrics.failover(left, to, code)
+        self.metrics.failure(error, left)
+        if holds_account(error):
+            self.holds.hold(left, error.code)
+        log.warning("failing over from %s to %s (%s)", left, to, code)
+
+    def _via(self, outcome: Outcome, live: Live, planned: Route) -> Outcome:
+        return outcome.via(live.name, live.provider, [hop.as_json() for hop in planned.hops])
 
     async def _do_not_call(self, call: Call, attempts: int) -> Outcome:
         """On the provider's do-not-call list: skipped, and on ours, so that the number's next
@@ -175,9 +268,10 @@ class Caller:
         if self.recorder is None:
             return None
         if outcome.status == "accepted" and outcome.autocall_id:
-            return self.recorder.accepted(call, outcome.autocall_id, self.clock(), uuids)
+            at = self.clock()
+            return self.recorder.accepted(call, outcome.autocall_id, at, uuids, outcome.account)
         if outcome.code == OutcomeUnknown.code:
-            return self.recorder.unknown(call, self.clock())
+            return self.recorder.unknown(call, self.clock(), outcome.account)
         return None
 
     async def _wait_for(
@@ -185,7 +279,7 @@ class Caller:
     ) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
         wait until that one finishes rather than report it twice or call again."""
-        deadline = time.monotonic() + self.provider.call_time
+        deadline = time.monotonic() + self.registry.call_time
         claim = Claim(State.BUSY, call.event.id)
         while claim.state is State.BUSY and time.monotonic() < deadline:
             await asyncio.sleep(BUSY_WAIT)

@@ -194,10 +194,24 @@ class Consumer:
         return Delay(queue, max(1, int(wait * 1000)), why, event)
 
     def _after(self, failure: NotCalled, call: Call, retries: int) -> Action:
-        """No call was made: hold, retry or fail, as the retry policy says."""
-        self.metrics.failure(failure.error)
+        """No call was made: hold, retry or fail, as the retry policy says; with several
+        accounts, a hold is the account's own and its events wait on the hold queue."""
+        account = failure.account or "default"
+        if not failure.waiting:
+            self.metrics.failure(failure.error, account)
         now = self.clock()
-        return self.retry.after(failure.error, call, failure.attempts, retries, now)
+        action = self.retry.after(failure.error, call, failure.attempts, retries, now)
+        holds = self.caller.holds
+        if isinstance(action, PutBack) and action.holds and self.caller.registry.many:
+            if not failure.waiting:
+                holds.hold(account, failure.error.code)
+            why = f"held {holds.reason(account) or failure.error.code}"
+            return Delay(self.names.held, holds.delay_ms(account), why, call.event)
+        live = self.caller.registry.get(account) if failure.account else None
+        if isinstance(action, Publish) and live is not None:
+            hops = [hop.as_json() for hop in failure.hops]
+            action.outcome.via(live.name, live.provider, hops)
+        return action
 
     async def _hold(self, reason: str) -> None:
         """Hold consuming for `reason` (or go on holding)."""

@@ -11,10 +11,10 @@ from enum import Enum
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from ..errors import DAILY_BUDGET_CODE, EXHAUSTION_CODES, cancelled_by_channel
+from ..errors import EXHAUSTION_CODES, cancelled_by_channel
 from ..metrics import Metrics
 from ..stopping import cancel
-from .budget import next_midnight
+from .holds import hold_seconds
 
 log = logging.getLogger("autocall")
 
@@ -35,7 +35,14 @@ Resume = Callable[[], Awaitable[None]]
 class Hold:
     """The hold of one consumer. While active, only the probe's message is processed."""
 
-    def __init__(self, interval: float, metrics: Metrics, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        interval: float,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        account: str = "default",
+    ) -> None:
+        self.account = account  # the one account whose hold this is
         self._interval = interval
         self._metrics = metrics
         self._clock = clock
@@ -75,10 +82,7 @@ class Hold:
 
     def wait_seconds(self) -> float:
         """Until the next probe: the interval; for the day's budget, no earlier than midnight."""
-        if self.reason != DAILY_BUDGET_CODE:
-            return self._interval
-        now = self._clock()
-        return max(self._interval, (next_midnight(now) - now).total_seconds())
+        return hold_seconds(self.reason or "", self._interval, self._clock())
 
     async def _probe_until_accepted(
         self, queue: AbstractQueue, probe: Probe, resume: Resume
@@ -115,4 +119,5 @@ class Hold:
     def _set(self, reason: str | None) -> None:
         for known in sorted(EXHAUSTION_CODES):
             self._metrics.paused.labels(known).set(1 if known == reason else 0)
+        self._metrics.held(self.account, reason)
         self.reason = reason

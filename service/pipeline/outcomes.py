@@ -31,6 +31,16 @@ class Outcome:
     error: dict[str, Any] | None
     reason: str | None
     occurred_at: str
+    # the account that took the call (or refused it last), its provider, and the accounts left
+    # on the way there: [{"account", "code"}] (CONTRACT.md §13); None when no account was tried
+    account: str | None = None
+    provider: str | None = None
+    failover: list[dict[str, str]] | None = None
+
+    def via(self, account: str, provider: str, failover: list[dict[str, str]]) -> Outcome:
+        """This outcome, naming the account that took (or refused) the call and the way there."""
+        self.account, self.provider, self.failover = account, provider, failover
+        return self
 
     @classmethod
     def accepted(cls, call: Call, autocall_id: str, attempts: int, now: datetime) -> Outcome:
@@ -109,14 +119,16 @@ class Outcome:
     def record(self) -> bytes:
         """What the store keeps of a call's outcome, to replay it to a redelivery of its event:
         the parts the redelivered call cannot know (kept small: there is one per key)."""
-        return orjson.dumps(
-            [self.status, self.autocall_id, self.attempts, self.error, self.occurred_at]
-        )
+        kept: list[Any] = [self.status, self.autocall_id, self.attempts, self.error]
+        kept.append(self.occurred_at)
+        if self.account is not None:
+            kept += [self.account, self.provider, self.failover]
+        return orjson.dumps(kept)
 
     @classmethod
     def replay(cls, record: bytes, call: Call) -> Outcome:
         """The outcome `record` kept for the event of `call`."""
-        status, autocall_id, attempts, error, occurred_at = orjson.loads(record)
+        status, autocall_id, attempts, error, occurred_at, *via = orjson.loads(record)
         outcome = cls._of(
             status,
             call.event.identity,
@@ -127,6 +139,8 @@ class Outcome:
             error=error,
         )
         outcome.occurred_at = occurred_at
+        if via:  # kept since there are accounts
+            outcome.via(*via)
         return outcome
 
     @property
@@ -135,7 +149,12 @@ class Outcome:
         return self.error["code"] if self.error else None
 
     def body(self) -> bytes:
-        """The outcome event's JSON body (CONTRACT.md §7)."""
+        """The outcome event's JSON body (CONTRACT.md §7, §13)."""
+        via = (
+            {"account": self.account, "provider": self.provider, "failover": self.failover or []}
+            if self.account is not None
+            else {}
+        )
         return orjson.dumps(
             {
                 "status": self.status,
@@ -149,6 +168,7 @@ class Outcome:
                 "reason": self.reason,
                 "occurred_at": self.occurred_at,
             }
+            | via
         )
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..amqp.headers import ATTEMPT_HEADER, RETRIES_HEADER
-from ..errors import EXHAUSTION_CODES, AutocallError, Throttled
+from ..errors import EXHAUSTION_CODES, AutocallError, BalanceTooLow, Throttled
 from ..events import Event
 from ..render import Call
 from .actions import Delay, Publish, PutBack
@@ -34,8 +34,8 @@ class Retry:
     ) -> Delay | Publish | PutBack:
         """Hold, retry or fail `call` after `failure`, with `attempts` made so far and `retries`
         waited out."""
-        if failure.code in EXHAUSTION_CODES and call.holds:
-            return PutBack(failure.code, holds=True)
+        if call.holds and (failure.code in EXHAUSTION_CODES or isinstance(failure, BalanceTooLow)):
+            return PutBack(failure.code, holds=True)  # any provider's balance code too (stringee_8)
         later = None
         if isinstance(failure, Throttled) and self.delays:
             # Never failed for a throttle: past the last tier, the last tier again.

@@ -86,7 +86,7 @@ class Settler:
             # First, so that whoever sees a failed outcome finds its message already kept.
             await self._publisher.dead_letter(delivery, self._names.dead, outcome)
         await self._publisher.outcome(outcome.body(), outcome.status, event_id)
-        self._metrics.outcome(outcome.status, outcome.template or "")
+        self._metrics.outcome(outcome.status, outcome.template or "", outcome.account or "default")
         if outcome.error is not None:
             self._metrics.dead_letter(outcome.error["code"])
         if (replayed := replayed_code(delivery)) is not None:
@@ -113,6 +113,9 @@ def log_event(delivery: AbstractIncomingMessage, action: Action, started: float)
             "code": outcome.code or outcome.reason,
             "attempts": outcome.attempts,
             "phone": outcome.phone,
+            "account": outcome.account,  # None (left out) before an account was tried
+            "failover": ",".join(f"{h['account']}:{h['code']}" for h in outcome.failover or ())
+            or None,
             "duration_ms": duration_ms,
         }
         log.info("event %s", outcome.status, extra=extra)

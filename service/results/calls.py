@@ -32,6 +32,8 @@ class OpenCall:
     num_retry: int = 0
     distance_retry: int = 0
     autocall_uuids: tuple[str, ...] = ()  # the execute answer's: history items name them
+    account: str | None = None  # the account that took the call (CONTRACT.md §13)
+    # last: a call without a trace is written without it (see dumps)
     traceparent: str = ""  # the context of the span that processed its event (W3C), if traced
 
     @property
@@ -90,6 +92,7 @@ class ResultEvent:
 
     def body(self) -> bytes:
         record, call = self.record, self.call
+        via = {} if call.account is None else {"account": call.account}
         return orjson.dumps(
             {
                 "status": "result",
@@ -111,6 +114,7 @@ class ResultEvent:
                 "occurred_at": _local(self.occurred_at),
                 "source": self.source,
             }
+            | via
         )
 
 

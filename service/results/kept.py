@@ -19,13 +19,15 @@ from .store import KEEP_SECONDS, ResultStore
 
 log = logging.getLogger("autocall.webhooks")
 MAX_TEXT = 4096  # of a body that is not JSON, the first characters kept
-# Vietnamese numbers as people and systems write them: 0…, 84…, +84…, (+84)…, with spaces,
-# dots or dashes between digits; or the 9 digits of a mobile without its leading 0. Not inside
-# a longer run of letters or digits (a timestamp, a uuid).
+# Vietnamese numbers as people and systems write them: 0…, 84…, +84…, 0084…, (+84)…, with
+# spaces, dots or dashes between digits; or the 9 digits of a mobile without its leading 0. Not
+# inside a longer run of digits (a timestamp); letters next to one (`phone0987…`) do not hide it.
 _PHONE = re.compile(
-    r"(?<![0-9A-Za-z])(?:(?:\(?\+?84\)?|0)[ .\-]?(?:\d[ .\-]?){8,9}\d|[35789]\d{8})(?![0-9A-Za-z])"
+    r"(?<!\d)(?:(?:\(?(?:\+|00[ .\-]?)?84\)?|0)[ .\-]?(?:\d[ .\-]?){8,9}\d|[35789]\d{8})(?!\d)"
 )
-_QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*", re.IGNORECASE)
+# A URL runs to the first space or quote; nothing follows that could make the search go back,
+# so it is one pass over the text, however many `http` it holds and whether or not one has a `?`.
+_URL = re.compile(r"https?://[^\s\"']+", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 
 
@@ -37,6 +39,9 @@ def masked(value: Any) -> Any:
         return [masked(item) for item in value]
     if isinstance(value, str):
         return masked_text(value)
+    if isinstance(value, float) and value.is_integer():  # 987654321.0 is a number too
+        text = str(int(value))
+        return masked_text(text) if _PHONE.fullmatch(text) else value
     if isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
         return masked_text(text) if _PHONE.fullmatch(text) else value
@@ -46,8 +51,16 @@ def masked(value: Any) -> Any:
 def masked_text(text: str) -> str:
     """Free text with every phone number masked and URLs' query strings removed."""
     if "://" in text:  # the test costs 1/50 of the search it spares (most values hold no URL)
-        text = _QUERY.sub(r"\1", text)
+        text = _URL.sub(lambda match: _without_query(match[0]), text)
     return _PHONE.sub(lambda match: mask(match[0]), text)
+
+
+def _without_query(url: str) -> str:
+    """`url` without its query string; its fragment kept (a `?` in the fragment is no query)."""
+    fragment = url.find("#")
+    end = fragment if fragment >= 0 else len(url)
+    query = url.find("?", 0, end)
+    return url if query < 0 else url[:query] + url[end:]
 
 
 def _masked_key(key: str) -> str:
@@ -67,17 +80,18 @@ def entry(body: bytes, parsed: Parsed | None, reading: Reading | None, outcome: 
 
 def _read(parsed: Parsed | None, reading: Reading | None) -> dict[str, Any]:
     if isinstance(parsed, LiveEvent):
-        return {"kind": "live", "state": parsed.state, "transaction": parsed.transaction_id}
+        state, transaction = _read_text(parsed.state), _read_text(parsed.transaction_id)
+        return {"kind": "live", "state": state, "transaction": transaction}
     if isinstance(parsed, Contact):
-        return {"kind": "contact", "action": parsed.action}
+        return {"kind": "contact", "action": _read_text(parsed.action)}
     if not isinstance(parsed, CallRecord):
         return {"kind": "invalid"}
     call = reading.call if reading is not None else None
     return {
         "kind": "record",
-        "transaction": parsed.transaction_id or None,
+        "transaction": _read_text(parsed.transaction_id or None),
         "result": parsed.result,
-        "keys": parsed.keys,
+        "keys": _read_text(parsed.keys),  # a number typed on the keypad is a number
         "keys_field": parsed.keys_field,
         "attempt": reading.attempt if reading is not None else None,
         "call": None
@@ -88,6 +102,11 @@ def _read(parsed: Parsed | None, reading: Reading | None) -> dict[str, Any]:
             "autocall_id": call.autocall_id,
         },
     }
+
+
+def _read_text(value: str | None) -> str | None:
+    """A value read from the body: masked as the body is (it holds what the sender wrote)."""
+    return masked_text(value) if value else value
 
 
 def fresh(entries: list[bytes], now: float) -> list[dict[str, Any]]:

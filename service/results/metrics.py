@@ -27,8 +27,8 @@ class ResultMetrics:
         r = registry
         self.results = Counter(
             "autocall_call_results",
-            "Result events published, by result, template and whether final",
-            ["result", "template", "final"],
+            "Result events published, by result, template, whether final, and account",
+            ["result", "template", "final", "account"],
             registry=r,
         )
         self.choices = Counter(
@@ -65,7 +65,7 @@ class ResultMetrics:
             self.lookups.labels(result)
         for template in templates:
             for result in RESULTS:
-                self.results.labels(result, template, "true")
+                self.results.labels(result, template, "true", "default")
             self.choices.labels("none", template)  # so the dashboard's panel has its series
 
     def webhook(self, outcome: str) -> None:
@@ -74,9 +74,11 @@ class ResultMetrics:
     def lookup(self, result: str, count: int = 1) -> None:
         self.lookups.labels(result).inc(count)
 
-    def result(self, result: str, template: str, final: bool, choice: str | None) -> None:
+    def result(
+        self, result: str, template: str, final: bool, choice: str | None, account: str = "default"
+    ) -> None:
         """One result event published."""
         template = template if template in self._templates else "other"
-        self.results.labels(result, template, "true" if final else "false").inc()
+        self.results.labels(result, template, "true" if final else "false", account).inc()
         if result == "answered":
             self.choices.labels(choice or "none", template).inc()

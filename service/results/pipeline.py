@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
@@ -31,9 +31,15 @@ class Publishes(Protocol):
 class Matcher:
     """Finds the accepted call a record belongs to."""
 
-    def __init__(self, store: ResultStore, history: History | None) -> None:
+    def __init__(
+        self,
+        store: ResultStore,
+        history: History | None,
+        by_account: Mapping[str, History] | None = None,
+    ) -> None:
         self._store = store
         self._history = history
+        self._by_account = dict(by_account or {})  # each OMICall account's own history
 
     async def match(self, record: CallRecord, *, ask_history: bool = True) -> OpenCall | None:
         """By autocall_id (or autocall_uuid) when the record has one; by phone and time when
@@ -47,8 +53,10 @@ class Matcher:
         if autocall_id:
             return await self._store.call(autocall_id)
         calls = await self._store.open_by_phone(record.phone) if record.phone else []
-        if record.autocall_uuid:
-            return _by_uuid(calls, record.autocall_uuid)
+        if record.autocall_uuid:  # §12: execute answers "may" name their uuids; some did not
+            if (found := _by_uuid(calls, record.autocall_uuid)) is not None:
+                return found
+            calls = [call for call in calls if not call.autocall_uuids]
         started = record.started_at
         fitting = [call for call in calls if started is not None and call.covers(started)]
         if len(fitting) == 1 or not ask_history:
@@ -58,12 +66,21 @@ class Matcher:
     async def _by_history(self, record: CallRecord, calls: list[OpenCall]) -> OpenCall | None:
         """The call the history names for the record's transaction: by its autocall_id, or by
         its autocall_uuid among `calls` (the open calls to the record's number)."""
-        if self._history is None or not record.transaction_id:
+        if not record.transaction_id:
             return None
-        owner = await self._history.owner_of(record.transaction_id)
-        if owner.autocall_id:
-            return await self._store.call(owner.autocall_id)
-        return _by_uuid(calls, owner.autocall_uuid) if owner.autocall_uuid else None
+        for history in self._histories(calls):  # the accounts that called this number
+            owner = await history.owner_of(record.transaction_id)
+            if owner.autocall_id:
+                return await self._store.call(owner.autocall_id)
+            if owner.autocall_uuid:
+                return _by_uuid(calls, owner.autocall_uuid)
+        return None
+
+    def _histories(self, calls: list[OpenCall]) -> list[History]:
+        """The histories of the accounts of `calls`, in order; the default one without any."""
+        found = [self._by_account.get(call.account or "", self._history) for call in calls]
+        found = found or [self._history]
+        return [history for history in dict.fromkeys(found) if history is not None]
 
 
 def _by_uuid(calls: list[OpenCall], autocall_uuid: str) -> OpenCall | None:
@@ -165,7 +182,8 @@ class Results:
         return await self.store.rank(call, record.transaction_id, started)
 
     def _count(self, event: ResultEvent) -> None:
-        self.metrics.result(event.result, event.call.template, event.final, event.choice)
+        account = event.call.account or "default"
+        self.metrics.result(event.result, event.call.template, event.final, event.choice, account)
         if event.result == "answered" and event.record is not None:
             self.metrics.answer_seconds.observe(event.record.answer_seconds)
         log.info(

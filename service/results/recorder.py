@@ -29,18 +29,26 @@ class Recorder:
         return f"Recorder({self._store!r})"
 
     def accepted(
-        self, call: Call, autocall_id: str, at: datetime, uuids: tuple[str, ...] = ()
+        self,
+        call: Call,
+        autocall_id: str,
+        at: datetime,
+        uuids: tuple[str, ...] = (),
+        account: str | None = None,
     ) -> Awaitable[None] | None:
         """The provider accepted `call` as `autocall_id` (and `uuids`, when its answer named
-        them): its record, queued now (see `ResultStore.record`); None when nothing to record."""
-        opened = open_call(call, autocall_id, at, uuids)
+        them) on `account`: its record, queued now (see `ResultStore.record`); None when
+        nothing to record."""
+        opened = open_call(call, autocall_id, at, uuids, account)
         if opened is None or not autocall_id:
             return None
         return self._save(self._store.record(opened), call)
 
-    def unknown(self, call: Call, at: datetime) -> Awaitable[None] | None:
-        """`call` may have been made: the poller looks for it by phone and time."""
-        opened = open_call(call, "", at)
+    def unknown(
+        self, call: Call, at: datetime, account: str | None = None
+    ) -> Awaitable[None] | None:
+        """`call` may have been made (on `account`): the poller looks for it by phone and time."""
+        opened = open_call(call, "", at, account=account)
         if opened is None:
             return None
         return self._save(self._store.record_unknown(opened), call)
@@ -57,7 +65,11 @@ class Recorder:
 
 
 def open_call(
-    call: Call, autocall_id: str, at: datetime, uuids: tuple[str, ...] = ()
+    call: Call,
+    autocall_id: str,
+    at: datetime,
+    uuids: tuple[str, ...] = (),
+    account: str | None = None,
 ) -> OpenCall | None:
     """The call as the result store keeps it; None for a call to an extension (no records)."""
     body = call.request.json
@@ -75,6 +87,7 @@ def open_call(
         distance_retry=_int(body.get("distance_retry")),
         autocall_uuids=uuids,
         traceparent=tracing.traceparent(),
+        account=account,
     )
 
 

@@ -109,7 +109,13 @@ class RedisResults:
         )
 
     async def forget_unknown(self, call: OpenCall) -> None:
-        await self._run("ZREM", self._unknown_key, call.dumps())
+        # By what was stored, not by `call.dumps()`: a call kept by an older release is other JSON.
+        kept = await self._run(
+            "ZRANGE", self._unknown_key, call.accepted_at, call.accepted_at, "BYSCORE"
+        )
+        gone = [m for m in kept if OpenCall.loads(m).idempotency_key == call.idempotency_key]
+        if gone:
+            await self._run("ZREM", self._unknown_key, *gone)
 
     async def call(self, autocall_id: str) -> OpenCall | None:
         data = await self._run("GET", self._call_key(autocall_id))

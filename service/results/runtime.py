@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import CollectorRegistry
@@ -27,6 +28,7 @@ from .poller import Poller
 from .published import Published
 from .recorder import Recorder
 from .redis_store import RedisResults
+from .sources import Source, StringeeWebhook, sources, stringee_callbacks
 from .store import MemoryResults, ResultStore
 
 log = logging.getLogger("autocall.results")
@@ -52,6 +54,7 @@ async def start(
     registry: CollectorRegistry,
     api: Api | None,
     publisher: Publishes,
+    accounts: Mapping[str, Any] | None = None,
     connection: AbstractRobustConnection | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[ResultSide]:
@@ -62,14 +65,19 @@ async def start(
         history = History(api, metrics, version=settings.history_api) if api is not None else None
         if history is not None:
             stack.push_async_callback(history.close)
-        matcher = Matcher(results_store, history)
+        clients, prefix = accounts or {}, f"autocall:{settings.queue}:"
+        version = settings.history_api
+        own = sources(stack, clients, metrics, version=version, store=store, prefix=prefix)
+        histories = {name: each for name, each in own.items() if isinstance(each, History)}
+        matcher = Matcher(results_store, history, histories)
         key_fields = settings.result_key_fields
         choices = choices_of(templates)
         results = Results(
             results_store, matcher, publisher, metrics, choices, key_fields=key_fields
         )
-        port = await _listen(stack, settings, results)
-        poller = _poll(stack, settings, results, history, clock)
+        stringee = stringee_callbacks(clients, results, store, templates, prefix)
+        port = await _listen(stack, settings, results, stringee)
+        poller = _poll(stack, settings, results, history, clock, by_account=own)
         log.info(
             "call results: webhook %s, polling %s",
             f"on port {port}" if port else "off",
@@ -90,14 +98,19 @@ async def start(
         yield ResultSide(recorder, results, poller, port)
 
 
-async def _listen(stack: AsyncExitStack, settings: Settings, results: Results) -> int:
+async def _listen(
+    stack: AsyncExitStack,
+    settings: Settings,
+    results: Results,
+    stringee: StringeeWebhook | None = None,
+) -> int:
     """The webhook listener, when on: the port it listens on (0: off)."""
     if not settings.webhook_on or settings.webhook_token is None:
         return 0
     token = settings.webhook_token.get_secret_value()
     allow = networks(",".join(settings.webhook_allow))
     keeper = Keeper(results.store, settings.webhook_keep) if settings.webhook_keep else None
-    listener = Listener(token, results, results.metrics, allow, keeper=keeper)
+    listener = Listener(token, results, results.metrics, allow, keeper=keeper, stringee=stringee)
     return await stack.enter_async_context(serve(listener, settings.webhook_port))
 
 
@@ -107,12 +120,16 @@ def _poll(
     results: Results,
     history: History | None,
     clock: Callable[[], float],
+    *,
+    by_account: Mapping[str, Source],
 ) -> Poller | None:
     """The reconciliation poller, running, when on."""
     if settings.result_poll_interval <= 0:
         return None
     interval, timeout = settings.result_poll_interval, settings.result_timeout
-    poller = Poller(results, history, interval=interval, timeout=timeout, clock=clock)
+    poller = Poller(
+        results, history, interval=interval, timeout=timeout, clock=clock, by_account=by_account
+    )
     stack.push_async_callback(cancel, asyncio.create_task(poller.run(), name="poller"))
     return poller
 

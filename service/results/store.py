@@ -15,6 +15,7 @@ from .calls import OpenCall
 PENDING_SECONDS = 30  # a mark whose publish never finished (the process died) frees itself after
 FINAL = "final"
 KEEP_SECONDS = 86400  # how long a kept webhook body is shown
+SWEEP_SECONDS = 60.0  # how often the memory store drops what has expired
 
 
 class ResultStore(Protocol):
@@ -96,8 +97,11 @@ class MemoryResults:
         self._backoff = (0.0, 0)
         self._ranks: dict[str, dict[str, tuple[int, float]]] = {}
         self._kept: deque[tuple[float, bytes]] = deque()
+        self._swept = clock()
 
     async def record(self, call: OpenCall) -> None:
+        if self._clock() >= self._swept + SWEEP_SECONDS:
+            self._sweep()
         self._calls[call.autocall_id] = (self._clock() + self._ttl, call)
         self._open[call.autocall_id] = call
         self._phones.setdefault(call.phone, set()).add(call.autocall_id)
@@ -153,6 +157,7 @@ class MemoryResults:
             self._marks[_mark(call, FINAL)] = done
             self._open.pop(call.autocall_id, None)
             self._phones.get(call.phone, set()).discard(call.autocall_id)
+            self._ranks.pop(call.autocall_id or call.idempotency_key, None)  # closed: no more
 
     async def transaction(self, transaction_id: str) -> str | None:
         return self._state(f"tx:{transaction_id}")
@@ -190,6 +195,23 @@ class MemoryResults:
 
     async def set_backoff(self, seconds: float, level: int) -> None:
         self._backoff = (self._clock() + seconds, level)
+
+    def _sweep(self) -> None:
+        """Drop the calls, marks and kept bodies that have expired, whoever asks for them next:
+        a call nobody asks about again would stay for good."""
+        now = self._swept = self._clock()
+        for autocall_id in [i for i, (until, _) in self._calls.items() if until <= now]:
+            _, call = self._calls.pop(autocall_id)
+            self._open.pop(autocall_id, None)
+            self._ranks.pop(autocall_id, None)
+            phones = self._phones.get(call.phone, set())
+            phones.discard(autocall_id)
+            if not phones:
+                self._phones.pop(call.phone, None)
+        self._ranks = {key: ranks for key, ranks in self._ranks.items() if key in self._calls}
+        self._marks = {key: held for key, held in self._marks.items() if held[0] > now}
+        while self._kept and self._kept[-1][0] <= now:
+            self._kept.pop()
 
     def _state(self, key: str) -> str | None:
         held = self._marks.get(key)

@@ -118,7 +118,8 @@ async def _answer(
         return code, _refuse(state, code)
     call = state.accept(action, body, chars)
     request.app[DIALER_KEY].start(call)
-    return "ok", json_response(success_body(action, body, call.autocall_id, call.autocall_uuids))
+    uuids = call.autocall_uuids if state.answer_uuids else []
+    return "ok", json_response(success_body(action, body, call.autocall_id, uuids))
 
 
 async def _read_body(request: web.Request, action: str) -> dict[str, Any] | str:

@@ -59,6 +59,7 @@ SCALAR_SETTINGS: dict[str, tuple[type, ...]] = {
     "history_api": (str,),
     "history_paging": (str,),
     "history_autocall_id": (bool,),
+    "answer_uuids": (bool,),
     "send_num_retry": (str,),
     "cdr_posts": (int,),
 }
@@ -155,6 +156,7 @@ class SandboxState:
     history_api: str = "v3"  # the history versions served: v3, v2 or both
     history_paging: str = "snake"  # v3 pages: snake (has_next), camel (hasNext), list
     history_autocall_id: bool = True  # False: items name their call by autocall_uuid only
+    answer_uuids: bool = True  # False: execute answers leave out `autocall_uuids` (§12: "may")
     send_num_retry: str = "deliveries"  # what the field counts (script.RETRY_STYLES)
     cdr_posts: int = 2  # each CDR is posted this many times, as the provider does
 

@@ -102,13 +102,21 @@ class MemoryStore:
         return len(self._suppressed)
 
     async def add_tts(self, day: str, chars: int, limit: int) -> tuple[bool, int]:
-        used = self._tts.get(day, 0)
+        used = self._tts.get(day)
+        if used is None:  # a new day (or account): the old days go
+            self._forget_days_before(day)
+            used = 0
         if used + chars > limit:
             return False, used
         self._tts[day] = used + chars
-        for old in sorted(self._tts)[:-2]:  # yesterday may still be settling; older days not
-            del self._tts[old]
         return True, used + chars
+
+    def _forget_days_before(self, day: str) -> None:
+        """Yesterday may still be settling; older days not. A day may carry its account
+        ("shop-a:2026-11-27"): the date is its end."""
+        days = sorted({key[-10:] for key in self._tts} | {day[-10:]})[:-2]
+        for old in [key for key in self._tts if key[-10:] in days]:
+            del self._tts[old]
 
     async def refund_tts(self, day: str, chars: int) -> None:
         if day in self._tts:

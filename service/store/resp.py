@@ -13,7 +13,7 @@ encoder, a time-out context and a response callback per reply, observability hoo
 CPU than the round trip itself (110-150 µs per event in the profile). An A/B of three
 alternating rounds with the Redis store: 2,032 -> 1,715 µs of CPU per event (with the corked
 writer, worth about 70 of those). `pack` testing exact types first: 28 -> 14 µs per event's
-three commands (micro-benchmark). tests/test_store_batch.py checks the hook on the pinned
+three commands (micro-benchmark). tests/store/test_batch.py checks the hook on the pinned
 redis-py (docs/speedups.md)."""
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ globals, flattened once per templates file (`Templates.globals`), and one contex
 field of a decision.
 
 Measured: a field 7-11 -> 3-5 µs; the service 1,642 -> 1,522 µs of CPU per event (7 %), and
-`decide` 176 -> 97 µs. tests/test_templates.py checks the hook against `Template.render` on the
-pinned Jinja (docs/speedups.md)."""
+`decide` 176 -> 97 µs. tests/templates/test_templates.py checks the hook against
+`Template.render` on the pinned Jinja (docs/speedups.md)."""
 
 from __future__ import annotations
 

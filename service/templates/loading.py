@@ -88,7 +88,7 @@ def _compile(
         problems.append(f"{spec.name}: cid: an extension template needs one (its own or defaults')")
     sources = {
         name: getattr(spec, name)
-        for name in ("phone", "extension", "campaign", "idempotency_key")
+        for name in ("phone", "extension", "campaign", "idempotency_key", "account")
         if getattr(spec, name) is not None
     }
     sources |= {f"script[{i}].say": step.say for i, step in enumerate(spec.script) if step.say}

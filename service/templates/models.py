@@ -216,6 +216,12 @@ class TemplateSpec(Options):
         None, description="Jinja2: an extension to ring (execute_by_extension); needs a `cid`."
     )
     campaign: str | None = Field(None, description="Jinja2: the request's `name`.")
+    account: str | None = Field(
+        None,
+        min_length=1,
+        description="The account that calls (AUTOCALL_ACCOUNTS_FILE): a name or Jinja2, such as "
+        "'{{ data.shop_id }}'. Default: `default`.",
+    )
     idempotency_key: str | None = Field(
         None, description="Jinja2: one call per key. Default: the event id."
     )

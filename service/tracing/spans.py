@@ -116,6 +116,9 @@ def _outcome(span: Span, outcome: Outcome, message_id: str | None) -> None:
         attributes["autocall.autocall_id"] = outcome.autocall_id
     if outcome.reason:
         attributes["autocall.reason"] = outcome.reason
+    if outcome.account is not None:  # the account that took the call (CONTRACT.md §13)
+        attributes["autocall.account"] = outcome.account
+        attributes["autocall.provider"] = outcome.provider
     if outcome.code is not None:
         attributes["error.type"] = outcome.code
         span.set_status(Status(StatusCode.ERROR, outcome.code))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from .processes import Process, free_port, spawn, until
+from tests.faults.processes import Process, free_port, spawn, until
 
 NODE_START_TIMEOUT = 120.0  # three Erlang VMs booting at once on two busy cores
 REDIS_START_TIMEOUT = 30.0

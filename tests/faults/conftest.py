@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from .harness import RESULTS, Ledger, Rig
-from .processes import kill_all
+from tests.faults.harness import RESULTS, Ledger, Rig
+from tests.faults.processes import kill_all
 
 HERE = Path(__file__).parent
 LAST_RUN = HERE / "last-run.md"

@@ -22,9 +22,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 
 from service.amqp.connection import connect
 from service.store import sentinel
-
-from .ledger import RESULTS, Collector, Ledger, Outcome
-from .processes import (
+from tests.faults.ledger import RESULTS, Collector, Ledger, Outcome
+from tests.faults.processes import (
     COMMAND,
     Process,
     Sandbox,
@@ -107,6 +106,7 @@ class Rig:
         self.outcomes = Collector()
         self.ledger: Ledger | None = None
         self.sandbox: Sandbox
+        self.other_sandboxes: list[Sandbox] = []  # more providers' stand-ins (accounts)
         self._http: aiohttp.ClientSession
         self._connection: AbstractRobustConnection
         self._channel: AbstractChannel
@@ -148,6 +148,12 @@ class Rig:
         )
         await queue.bind(outcomes, routing_key="#")
         await queue.consume(self.outcomes.on_message)
+
+    async def another_sandbox(self) -> Sandbox:
+        """One more sandbox (a second account's provider): its calls count in the ledger."""
+        sandbox = await self._start_sandbox()
+        self.other_sandboxes.append(sandbox)
+        return sandbox
 
     async def _start_sandbox(self) -> Sandbox:
         port = free_port()
@@ -269,7 +275,7 @@ class Rig:
 
     async def record(self, outcomes: list[Outcome]) -> Ledger:
         """The case's ledger of `outcomes`, the provider's calls and the dead-letter queue."""
-        calls = await self.sandbox.calls()
+        calls = [c for box in [self.sandbox, *self.other_sandboxes] for c in await box.calls()]
         ledger = Ledger.of(
             self.case, self.published, outcomes, calls, time.monotonic() - self.started
         )
@@ -303,6 +309,7 @@ class Rig:
         channel = await self._connection.channel()
         retries = [f"{self.queue}.retry.{n + 1}" for n in range(MAX_RETRY_TIERS)]
         queues = [self.collect_queue, self.queue, f"{self.queue}.dead", f"{self.queue}.results"]
+        queues.append(f"{self.queue}.held")
         for name in [*queues, *retries]:
             await channel.queue_delete(name)
         for name in (self.input_exchange, self.outcome_exchange):

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from .harness import Rig, Service, phone, shipment, until
+from tests.faults.harness import Rig, Service, phone, shipment, until
 
 pytestmark = pytest.mark.faults
 EVENTS = 120

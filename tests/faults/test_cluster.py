@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from .cluster import Node, RabbitCluster, RedisSentinels, redis_server
-from .harness import Rig, Service, order, phone, until
+from tests.faults.cluster import Node, RabbitCluster, RedisSentinels, redis_server
+from tests.faults.harness import Rig, Service, order, phone, until
 
 pytestmark = [
     pytest.mark.faults,

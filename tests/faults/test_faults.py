@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .harness import (
+from tests.faults.harness import (
     Rig,
     Service,
     close_connection,

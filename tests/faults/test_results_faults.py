@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from .harness import REDIS_URL, Rig, order, phone
-from .ledger import Outcome
-from .processes import free_port
+from tests.faults.harness import REDIS_URL, Rig, order, phone
+from tests.faults.ledger import Outcome
+from tests.faults.processes import free_port
 
 pytestmark = pytest.mark.faults
 TOKEN = "fault-results-" + "t" * 32

@@ -107,6 +107,15 @@ Called with (dict "item" .Values.amqp "inlineKey" "amqp-url" "valueKey" "url" "r
 {{- end }}
 {{- end }}
 
+{{/* The accounts file's ConfigMap, or "" when there is none (one account from apiKey/apiToken). */}}
+{{- define "autocall-bridge.accountsConfigMap" -}}
+{{- if .Values.accounts.existingConfigMap }}
+{{- .Values.accounts.existingConfigMap }}
+{{- else if .Values.accounts.inline }}
+{{- printf "%s-accounts" (include "autocall-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
 {{/* The most replicas that may run at once: what the store must be able to serve. */}}
 {{- define "autocall-bridge.maxReplicas" -}}
 {{- if .Values.keda.enabled }}
@@ -120,7 +129,7 @@ Called with (dict "item" .Values.amqp "inlineKey" "amqp-url" "valueKey" "url" "r
 
 {{/* Settings the named values own; `config` may not set them. */}}
 {{- define "autocall-bridge.reservedSettings" -}}
-AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE STORE_MIN_REPLICAS STORE_WAIT_TIMEOUT API_KEY API_KEY_FILE API_TOKEN API_TOKEN_FILE API_BASE_URL TEMPLATES HTTP_PORT QUEUE SHUTDOWN_GRACE WEBHOOK_TOKEN WEBHOOK_TOKEN_FILE WEBHOOK_PORT WEBHOOK_ALLOW
+AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE STORE_MIN_REPLICAS STORE_WAIT_TIMEOUT API_KEY API_KEY_FILE API_TOKEN API_TOKEN_FILE API_BASE_URL TEMPLATES HTTP_PORT QUEUE SHUTDOWN_GRACE WEBHOOK_TOKEN WEBHOOK_TOKEN_FILE WEBHOOK_PORT WEBHOOK_ALLOW ACCOUNTS_FILE WEBHOOK_PUBLIC_URL
 {{- end }}
 
 {{/* Fails the render, naming the value to fix, on settings that would not run. */}}
@@ -153,8 +162,15 @@ AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE STORE_MIN_REPLICAS STORE_WAIT_TI
 {{- if and $key $token }}
 {{- fail "apiKey, apiToken: set exactly one of them (set apiKey.existingSecret to \"\" when you use apiToken)" }}
 {{- end }}
-{{- if not (or $key $token) }}
-{{- fail "apiKey: set apiKey.existingSecret (a Secret holding the API key) or apiKey.value, or use apiToken" }}
+{{- $accounts := include "autocall-bridge.accountsConfigMap" . }}
+{{- if not (or $key $token $accounts) }}
+{{- fail "apiKey: set apiKey.existingSecret (a Secret holding the API key) or apiKey.value, or use apiToken (or accounts)" }}
+{{- end }}
+{{- if and (regexMatch "provider:\\s*[\"']?stringee" .Values.accounts.inline) (not .Values.webhook.publicUrl) }}
+{{- fail "webhook.publicUrl: required when an account uses Stringee (its callback URLs are built from it)" }}
+{{- end }}
+{{- if and .Values.accounts.secrets (not $accounts) }}
+{{- fail "accounts.secrets: set accounts.inline (the accounts file) or accounts.existingConfigMap: the secrets are its accounts'" }}
 {{- end }}
 {{- if not (or .Values.templates.existingConfigMap .Values.templates.inline) }}
 {{- fail "templates: set templates.inline (the templates file) or templates.existingConfigMap" }}
@@ -184,7 +200,7 @@ AMQP_URL AMQP_URL_FILE STORE_URL STORE_URL_FILE STORE_MIN_REPLICAS STORE_WAIT_TI
 {{- range $name, $_ := .Values.config }}
 {{- $setting := upper $name | trimPrefix "AUTOCALL_" }}
 {{- if has $setting $reserved }}
-{{- fail (printf "config.%s: AUTOCALL_%s is set by the chart's named values (amqp, store, apiKey, apiToken, apiBaseUrl, templates, httpPort, shutdownGraceSeconds, webhook)" $name $setting) }}
+{{- fail (printf "config.%s: AUTOCALL_%s is set by the chart's named values (amqp, store, apiKey, apiToken, apiBaseUrl, templates, accounts, httpPort, shutdownGraceSeconds, webhook)" $name $setting) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -95,13 +95,13 @@ def parse(document: Any, key_fields: Sequence[str] = DEFAULT_KEY_FIELDS) -> Pars
     """The record in a webhook body or a call-history item; InvalidRecord if it is none."""
     if not isinstance(document, dict):
         raise InvalidRecord("a call record is a JSON object")
+    if _is_contact(document):  # whatever `state` it carries: a contact is never a call
+        return Contact(_text(document.get("action")))
     state = _text(document.get("state"))
     state = state.lower() if state else None
     transaction = _text(document.get("transaction_id")) or _text(document.get("call_uuid"))
     if state is not None and state != END_STATE:
         return LiveEvent(state, transaction, _phone(document))
-    if state is None and _is_contact(document):
-        return Contact(_text(document.get("action")))
     if state is None and transaction is None:
         raise InvalidRecord("neither a call record, a live event nor a contact")
     return _record(document, transaction or "", key_fields)
@@ -188,10 +188,14 @@ def _started(document: dict[str, Any]) -> float | None:
 
 
 def _seconds(value: Any) -> float | None:
+    """Epoch seconds from seconds, ms, µs or ns (told by their size); None for what is no
+    plausible moment (NaN, infinite, before 2001 or after 3200), which no clock could show."""
     number = _number(value)
-    if number is None or number <= 0:
+    if number is None or not math.isfinite(number):
         return None
-    return number / 1000 if number > 1e11 else number  # milliseconds, by their size
+    while number > 1e11:
+        number /= 1000
+    return number if 1e9 <= number <= 4e10 else None
 
 
 def _text(value: Any) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...errors import InvalidPhone
 from ...templates.filters import normalise_phone
-from ..omicall.records import CallRecord, InvalidRecord, Result, _int, _number, _text
+from ..omicall.records import CallRecord, InvalidRecord, Result, _int, _number, _seconds, _text
 
 SIGNATURE_HEADER = "X-STRINGEE-SIGNATURE"
 _BUSY = ("486", "busy")
@@ -171,8 +171,5 @@ def _phone(document: dict[str, Any]) -> str | None:
 
 
 def _moment(document: dict[str, Any]) -> float | None:
-    for name in ("timestamp_ms", "start_time", "created", "time"):
-        value = _number(document.get(name))
-        if value is not None and value > 0:
-            return value / 1000 if value > 1e11 else value  # milliseconds, by their size
-    return None
+    names = ("timestamp_ms", "start_time", "created", "time")
+    return next((at for name in names if (at := _seconds(document.get(name))) is not None), None)

@@ -1,0 +1,112 @@
+"""Failover (CONTRACT.md §13): which of an event's accounts to try, in order, and whether a
+failure proves that no call was made, so that the next account may call under the same key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..accounts.registry import Live
+from ..errors import (
+    ACCOUNT_CODES,
+    DAILY_BUDGET_CODE,
+    THROTTLED_CODE,
+    UNAVAILABLE_CODE,
+    AutocallError,
+    BalanceTooLow,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnavailable,
+    QuotaExceeded,
+)
+from ..store import Claim, Reservation
+from .holds import AccountHolds
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """An account left for the next one, and why."""
+
+    account: str
+    code: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"account": self.account, "code": self.code}
+
+
+@dataclass(slots=True)
+class Route:
+    """The accounts to try, in order; those skipped (held) on the way; probes taken."""
+
+    accounts: list[Live]
+    hops: list[Hop]
+    probes: list[str]
+    waiting: Live | None = None  # the event's account is held: nothing to try, the event waits
+
+
+def route(
+    chain: list[Live],
+    holds: AccountHolds,
+    holding: bool,
+    slowed: Callable[[str], bool] = lambda _: False,
+) -> Route:
+    """The accounts of `chain` to try now: a held account is passed over for the next one, or,
+    the last one, waited for (for an event whose template holds: `holding`), unless it is its
+    turn to be probed; an account its provider slows down (`slowed`) is passed over too, but
+    for the last."""
+    hops: list[Hop] = []
+    probes: list[str] = []
+    for index, live in enumerate(chain):
+        reason = holds.reason(live.name)
+        if reason is None and index < len(chain) - 1 and slowed(live.name):
+            hops.append(Hop(live.name, THROTTLED_CODE))
+            continue
+        if reason is None:
+            return Route(chain[index:], hops, probes)
+        if holds.probe_turn(live.name):
+            probes.append(live.name)
+            return Route(chain[index:], hops, probes)
+        if index < len(chain) - 1:
+            hops.append(Hop(live.name, reason))
+        elif holding:
+            return Route([], hops, probes, waiting=live)
+        else:  # a template that fails on exhaustion tries, and fails with the real answer
+            return Route([live], hops, probes)
+    return Route([], hops, probes)
+
+
+def held_error(reason: str, account: str) -> AutocallError:
+    """The failure an event of a held account waits out (a balance code of any provider's)."""
+    message = f"account {account} is held ({reason}); the event waits"
+    error = ProviderError.of(reason, message)
+    if type(error) is ProviderError:  # a code of another provider's: Stringee's stringee_8
+        return BalanceTooLow(message, code=reason)
+    return error
+
+
+def failover_code(error: AutocallError) -> str | None:
+    """The code to fail over for, when `error` proves no call was made; else None: a time-out
+    after sending, a refused number or a request error would be the same on any account."""
+    if isinstance(error, OutcomeUnknown):
+        return None
+    if holds_account(error) or error.code == THROTTLED_CODE:
+        return error.code
+    if isinstance(error, ProviderUnavailable):  # refused, reset or no connection before sending
+        return UNAVAILABLE_CODE
+    return None
+
+
+def holds_account(error: AutocallError) -> bool:
+    """Whether `error` says the account itself cannot call (held while it lasts): §12's account
+    codes, and any provider's balance code (Stringee's `stringee_8`)."""
+    return error.code in ACCOUNT_CODES or isinstance(error, BalanceTooLow)
+
+
+def over_budget(live: Live, reservation: Reservation | None, claim: Claim) -> QuotaExceeded:
+    """The day's budget of `live` has no room for the reservation."""
+    chars = reservation.chars if reservation else 0
+    return QuotaExceeded(
+        f"account {live.name}: today's TTS budget has {claim.used} characters used, "
+        f"this call needs {chars}",
+        code=DAILY_BUDGET_CODE,
+    )

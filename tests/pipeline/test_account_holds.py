@@ -1,0 +1,150 @@
+"""Accounts without I/O: each one's budget and hold, its caller line, an account that does not
+exist."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from service.errors import BalanceTooLow, ProviderUnavailable, Throttled
+from service.pipeline.actions import PutBack
+from service.pipeline.caller import NotCalled
+from service.pipeline.outcomes import Outcome
+from service.pipeline.retry import Retry
+from tests.failover_rig import NOW, Client, call_to, rig
+
+
+async def test_a_held_account_sends_its_events_straight_on_and_is_probed() -> None:
+    r = rig(Client("shop-a", BalanceTooLow("b")), Client("shop-b"))
+    await r.call(call_to(code="A1"))
+    assert (
+        r.metrics.registry.get_sample_value(
+            "autocall_account_held", {"account": "shop-a", "reason": "balance_is_not_enough"}
+        )
+        == 1
+    )
+
+    passed = await r.call(call_to(code="A2"))
+
+    assert isinstance(passed, Outcome) and passed.account == "shop-b"
+    assert passed.failover == [{"account": "shop-a", "code": "balance_is_not_enough"}]
+    assert len(r.clients["shop-a"].requests) == 1  # not asked again while held
+    assert r.failovers("shop-a", "shop-b", "balance_is_not_enough") == 2
+    r.monotonic.seconds += 61  # the probe interval: the next event tries shop-a first
+    probe = await r.call(call_to(code="A3"))
+    assert isinstance(probe, Outcome) and probe.account == "shop-a" and probe.failover == []
+    assert r.caller.holds.reason("shop-a") is None
+    assert (
+        r.metrics.registry.get_sample_value(
+            "autocall_account_held", {"account": "shop-a", "reason": "balance_is_not_enough"}
+        )
+        == 0
+    )
+
+
+async def test_an_account_whose_day_budget_is_spent_fails_over_without_a_request() -> None:
+    r = rig(Client("shop-a"), Client("shop-b"), limit=12)
+    first = await r.call(call_to(code="A1"))  # 11 characters: "Xin chào A1"
+
+    second = await r.call(call_to(code="A2"))
+
+    assert isinstance(first, Outcome) and first.account == "shop-a"
+    assert isinstance(second, Outcome) and second.account == "shop-b"
+    assert second.failover == [{"account": "shop-a", "code": "limit_word"}]
+    assert len(r.clients["shop-a"].requests) == 1
+    assert await r.store.tts_used("shop-a:2026-11-27") == 11
+    assert await r.store.tts_used("shop-b:2026-11-27") == 11
+
+
+async def test_the_budget_taken_on_an_account_that_refused_is_given_back() -> None:
+    r = rig(Client("shop-a", ProviderUnavailable("HTTP 503")), Client("shop-b"))
+
+    await r.call(call_to())
+
+    assert await r.store.tts_used("shop-a:2026-11-27") == 0
+    assert await r.store.tts_used("shop-b:2026-11-27") == 11
+
+
+async def test_without_a_failover_list_a_held_account_makes_its_holding_events_wait() -> None:
+    r = rig(Client("shop-a", BalanceTooLow("b")), Client("shop-b"), failover={})
+    refused = await r.call(call_to(on_exhausted="hold"))
+    assert isinstance(refused, NotCalled) and not refused.waiting
+    r.caller.holds.hold("shop-a", refused.error.code)  # as the consumer does
+
+    waiting = await r.call(call_to(code="A2", on_exhausted="hold"))
+    other = await r.call(call_to(account="shop-b", code="B1", on_exhausted="hold"))
+
+    assert isinstance(waiting, NotCalled) and waiting.waiting and waiting.account == "shop-a"
+    assert len(r.clients["shop-a"].requests) == 1
+    assert isinstance(other, Outcome) and other.status == "accepted"
+
+
+async def test_an_account_that_does_not_exist_fails_the_event() -> None:
+    r = rig(Client("shop-a"))
+
+    outcome = await r.call(call_to(account="shop-x"))
+
+    assert isinstance(outcome, Outcome) and outcome.status == "failed"
+    assert outcome.error == {
+        "code": "unknown_account",
+        "message": "no account 'shop-x' in the accounts file",
+        "retryable": False,
+    }
+
+
+async def test_an_account_s_caller_line_is_used_when_the_template_sets_none() -> None:
+    client = Client("shop-a")
+    r = rig(client)
+    live = r.caller.registry.get("shop-a")
+    assert live is not None
+    live.spec = dataclasses.replace(live.spec, cid="842899959300")
+
+    await r.call(call_to())
+
+    assert client.requests[0].json["cid"] == "842899959300"
+
+
+async def test_a_stringee_account_without_a_failover_list_holds_on_its_balance_code() -> None:
+    r = rig(Client("shop-a", BalanceTooLow("no money", code="stringee_8")), failover={})
+    retry = Retry((0.05,), ("q.retry.1",), jitter=lambda: 1.0)
+    refused = await r.call(call_to(on_exhausted="hold"))
+    assert isinstance(refused, NotCalled)
+    assert retry.after(refused.error, call_to(), 1, 0, NOW) != retry.after(
+        refused.error, call_to(on_exhausted="hold"), 1, 0, NOW
+    )
+    r.caller.holds.hold("shop-a", refused.error.code)  # as the consumer does
+
+    waiting = await r.call(call_to(code="A2", on_exhausted="hold"))
+
+    assert isinstance(waiting, NotCalled) and waiting.waiting
+    action = retry.after(waiting.error, call_to(code="A2", on_exhausted="hold"), 1, 0, NOW)
+    assert isinstance(action, PutBack) and action.holds and action.reason == "stringee_8"
+
+
+async def test_a_throttled_account_sends_its_next_events_straight_on() -> None:
+    r = rig(Client("shop-a", Throttled("HTTP 429", retry_after=30.0)), Client("shop-b"))
+    first = await r.call(call_to(code="A1"))
+    assert isinstance(first, Outcome) and first.account == "shop-b"
+    assert r.caller.throttle_of("shop-a").slowed
+    assert not r.caller.throttle_of("shop-b").slowed
+
+    second = await r.call(call_to(code="A2"))
+
+    assert isinstance(second, Outcome) and second.account == "shop-b"
+    assert second.failover == [{"account": "shop-a", "code": "rate_limit_exceeded"}]
+    assert len(r.clients["shop-a"].requests) == 1  # not asked while it slows us down
+    assert r.failovers("shop-a", "shop-b", "rate_limit_exceeded") == 2
+
+
+async def test_one_account_s_throttle_does_not_slow_another_account_down() -> None:
+    r = rig(
+        Client("shop-a", Throttled("HTTP 429", retry_after=30.0)), Client("shop-b"), failover={}
+    )
+    throttled = await r.call(call_to(code="A1"))
+    assert isinstance(throttled, NotCalled) and throttled.error.code == "rate_limit_exceeded"
+
+    async with asyncio.timeout(1):  # shop-a's next request would wait 30 s
+        other = await r.call(call_to(account="shop-b", code="B1"))
+
+    assert isinstance(other, Outcome) and other.status == "accepted"
+    assert r.caller.throttle_of("shop-a").slowed and not r.caller.throttle_of("shop-b").slowed
