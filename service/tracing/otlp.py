@@ -1,7 +1,7 @@
 """The OTLP/HTTP exporter, with the spans encoded by `encoder.py` instead of the SDK's encoder.
 
 The one place that reaches into the SDK's private parts (pinned versions in pyproject.toml;
-`tests/test_tracing_encoder.py` checks they are still there): the stock exporter's `export`
+`tests/tracing/test_encoder.py` checks they are still there): the stock exporter's `export`
 encodes and sends in one method, so this one repeats its few lines around `_client.export`
 (the HTTP client that sends, retries, compresses and times out as `OTEL_EXPORTER_OTLP_*`
 say) and `_shutdown`. Measured on the bench at full sampling: see docs/tracing.md."""
