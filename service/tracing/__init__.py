@@ -6,6 +6,8 @@ carriers.py   W3C trace context: a delivery's parent, a message's headers, ids f
 spans.py      the spans of the event path and the result side, each a pass-through when off
 shapes.py     what the spans read of the objects the layers above hand them
 http.py       CLIENT spans of the provider's requests, around the client's send
+otlp.py       the SDK's OTLP/HTTP exporter with the encoder below (its private parts, in one place)
+encoder.py    spans to OTLP protobuf bytes, written directly: ~6 µs a span against the SDK's 19-20
 """
 
 from __future__ import annotations

@@ -1,0 +1,198 @@
+"""Spans to OTLP protobuf bytes (an `ExportTraceServiceRequest`), written straight to the wire
+format instead of through a protobuf object per span, attribute and value.
+
+The SDK's encoder (opentelemetry-exporter-otlp-proto-common's `encode_spans`) builds about a
+dozen protobuf objects a span: 19-20 µs a span on the bench machine, most of the exporter
+thread's time, against ~6 µs here. The request is the same message: tests decode both and
+compare. What this module does not write itself (a span with events or links, an attribute
+that is a sequence or bytes, the resource and the instrumentation scope) it takes from the
+SDK's encoder, once for each resource and scope and once for each such span."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+
+# Span.SpanKind is SpanKind + 1 (0 is SPAN_KIND_UNSPECIFIED).
+_KIND = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
+_TIMES = struct.Struct("<BQBQ")  # start_time_unix_nano (7), end_time_unix_nano (8): fixed64
+_DOUBLE = struct.Struct("<d")
+# Span.trace_id (1) and span_id (2) in one int's bytes: tag, length, 16 bytes, tag, length, 8.
+_SPAN_ID_TAG = 0x1208
+_TRACE_ID_TAG = 0x0A10 << 208
+# Span.flags (16, fixed32): SpanFlags' "has is_remote", and "is remote" for a remote parent.
+_LOCAL_FLAGS = b"\x85\x01" + struct.pack("<I", 0x100)
+_REMOTE_FLAGS = b"\x85\x01" + struct.pack("<I", 0x300)
+_CACHED = 4096  # attributes (key and value) kept encoded: the repeated ones are a few dozen
+_SCOPES = 64  # (resource, scope) pairs kept encoded: a service has one or two
+
+
+class _Unwritten(Exception):
+    """A span this module leaves to the SDK's encoder."""
+
+
+def _varint(number: int) -> bytes:
+    if 0 <= number < 0x80:
+        return bytes((number,))
+    number &= 0xFFFF_FFFF_FFFF_FFFF  # an int64 below zero: ten bytes, two's complement
+    out = bytearray()
+    while number > 0x7F:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field (tag already shifted: `number << 3 | 2`)."""
+    return bytes((tag,)) + _varint(len(payload)) + payload
+
+
+def _value(value: object) -> bytes:
+    """An AnyValue's bytes."""
+    if isinstance(value, str):
+        return _field(0x0A, value.encode())
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value)
+    if isinstance(value, float):
+        return b"\x21" + _DOUBLE.pack(value)
+    raise _Unwritten  # a sequence or bytes
+
+
+class Encoder:
+    """Encodes batches of spans; keeps what repeats (the resource, the scope, attributes that
+    recur) encoded between batches. One exporter's: not shared between threads."""
+
+    def __init__(self) -> None:
+        self._attributes: dict[tuple[str, str], bytes] = {}
+        self._names: dict[str, bytes] = {}  # span names (they carry routing keys)
+        self._scopes: dict[tuple[Resource, InstrumentationScope | None], tuple[bytes, bytes]] = {}
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        """The serialized ExportTraceServiceRequest of `spans`."""
+        grouped: dict[Resource, dict[InstrumentationScope | None, list[bytes]]] = {}
+        for span in spans:
+            scope = span.instrumentation_scope or None
+            grouped.setdefault(span.resource, {}).setdefault(scope, []).append(self._span(span))
+        request = []
+        for resource, scopes in grouped.items():
+            resource_field = b""
+            scope_spans = []
+            for scope, encoded in scopes.items():
+                resource_field, scope_fields = self._framing(resource, scope)
+                body = scope_fields + b"".join(_field(0x12, span) for span in encoded)
+                scope_spans.append(_field(0x12, body))  # ResourceSpans.scope_spans (2)
+            request.append(_field(0x0A, resource_field + b"".join(scope_spans)))
+        return b"".join(request)
+
+    def _framing(
+        self, resource: Resource, scope: InstrumentationScope | None
+    ) -> tuple[bytes, bytes]:
+        """ResourceSpans' resource and schema_url; ScopeSpans' scope and schema_url: as the
+        SDK encodes them, once."""
+        key = (resource, scope)
+        framing = self._scopes.get(key)
+        if framing is None:
+            if len(self._scopes) >= _SCOPES:
+                self._scopes.clear()
+            framing = self._scopes[key] = _sdk_framing(resource, scope)
+        return framing
+
+    def _span(self, span: ReadableSpan) -> bytes:
+        try:
+            return self._written(span)
+        except (_Unwritten, UnicodeEncodeError):
+            return _sdk_span(span)
+
+    def _written(self, span: ReadableSpan) -> bytes:
+        if span.events or span.links:
+            raise _Unwritten
+        context = span.context
+        parent = span.parent
+        assert context is not None and span.start_time is not None and span.end_time is not None
+        named = self._names.get(span.name)
+        if named is None:
+            if len(self._names) >= _CACHED:
+                self._names.clear()
+            named = self._names[span.name] = _field(0x2A, span.name.encode())
+        parts = [
+            (
+                _TRACE_ID_TAG | context.trace_id << 80 | _SPAN_ID_TAG << 64 | context.span_id
+            ).to_bytes(28, "big"),
+            named,
+            _KIND[span.kind],
+            _TIMES.pack(0x39, span.start_time, 0x41, span.end_time),
+        ]
+        if context.trace_state:
+            parts.append(_field(0x1A, context.trace_state.to_header().encode()))
+        if parent is None:
+            parts.append(_LOCAL_FLAGS)
+        else:
+            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+            parts.append(_REMOTE_FLAGS if parent.is_remote else _LOCAL_FLAGS)
+        attributes = span.attributes
+        if attributes:
+            parts.append(self._attributes_of(attributes))
+            if span.dropped_attributes:
+                parts.append(b"\x50" + _varint(span.dropped_attributes))
+        status = span.status
+        if status.status_code is StatusCode.UNSET and not status.description:
+            parts.append(b"\x7a\x00")  # the SDK's encoder always writes one, empty while unset
+        else:
+            parts.append(_status(status))
+        return b"".join(parts)
+
+    def _attributes_of(self, attributes: Mapping[str, object]) -> bytes:
+        cache = self._attributes
+        out = []
+        for key, value in attributes.items():
+            if type(value) is not str:  # 1, 1.0 and True are one key of a dict: not cached
+                out.append(_attribute(key, value))
+                continue
+            encoded = cache.get((key, value))
+            if encoded is None:
+                if len(cache) >= _CACHED:
+                    cache.clear()
+                encoded = cache[(key, value)] = _attribute(key, value)
+            out.append(encoded)
+        return b"".join(out)
+
+
+def _attribute(key: str, value: object) -> bytes:
+    """Span.attributes (9): one KeyValue."""
+    return _field(0x4A, _field(0x0A, key.encode()) + _field(0x12, _value(value)))
+
+
+def _status(status: Status) -> bytes:
+    """Span.status (15)."""
+    body = b""
+    if status.description:
+        body = _field(0x12, status.description.encode())
+    if status.status_code is not StatusCode.UNSET:
+        body += b"\x18" + _varint(status.status_code.value)
+    return _field(0x7A, body)
+
+
+def _sdk_span(span: ReadableSpan) -> bytes:
+    request = encode_spans([span])
+    return request.resource_spans[0].scope_spans[0].spans[0].SerializeToString()  # type: ignore[no-any-return]
+
+
+def _sdk_framing(resource: Resource, scope: InstrumentationScope | None) -> tuple[bytes, bytes]:
+    """The SDK's encoding of the resource's and the scope's fields, from an empty span of each."""
+    probe = ReadableSpan(
+        "-", SpanContext(1, 1, is_remote=False), resource=resource, instrumentation_scope=scope
+    )
+    resource_spans = encode_spans([probe]).resource_spans[0]
+    scope_spans = resource_spans.scope_spans[0]
+    del scope_spans.spans[:]
+    del resource_spans.scope_spans[:]
+    return resource_spans.SerializeToString(), scope_spans.SerializeToString()
