@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from .. import tracing
@@ -21,6 +22,8 @@ from .headers import (
 )
 
 _DROPPED_HEADERS = (DELIVERY_COUNT_HEADER, *DEATH_HEADERS)
+Properties = aiormq.spec.Basic.Properties
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 class Failed(Protocol):
@@ -45,33 +48,46 @@ class Publisher:
 
     async def outcome(self, body: bytes, status: str, event_id: str) -> None:
         """An outcome event: routing key and type `autocall.<status>`."""
-        message = aio_pika.Message(
-            body,
+        properties = Properties(
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=PERSISTENT,
             correlation_id=event_id,
-            type=f"autocall.{status}",
+            message_type=f"autocall.{status}",
         )
-        await self._publish(message, f"autocall.{status}")
+        await self._publish(body, f"autocall.{status}", properties)
 
     async def result(self, body: bytes, routing_key: str, event_id: str, result_id: str) -> None:
         """A call's result event (CONTRACT.md §9): type `autocall.result`; `message_id` names
         the call and attempt, the same in a copy published again after a crash."""
-        message = aio_pika.Message(
-            body,
+        properties = Properties(
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=PERSISTENT,
             correlation_id=event_id,
             message_id=result_id,
-            type="autocall.result",
+            message_type="autocall.result",
         )
-        await self._publish(message, routing_key)
+        await self._publish(body, routing_key, properties)
 
-    async def _publish(self, message: aio_pika.Message, routing_key: str) -> None:
-        """On the outcome exchange, confirmed; mandatory, as aio-pika's default: an outcome no
-        queue takes comes back. (Built as an aio_pika.Message: docs/speedups.md.)"""
-        publish = self._outcomes.publish(message, routing_key=routing_key, mandatory=True)
-        await tracing.producing(publish, self._outcomes.name, routing_key, message)
+    async def _publish(self, body: bytes, routing_key: str, properties: Properties) -> None:
+        """On the outcome exchange, confirmed (tracing may add `traceparent` to the headers
+        before it goes)."""
+        publish = self._basic_publish(body, routing_key, properties)
+        await tracing.producing(publish, self._outcomes.name, routing_key, properties)
+
+    async def _basic_publish(self, body: bytes, routing_key: str, properties: Properties) -> None:
+        """What aio-pika's `Exchange.publish` does, without an `aio_pika.Message` built and
+        turned into these properties for every event: 35 µs of CPU an event in a profile of
+        7 Dec 2026 (docs/speedups.md); aiormq's public `basic_publish`, nothing private."""
+        if self._channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{self._channel!r} closed")
+        channel = await self._channel.get_underlay_channel()
+        await channel.basic_publish(
+            body,
+            exchange=self._outcomes.name,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,  # as aio-pika's default: an outcome nobody's queue takes comes back
+        )
 
     async def copy(
         self,

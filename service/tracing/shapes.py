@@ -10,9 +10,10 @@ from aio_pika.abc import FieldValue
 
 
 class Outgoing(Protocol):
-    """A message about to be published (aio-pika's): its headers take the trace context."""
+    """A message about to be published (its AMQP properties): its headers take the trace
+    context."""
 
-    headers: dict[str, FieldValue]
+    headers: dict[str, FieldValue] | None
     message_id: str | None
 
 

@@ -216,7 +216,7 @@ def producing(
     if not recording():  # not sampled: the trace still goes on, in the message's headers
         current = get_current_span().get_span_context()
         if current.is_valid:
-            message.headers = {**message.headers, **traceparent_of(current)}
+            message.headers = {**(message.headers or {}), **traceparent_of(current)}
         return publish
     return _producing(TRACER, publish, exchange, routing_key, message)
 
@@ -226,7 +226,7 @@ async def _producing(
 ) -> Sent:
     attributes = _messaging("send", key, exchange, message.message_id)
     span = tracer.start_span(f"publish {key}", kind=SpanKind.PRODUCER, attributes=attributes)
-    message.headers = {**message.headers, **traceparent_of(span.get_span_context())}
+    message.headers = {**(message.headers or {}), **traceparent_of(span.get_span_context())}
     with Ending(span):
         return await publish
 
