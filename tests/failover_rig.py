@@ -3,6 +3,7 @@ failover and per-account tests share."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime
 
@@ -30,13 +31,18 @@ class Client:
 
     call_time = 1.0
 
-    def __init__(self, name: str, *answers: AutocallError | None) -> None:
+    def __init__(self, name: str, *answers: AutocallError | None, delay: float = 0.0) -> None:
         self.name = name
         self.answers = list(answers)
         self.requests: list[Request] = []
+        self.delay = delay  # seconds each answer takes
+        self.sent = asyncio.Event()  # a request came
 
     async def execute(self, request: Request) -> Accepted:
         self.requests.append(request)
+        self.sent.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         answer = self.answers.pop(0) if self.answers else None
         if answer is not None:
             raise answer

@@ -90,6 +90,11 @@ class Registry:
         """How long one `execute` may take on the slowest account."""
         return max(account.client.call_time for account in self._live.values())
 
+    def chain_time(self, name: str) -> float:
+        """How long an event of account `name` may take to call: every account of its chain
+        in turn (the slowest account's time when there is no such account)."""
+        return sum(live.client.call_time for live in self.chain(name)) or self.call_time
+
     @property
     def many(self) -> bool:
         """Whether there is more than one account: holds are then by account."""

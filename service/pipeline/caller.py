@@ -134,7 +134,7 @@ class Caller:
         they do not fit and there is one), then call."""
         await self.pace.wait()
         limited = call.template.options.phone_limit is not None
-        margin = self.registry.call_time if limited else 0.0
+        margin = self.registry.chain_time(call.account) if limited else 0.0
         guard = guard_of(call, self.clock().timestamp(), self.phone_window, margin)
         accounts = planned.accounts
         for index, live in enumerate(accounts):
@@ -280,7 +280,7 @@ class Caller:
     ) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
         wait until that one finishes rather than report it twice or call again."""
-        deadline = time.monotonic() + self.registry.call_time
+        deadline = time.monotonic() + self.registry.chain_time(call.account)
         claim = Claim(State.BUSY, call.event.id)
         while claim.state is State.BUSY and time.monotonic() < deadline:
             await asyncio.sleep(BUSY_WAIT)

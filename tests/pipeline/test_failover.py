@@ -3,6 +3,8 @@ of its key; which never do."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -154,3 +156,19 @@ async def test_the_provider_s_do_not_call_list_is_a_skip_on_any_account() -> Non
         "do_not_call",
     )
     assert r.clients["shop-b"].requests == []
+
+
+async def test_a_redelivery_waits_for_the_whole_failover_chain() -> None:
+    # each account answers within its call time (1 s), the chain takes longer than one
+    r = rig(
+        Client("shop-a", ProviderUnavailable("HTTP 503"), delay=0.8),
+        Client("shop-b", delay=0.8),
+    )
+    first = asyncio.create_task(r.call(call_to()))
+    await r.clients["shop-a"].sent.wait()  # then a second delivery, after a broker reconnect
+
+    second = await r.call(call_to())
+
+    assert isinstance(second, Outcome) and second.status == "accepted", second
+    done = await first
+    assert isinstance(done, Outcome) and done.autocall_id == second.autocall_id == "shop-b-1"
