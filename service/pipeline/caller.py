@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
+
 from .. import tracing
 from ..accounts.registry import CallClient, Live, Registry
 from ..errors import (
-    DO_NOT_CALL_CODE,
     AutocallError,
     DoNotCall,
     OutcomeUnknown,
@@ -23,9 +24,19 @@ from ..errors import (
 from ..metrics import Metrics
 from ..render import Call
 from ..results.recorder import Recorder
-from ..store import Claim, Guard, Reservation, State, Store, Suppression
+from ..store import Claim, Guard, Reservation, State, Store
 from .budget import Budget
-from .failover import Hop, Route, failover_code, held_error, holds_account, over_budget, route
+from .failover import (
+    Hop,
+    Route,
+    failover_code,
+    held_error,
+    holds_account,
+    over_budget,
+    route,
+    via_note,
+)
+from .guard import do_not_call, guard_of
 from .holds import AccountHolds
 from .outcomes import Outcome
 from .pace import Pace
@@ -33,7 +44,6 @@ from .throttle import Throttle, Turn
 
 log = logging.getLogger("autocall")
 BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
-PROVIDER_DO_NOT_CALL = "provider_do_not_call"  # the suppression list's reason (CONTRACT.md §12)
 
 
 @dataclass(slots=True)
@@ -139,10 +149,12 @@ class Caller:
         accounts = planned.accounts
         for index, live in enumerate(accounts):
             reservation = live.budget.ask(call.tts_chars)
-            claiming = self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            via = via_note(live, planned.hops)  # where the call goes, if the process stops
+            key, event_id = call.idempotency_key, call.event.id
+            claiming = self.store.claim(key, event_id, reservation, guard, via)
             claim = await tracing.claimed(claiming)
             if claim.state is State.BUSY and claim.event_id == call.event.id:
-                claim = await self._wait_for(call, reservation, guard)
+                claim = await self._wait_for(call, reservation, guard, via)
             if claim.state is not State.OVER_BUDGET or index == len(accounts) - 1:
                 break
             self._hop(planned, index, over_budget(live, reservation, claim))
@@ -176,6 +188,7 @@ class Caller:
             try:
                 if at > index:
                     reservation = await live.budget.take(call.tts_chars)
+                    await self.store.trying(call.idempotency_key, via_note(live, planned.hops))
                 sent = True
                 accepted = await live.client.execute(live.request(call.request))
             except OutcomeUnknown as exc:
@@ -196,7 +209,7 @@ class Caller:
                     self._hop(planned, at, exc, code)
                     continue
                 if isinstance(exc, DoNotCall):
-                    return await self._do_not_call(call, attempts)
+                    return await do_not_call(self.store, call, self.clock(), attempts)
                 return NotCalled(exc, attempts, live.name, planned.hops)
             answers.answered(None)
             self.holds.release(live.name)
@@ -219,20 +232,6 @@ class Caller:
     def _via(self, outcome: Outcome, live: Live, planned: Route) -> Outcome:
         return outcome.via(live.name, live.provider, [hop.as_json() for hop in planned.hops])
 
-    async def _do_not_call(self, call: Call, attempts: int) -> Outcome:
-        """On the provider's do-not-call list: skipped, and on ours, so that the number's next
-        events are skipped without a request."""
-        now = self.clock()
-        if call.customer is not None:
-            entry = Suppression(call.customer, PROVIDER_DO_NOT_CALL, None, now.timestamp())
-            try:
-                await self.store.suppress(entry)
-            except StoreUnavailable as exc:
-                log.warning("cannot add %s to the suppression list: %s", call.phone, exc.message)
-        return Outcome.skipped(
-            call.event.identity, DO_NOT_CALL_CODE, now, call=call, attempts=attempts
-        )
-
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
         """The key was taken before: a duplicate, a replay, or a call that may have been made."""
         now = self.clock()
@@ -245,6 +244,8 @@ class Caller:
             "the call may have been made, so it is not made again"
         )
         failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
+        if claim.via is not None:  # the account it was calling on: its results are looked for
+            failed.via(**orjson.loads(claim.via))
         return await self._complete(failed, call)
 
     async def _complete(self, outcome: Outcome, call: Call, uuids: tuple[str, ...] = ()) -> Outcome:
@@ -276,7 +277,7 @@ class Caller:
         return None
 
     async def _wait_for(
-        self, call: Call, reservation: Reservation | None, guard: Guard | None
+        self, call: Call, reservation: Reservation | None, guard: Guard | None, via: bytes
     ) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
         wait until that one finishes rather than report it twice or call again."""
@@ -284,17 +285,6 @@ class Caller:
         claim = Claim(State.BUSY, call.event.id)
         while claim.state is State.BUSY and time.monotonic() < deadline:
             await asyncio.sleep(BUSY_WAIT)
-            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            key, event_id = call.idempotency_key, call.event.id
+            claim = await self.store.claim(key, event_id, reservation, guard, via)
         return claim
-
-
-def guard_of(call: Call, now: float, keep: float, margin: float) -> Guard | None:
-    """The protections of the call's number: the suppression list, and its template's
-    `phone_limit` (a slot counts until `window` after `margin`, when the provider may still
-    accept the call; slots are kept `keep` seconds, the longest window of any template)."""
-    if call.customer is None:
-        return None
-    limit = call.template.options.phone_limit
-    if limit is None:
-        return Guard(call.customer, now)
-    return Guard(call.customer, now, limit.calls, limit.window, keep, margin)

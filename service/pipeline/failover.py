@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+
 from ..accounts.registry import Live
 from ..errors import (
     ACCOUNT_CODES,
@@ -73,6 +75,12 @@ def route(
         else:  # a template that fails on exhaustion tries, and fails with the real answer
             return Route([live], hops, probes)
     return Route([], hops, probes)
+
+
+def via_note(live: Live, hops: list[Hop]) -> bytes:
+    """Where a call goes out and the way there, kept with its claim (`Outcome.via`'s fields)."""
+    failover = [hop.as_json() for hop in hops]
+    return orjson.dumps({"account": live.name, "provider": live.provider, "failover": failover})
 
 
 def held_error(reason: str, account: str) -> AutocallError:

@@ -172,3 +172,19 @@ async def test_a_redelivery_waits_for_the_whole_failover_chain() -> None:
     assert isinstance(second, Outcome) and second.status == "accepted", second
     done = await first
     assert isinstance(done, Outcome) and done.autocall_id == second.autocall_id == "shop-b-1"
+
+
+async def test_a_failover_cut_short_names_the_account_that_was_calling() -> None:
+    r = rig(Client("shop-a", ProviderUnavailable("HTTP 503")), Client("shop-b", delay=30))
+    for client in r.clients.values():
+        client.call_time = 0.1  # how long the redelivery waits for the first delivery
+    first = asyncio.create_task(r.call(call_to()))
+    await r.clients["shop-b"].sent.wait()
+    first.cancel()  # the process stops while shop-b's request is out
+
+    again = await r.call(call_to())
+
+    assert isinstance(again, Outcome) and again.code == "outcome_unknown", again
+    assert (again.account, again.provider) == ("shop-b", "omicall")
+    assert again.failover == [{"account": "shop-a", "code": "provider_unavailable"}]
+    assert len(r.clients["shop-b"].requests) == 1
