@@ -86,7 +86,16 @@ def rig(
     }
     holds = AccountHolds(60.0, metrics, lambda: NOW, monotonic)
     registry = Registry(accounts, live)
-    caller = Caller(store, None, None, lambda: NOW, registry=registry, holds=holds, metrics=metrics)
+    caller = Caller(
+        store,
+        None,
+        None,
+        lambda: NOW,
+        registry=registry,
+        holds=holds,
+        metrics=metrics,
+        monotonic=monotonic,
+    )
     return Rig(caller, {c.name: c for c in clients}, metrics, store, monotonic)
 
 

@@ -75,9 +75,11 @@ class Caller:
         recorder: Recorder | None = None,
         phone_window: float = 0.0,
         throttle: Throttle | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pace = pace or Pace(store, 0)
-        self.throttle = throttle or Throttle()
+        self._monotonic = monotonic  # the throttles' clock
+        self.throttle = throttle or Throttle(clock=monotonic)
         self.store = store
         if registry is None:
             assert provider is not None and budget is not None
@@ -108,7 +110,7 @@ class Caller:
         """Each account's own slow-down (the first account's is `throttle`)."""
         throttle = self._throttles.get(account)
         if throttle is None:
-            throttle = self._throttles[account] = Throttle()
+            throttle = self._throttles[account] = Throttle(clock=self._monotonic)
         return throttle
 
     async def _route(self, call: Call, chain: list[Live], attempts: int) -> Outcome | NotCalled:
@@ -134,8 +136,9 @@ class Caller:
                 self.holds.end_probe(name)
 
     def _slowed(self, account: str) -> bool:
+        """Whether `account`'s requests wait now (once its wait ends, one event probes it)."""
         throttle = self._throttles.get(account)
-        return throttle is not None and throttle.slowed
+        return throttle is not None and throttle.holding_back
 
     async def _claim_on(
         self, call: Call, planned: Route, attempts: int, turn: Turn

@@ -54,8 +54,8 @@ def route(
 ) -> Route:
     """The accounts of `chain` to try now: a held account is passed over for the next one, or,
     the last one, waited for (for an event whose template holds: `holding`), unless it is its
-    turn to be probed; an account its provider slows down (`slowed`) is passed over too, but
-    for the last."""
+    turn to be probed; an account whose provider slowed it down is passed over too while its
+    requests would wait (`slowed`: its Retry-After runs, or its probe is out), but for the last."""
     hops: list[Hop] = []
     probes: list[str] = []
     for index, live in enumerate(chain):

@@ -148,3 +148,36 @@ async def test_one_account_s_throttle_does_not_slow_another_account_down() -> No
 
     assert isinstance(other, Outcome) and other.status == "accepted"
     assert r.caller.throttle_of("shop-a").slowed and not r.caller.throttle_of("shop-b").slowed
+
+
+async def test_a_throttled_account_is_probed_once_its_wait_is_over() -> None:
+    r = rig(Client("shop-a", Throttled("HTTP 429", retry_after=0.01)), Client("shop-b"))
+    first = await r.call(call_to(code="A1"))
+    assert isinstance(first, Outcome) and first.account == "shop-b"
+    r.monotonic.seconds += 3600  # long after its Retry-After
+
+    probe = await r.call(call_to(code="A2"))
+    after = await r.call(call_to(code="A3"))
+
+    assert isinstance(probe, Outcome) and (probe.account, probe.failover) == ("shop-a", [])
+    assert isinstance(after, Outcome) and after.account == "shop-a"
+    assert not r.caller.throttle_of("shop-a").slowed
+    assert len(r.clients["shop-a"].requests) == 3 and len(r.clients["shop-b"].requests) == 1
+
+
+async def test_a_throttled_account_s_probe_in_flight_sends_the_others_on() -> None:
+    r = rig(Client("shop-a", Throttled("HTTP 429", retry_after=0.01)), Client("shop-b"))
+    await r.call(call_to(code="A1"))
+    r.monotonic.seconds += 3600
+    r.clients["shop-a"].delay = 0.2  # the probe's answer takes a while
+    r.clients["shop-a"].sent.clear()
+    probe = asyncio.create_task(r.call(call_to(code="A2")))
+    await r.clients["shop-a"].sent.wait()
+
+    async with asyncio.timeout(0.1):  # not behind the probe: on to shop-b at once
+        other = await r.call(call_to(code="A3"))
+
+    assert isinstance(other, Outcome) and other.account == "shop-b"
+    assert other.failover == [{"account": "shop-a", "code": "rate_limit_exceeded"}]
+    done = await probe
+    assert isinstance(done, Outcome) and done.account == "shop-a"
