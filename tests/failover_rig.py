@@ -15,7 +15,8 @@ from service.errors import AutocallError
 from service.events import Message, decode
 from service.metrics import Metrics
 from service.pipeline.budget import Budget
-from service.pipeline.caller import Caller, NotCalled
+from service.pipeline.caller import Caller
+from service.pipeline.failover import NotCalled
 from service.pipeline.holds import AccountHolds
 from service.pipeline.outcomes import Outcome
 from service.provider.edge import Accepted

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -27,14 +26,14 @@ from ..results.recorder import Recorder
 from ..store import Claim, Guard, Reservation, State, Store
 from .budget import Budget
 from .failover import (
-    Hop,
+    Hops,
+    NotCalled,
     Route,
     failover_code,
-    held_error,
-    holds_account,
     over_budget,
     route,
     via_note,
+    waiting,
 )
 from .guard import do_not_call, guard_of
 from .holds import AccountHolds
@@ -44,17 +43,6 @@ from .throttle import Throttle, Turn
 
 log = logging.getLogger("autocall")
 BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
-
-
-@dataclass(slots=True)
-class NotCalled:
-    """No call was made (or none that counts): retry, hold or fail, by the retry policy."""
-
-    error: AutocallError
-    attempts: int  # provider attempts made, this one included
-    account: str | None = None  # the account that refused last, or that the event waits for
-    hops: list[Hop] = field(default_factory=list)
-    waiting: bool = False  # the account is held: nothing was tried, the event waits
 
 
 class Caller:
@@ -88,6 +76,7 @@ class Caller:
         self._throttles = {registry.names()[0]: self.throttle}
         self.metrics = metrics or Metrics()
         self.holds = holds or AccountHolds(60.0, self.metrics, clock)
+        self.hops = Hops(self.holds, self.metrics)
         self.clock = clock
         self.recorder = recorder  # records calls for their results; None: results are off
         self.phone_window = phone_window  # the longest `phone_limit` window of any template
@@ -117,13 +106,9 @@ class Caller:
         """Route to the event's account (or past it: held, or slowed down by its provider),
         then wait for its turn, claim the key and call once."""
         planned = route(chain, self.holds, call.holds, self._slowed)
-        for hop, to in zip(planned.hops, chain[1:], strict=False):
-            self.metrics.failover(hop.account, to.name, hop.code)
         try:
             if planned.waiting is not None:
-                name = planned.waiting.name
-                held = held_error(self.holds.reason(name) or "", name)
-                return NotCalled(held, attempts, name, planned.hops, waiting=True)
+                return waiting(planned, self.holds, attempts)
             throttle = self.throttle_of(planned.accounts[0].name)
             # The provider's slow-down and the rate limit's wait come first: nothing is taken
             # while waiting, and a process that stops meanwhile leaves no claim behind.
@@ -160,7 +145,7 @@ class Caller:
                 claim = await self._wait_for(call, reservation, guard, via)
             if claim.state is not State.OVER_BUDGET or index == len(accounts) - 1:
                 break
-            self._hop(planned, index, over_budget(live, reservation, claim))
+            self.hops.leave(planned, index, over_budget(live, reservation, claim))
         if claim.state in (State.SUPPRESSED, State.PHONE_LIMIT):
             return Outcome.skipped(call.event.identity, claim.state.value, self.clock(), call=call)
         try:
@@ -169,68 +154,79 @@ class Caller:
             return NotCalled(exc, attempts, live.name, planned.hops)
         if claim.state is not State.NEW:
             return await self._claimed(call, claim, attempts)
-        return await self._call_from(call, planned, (index, reservation), attempts, turn)
+        if index:  # past accounts whose budget is spent: the account called answers for itself
+            planned.accounts, turn = accounts[index:], self.throttle_of(live.name).free()
+        return await self._call_from(call, planned, reservation, attempts, turn)
 
     async def _call_from(
         self,
         call: Call,
         planned: Route,
-        start: tuple[int, Reservation | None],
+        reservation: Reservation | None,
         attempts: int,
         turn: Turn,
+        *,
+        take: bool = False,
     ) -> Outcome | NotCalled:
-        """Call on each account from `index`, the next one only when this one proved that it
-        placed no call. From here the request may leave at any moment: cancelled or not, the
-        key stays taken unless every account tried says no call was made."""
-        (index, reservation), accounts = start, planned.accounts
-        last = len(accounts) - 1
-        for at in range(index, last + 1):
-            live, sent = accounts[at], False
-            # the answer slows down (or frees) the throttle of the account that gave it
-            answers = turn if at == 0 else self.throttle_of(live.name).free()
-            try:
-                if at > index:
-                    reservation = await live.budget.take(call.tts_chars)
-                    await self.store.trying(call.idempotency_key, via_note(live, planned.hops))
-                sent = True
-                accepted = await live.client.execute(live.request(call.request))
-            except OutcomeUnknown as exc:
-                unknown = Outcome.failed(
-                    call.event.identity, exc, self.clock(), call=call, attempts=attempts + 1
-                )
-                return await self._complete(self._via(unknown, live, planned), call)
-            except AutocallError as exc:
-                attempts += sent
-                if sent:
-                    answers.answered(exc)
-                code = failover_code(exc)
-                if code is None or at == last:  # the key before the refund, which only counts
-                    await self.store.release(call.idempotency_key)
-                await live.budget.refund(reservation)
-                reservation = None
-                if code is not None and at < last:
-                    self._hop(planned, at, exc, code)
-                    continue
-                if isinstance(exc, DoNotCall):
-                    return await do_not_call(self.store, call, self.clock(), attempts)
-                return NotCalled(exc, attempts, live.name, planned.hops)
-            answers.answered(None)
-            self.holds.release(live.name)
-            outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-            via = self._via(outcome, live, planned)
-            return await self._complete(via, call, accepted.autocall_uuids)
-        raise AssertionError("unreachable: the last account returns")  # pragma: no cover
+        """Call on the route's first account (taking its TTS characters first, when `take`);
+        on the next one only when this one proved that it placed no call. From here the
+        request may leave at any moment: cancelled or not, the key stays taken unless every
+        account tried says no call was made."""
+        live, sent = planned.accounts[0], False
+        self.hops.tried(planned)
+        try:
+            if take:
+                reservation = await live.budget.take(call.tts_chars)
+                await self.store.trying(call.idempotency_key, via_note(live, planned.hops))
+            sent = True
+            accepted = await live.client.execute(live.request(call.request))
+        except OutcomeUnknown as exc:
+            unknown = Outcome.failed(
+                call.event.identity, exc, self.clock(), call=call, attempts=attempts + 1
+            )
+            return await self._complete(self._via(unknown, live, planned), call)
+        except AutocallError as exc:
+            if sent:  # the answer slows down (or frees) the throttle of the account that gave it
+                turn.answered(exc)
+            return await self._refused(call, planned, (exc, reservation), attempts + sent)
+        turn.answered(None)
+        self.holds.release(live.name)
+        outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
+        via = self._via(outcome, live, planned)
+        return await self._complete(via, call, accepted.autocall_uuids)
 
-    def _hop(self, planned: Route, at: int, error: AutocallError, code: str | None = None) -> None:
-        """Leave the account at `at` for the next one: counted, and held on an account code."""
-        left, to = planned.accounts[at].name, planned.accounts[at + 1].name
-        code = code or error.code
-        planned.hops.append(Hop(left, code))
-        self.metrics.failover(left, to, code)
-        self.metrics.failure(error, left)
-        if holds_account(error):
-            self.holds.hold(left, error.code)
-        log.warning("failing over from %s to %s (%s)", left, to, code)
+    async def _refused(
+        self,
+        call: Call,
+        planned: Route,
+        refusal: tuple[AutocallError, Reservation | None],
+        attempts: int,
+    ) -> Outcome | NotCalled:
+        """The route's first account placed no call: on to the next one the route allows (its
+        hold and throttle as for a new event) when the refusal says it would not refuse too."""
+        (exc, reservation), live = refusal, planned.accounts[0]
+        code = failover_code(exc)
+        rest = self._rest(call, planned, exc, code) if code is not None else None
+        if rest is None or not rest.accounts:  # the key before the refund, which only counts
+            await self.store.release(call.idempotency_key)
+        await live.budget.refund(reservation)
+        if rest is not None and rest.accounts:
+            async with self.throttle_of(rest.accounts[0].name).turn() as turn:
+                return await self._call_from(call, rest, None, attempts, turn, take=True)
+        if rest is not None and rest.waiting is not None:
+            return waiting(rest, self.holds, attempts)
+        if isinstance(exc, DoNotCall):
+            return await do_not_call(self.store, call, self.clock(), attempts)
+        return NotCalled(exc, attempts, live.name, planned.hops)
+
+    def _rest(self, call: Call, planned: Route, error: AutocallError, code: str) -> Route | None:
+        """The route on past the first account, which refused; None when it was the last."""
+        if len(planned.accounts) == 1:
+            return None
+        self.hops.leave(planned, 0, error, code)
+        rest = route(planned.accounts[1:], self.holds, call.holds, self._slowed, into=planned)
+        rest.counted = planned.counted
+        return rest
 
     def _via(self, outcome: Outcome, live: Live, planned: Route) -> Outcome:
         return outcome.via(live.name, live.provider, [hop.as_json() for hop in planned.hops])

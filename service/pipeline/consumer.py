@@ -24,8 +24,9 @@ from ..stopping import bounded
 from ..suppression import CONTROL_TYPES
 from ..templates import Templates
 from .actions import Action, Delay, Publish, PutBack, Requeue
-from .caller import Caller, NotCalled
+from .caller import Caller
 from .control import Control
+from .failover import NotCalled
 from .hold import Hold, ProbeResult
 from .outcomes import Outcome
 from .retry import Retry

@@ -8,7 +8,7 @@ import dataclasses
 
 from service.errors import BalanceTooLow, ProviderUnavailable, Throttled
 from service.pipeline.actions import PutBack
-from service.pipeline.caller import NotCalled
+from service.pipeline.failover import NotCalled
 from service.pipeline.outcomes import Outcome
 from service.pipeline.retry import Retry
 from tests.failover_rig import NOW, Client, call_to, rig
