@@ -181,3 +181,16 @@ async def test_a_throttled_account_s_probe_in_flight_sends_the_others_on() -> No
     assert other.failover == [{"account": "shop-a", "code": "rate_limit_exceeded"}]
     done = await probe
     assert isinstance(done, Outcome) and done.account == "shop-a"
+
+
+def test_a_held_account_s_events_wait_a_full_interval_while_its_probe_is_out() -> None:
+    r = rig(Client("shop-a"))
+    holds = r.caller.holds
+    holds.hold("shop-a", "balance_is_not_enough")
+    assert holds.delay_ms("shop-a") == 60_000
+    r.monotonic.seconds += 61  # the probe is due: one event takes it
+    assert holds.probe_turn("shop-a")
+
+    assert holds.delay_ms("shop-a") == 60_000  # not back every 50 ms while the probe calls
+    holds.end_probe("shop-a")
+    assert holds.delay_ms("shop-a") == 50  # the probe ended without news: the next one probes
