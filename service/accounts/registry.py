@@ -17,10 +17,9 @@ from ..provider.stringee.account import StringeeAccount
 from ..provider.stringee.callout import callback_url
 from ..provider.stringee.client import StringeeClient
 from ..render import Request
-from ..settings import Settings
+from ..settings import DEFAULT_ACCOUNT, Settings
 from ..store import Claim, Reservation
 from .loading import Accounts, AccountSpec
-from .models import DEFAULT_ACCOUNT
 
 
 class CallClient(Protocol):
