@@ -17,6 +17,7 @@ from bench.profile import Frame, parse, step, summary
 from bench.reference import TEXT, call_body
 from bench.scenarios import Result
 from service.sandbox import tts_chars, validate
+from service.sandbox.answers import scripted_code
 from service.templates import load as load_templates
 
 ROOT = Path(__file__).parent.parent
@@ -177,3 +178,11 @@ def test_smoke_run_gets_every_outcome(tmp_path: Path) -> None:
     assert re.search(r"\| latency-0 \| service( ⚠)? \| 200 \|", table), table
     assert re.search(r"\| latency-0 \| reference p\d+( ⚠)? \| 200 \|", table), table
     assert "*service ÷ reference*" in table
+
+
+def test_the_bench_never_dials_a_number_the_sandbox_scripts_to_fail() -> None:
+    """A scripted number (a revoked token, a throttle, an account code) would measure the error
+    paths: the reference, which never renews its token, lost every event after the first one."""
+    numbers = [load.phone(index) for index in range(0, 120_000)]
+    assert [n for n in numbers if scripted_code(n) is not None] == []
+    assert numbers[4005][-1] == "5"  # moved off the script, its last digit (the call's) kept
