@@ -19,6 +19,7 @@ from .errors import (
     AutocallError,
 )
 from .events import STATUSES
+from .settings import DEFAULT_ACCOUNT, NO_ACCOUNT
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise in every scrape
 ENDPOINTS = ("execute_by_phone", "execute_by_extension", "auth")
@@ -32,7 +33,6 @@ RESULTS = (
     "connection_error",
 )
 PAUSE_REASONS = tuple(sorted(EXHAUSTION_CODES))  # what a hold waits out
-DEFAULT_ACCOUNT = "default"
 
 
 class Metrics:
@@ -57,6 +57,9 @@ class Metrics:
 
     def accounts(self, names: list[str]) -> None:
         """Start every account's series at 0 (the file bounds the label's values)."""
+        # an outcome that reached no account (unknown account, store down): `default`'s label
+        # while there is such an account, as before accounts existed; else "none"
+        self.unrouted = DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in names else NO_ACCOUNT
         for account in names:
             for code in (*sorted(PROVIDER_CODES), "other"):
                 self.provider_errors.labels(code, account)

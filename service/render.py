@@ -14,6 +14,7 @@ from jinja2 import Template as Jinja
 from .errors import AutocallError, Expired, InvalidPhone, QuotaExceeded, TemplateError
 from .events import Event
 from .script import Script, Step
+from .settings import DEFAULT_ACCOUNT
 from .templates import CallWindow, Template, Templates
 from .templates.direct import render_direct
 from .templates.filters import LOCAL_TZ, PHONE_FORMAT_VAR, mask, mask_digits, normalise_phone
@@ -24,7 +25,6 @@ PHONE_PATH = "/api/auto_call/execute_by_phone"
 EXTENSION_PATH = "/api/auto_call/execute_by_extension"
 _OPTIONAL = ("num_retry", "num_per_call", "distance_per_call", "distance_retry")
 _FIELDS = ("phone", "extension", "campaign", "idempotency_key", "account")
-DEFAULT_ACCOUNT = "default"
 _EXTENSION = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")  # an internal line's number or name
 
 

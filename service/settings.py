@@ -23,6 +23,8 @@ from .store.sentinel import SCHEMES as SENTINEL_SCHEMES
 from .store.sentinel import SentinelURL
 
 MIN_TOKEN = 32
+DEFAULT_ACCOUNT = "default"  # the one account without an accounts file (CONTRACT.md §13)
+NO_ACCOUNT = "none"  # the `account` label of an outcome that reached no account
 HTTP_URL = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -3,6 +3,7 @@ failover and per-account tests share."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime
 
@@ -14,7 +15,8 @@ from service.errors import AutocallError
 from service.events import Message, decode
 from service.metrics import Metrics
 from service.pipeline.budget import Budget
-from service.pipeline.caller import Caller, NotCalled
+from service.pipeline.caller import Caller
+from service.pipeline.failover import NotCalled
 from service.pipeline.holds import AccountHolds
 from service.pipeline.outcomes import Outcome
 from service.provider.edge import Accepted
@@ -30,13 +32,18 @@ class Client:
 
     call_time = 1.0
 
-    def __init__(self, name: str, *answers: AutocallError | None) -> None:
+    def __init__(self, name: str, *answers: AutocallError | None, delay: float = 0.0) -> None:
         self.name = name
         self.answers = list(answers)
         self.requests: list[Request] = []
+        self.delay = delay  # seconds each answer takes
+        self.sent = asyncio.Event()  # a request came
 
     async def execute(self, request: Request) -> Accepted:
         self.requests.append(request)
+        self.sent.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         answer = self.answers.pop(0) if self.answers else None
         if answer is not None:
             raise answer
@@ -80,7 +87,16 @@ def rig(
     }
     holds = AccountHolds(60.0, metrics, lambda: NOW, monotonic)
     registry = Registry(accounts, live)
-    caller = Caller(store, None, None, lambda: NOW, registry=registry, holds=holds, metrics=metrics)
+    caller = Caller(
+        store,
+        None,
+        None,
+        lambda: NOW,
+        registry=registry,
+        holds=holds,
+        metrics=metrics,
+        monotonic=monotonic,
+    )
     return Rig(caller, {c.name: c for c in clients}, metrics, store, monotonic)
 
 

@@ -13,9 +13,9 @@ import yaml
 from pydantic import SecretStr, ValidationError
 
 from ..errors import ConfigError
-from ..settings import Settings
+from ..settings import DEFAULT_ACCOUNT, Settings
 from ..templates import Template, Templates
-from .models import BASE_URLS, DEFAULT_ACCOUNT, SECRETS, Account, AccountsFile, Menu
+from .models import BASE_URLS, SECRETS, Account, AccountsFile, Menu
 
 REQUIRED = {"stringee": ("key_sid", "key_secret")}
 

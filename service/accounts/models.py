@@ -10,7 +10,6 @@ from ..provider.stringee.account import Menu
 from ..settings import HTTP_URL
 
 NAME_PATTERN = r"^[a-z0-9_-]{1,40}$"
-DEFAULT_ACCOUNT = "default"
 Provider = Literal["omicall", "stringee"]
 BASE_URLS: dict[str, str] = {
     "omicall": "https://public-v1-stg.omicall.com",

@@ -17,10 +17,9 @@ from ..provider.stringee.account import StringeeAccount
 from ..provider.stringee.callout import callback_url
 from ..provider.stringee.client import StringeeClient
 from ..render import Request
-from ..settings import Settings
+from ..settings import DEFAULT_ACCOUNT, Settings
 from ..store import Claim, Reservation
 from .loading import Accounts, AccountSpec
-from .models import DEFAULT_ACCOUNT
 
 
 class CallClient(Protocol):
@@ -89,6 +88,11 @@ class Registry:
     def call_time(self) -> float:
         """How long one `execute` may take on the slowest account."""
         return max(account.client.call_time for account in self._live.values())
+
+    def chain_time(self, name: str) -> float:
+        """How long an event of account `name` may take to call: every account of its chain
+        in turn (the slowest account's time when there is no such account)."""
+        return sum(live.client.call_time for live in self.chain(name)) or self.call_time
 
     @property
     def many(self) -> bool:

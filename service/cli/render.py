@@ -14,7 +14,7 @@ import orjson
 
 from ..errors import AutocallError, ConfigError, StoreUnavailable
 from ..events import Message, decode, identity_of
-from ..pipeline.caller import guard_of
+from ..pipeline.guard import guard_of
 from ..render import Call, as_json, decide
 from ..settings import load_settings
 from ..store import Guard, State, open_store

@@ -6,6 +6,7 @@ hold.py         `on_exhausted: hold`: stop consuming while the account cannot ca
 holds.py        holds by account, when there are several: a held account's events wait or go on
 failover.py     which of an event's accounts to try, and which failures prove no call was made
 caller.py       the idempotent call: throttle, pace, claim the key, budget, call once, complete
+guard.py        the customer protections a claim checks; the provider's do-not-call list
 pace.py         AUTOCALL_RATE_LIMIT across replicas
 throttle.py     the slow-down after the provider throttles a request: wait, one goes first
 budget.py       the day's TTS budget, shared through the store

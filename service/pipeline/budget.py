@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from ..accounts import AccountSpec
-from ..accounts.models import DEFAULT_ACCOUNT
 from ..errors import DAILY_BUDGET_CODE, QuotaExceeded, StoreUnavailable
 from ..metrics import Metrics
+from ..settings import DEFAULT_ACCOUNT
 from ..store import Claim, Reservation, State, Store
 from ..templates.filters import LOCAL_TZ
 

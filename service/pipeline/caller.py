@@ -6,13 +6,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
+
+import orjson
 
 from .. import tracing
 from ..accounts.registry import CallClient, Live, Registry
 from ..errors import (
-    DO_NOT_CALL_CODE,
     AutocallError,
     DoNotCall,
     OutcomeUnknown,
@@ -23,9 +23,19 @@ from ..errors import (
 from ..metrics import Metrics
 from ..render import Call
 from ..results.recorder import Recorder
-from ..store import Claim, Guard, Reservation, State, Store, Suppression
+from ..store import Claim, Guard, Reservation, State, Store
 from .budget import Budget
-from .failover import Hop, Route, failover_code, held_error, holds_account, over_budget, route
+from .failover import (
+    Hops,
+    NotCalled,
+    Route,
+    failover_code,
+    over_budget,
+    route,
+    via_note,
+    waiting,
+)
+from .guard import do_not_call, guard_of
 from .holds import AccountHolds
 from .outcomes import Outcome
 from .pace import Pace
@@ -33,18 +43,6 @@ from .throttle import Throttle, Turn
 
 log = logging.getLogger("autocall")
 BUSY_WAIT = 0.2  # seconds between looks at a key another delivery of the same event holds
-PROVIDER_DO_NOT_CALL = "provider_do_not_call"  # the suppression list's reason (CONTRACT.md §12)
-
-
-@dataclass(slots=True)
-class NotCalled:
-    """No call was made (or none that counts): retry, hold or fail, by the retry policy."""
-
-    error: AutocallError
-    attempts: int  # provider attempts made, this one included
-    account: str | None = None  # the account that refused last, or that the event waits for
-    hops: list[Hop] = field(default_factory=list)
-    waiting: bool = False  # the account is held: nothing was tried, the event waits
 
 
 class Caller:
@@ -65,9 +63,11 @@ class Caller:
         recorder: Recorder | None = None,
         phone_window: float = 0.0,
         throttle: Throttle | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pace = pace or Pace(store, 0)
-        self.throttle = throttle or Throttle()
+        self._monotonic = monotonic  # the throttles' clock
+        self.throttle = throttle or Throttle(clock=monotonic)
         self.store = store
         if registry is None:
             assert provider is not None and budget is not None
@@ -76,6 +76,7 @@ class Caller:
         self._throttles = {registry.names()[0]: self.throttle}
         self.metrics = metrics or Metrics()
         self.holds = holds or AccountHolds(60.0, self.metrics, clock)
+        self.hops = Hops(self.holds, self.metrics)
         self.clock = clock
         self.recorder = recorder  # records calls for their results; None: results are off
         self.phone_window = phone_window  # the longest `phone_limit` window of any template
@@ -98,20 +99,16 @@ class Caller:
         """Each account's own slow-down (the first account's is `throttle`)."""
         throttle = self._throttles.get(account)
         if throttle is None:
-            throttle = self._throttles[account] = Throttle()
+            throttle = self._throttles[account] = Throttle(clock=self._monotonic)
         return throttle
 
     async def _route(self, call: Call, chain: list[Live], attempts: int) -> Outcome | NotCalled:
         """Route to the event's account (or past it: held, or slowed down by its provider),
         then wait for its turn, claim the key and call once."""
         planned = route(chain, self.holds, call.holds, self._slowed)
-        for hop, to in zip(planned.hops, chain[1:], strict=False):
-            self.metrics.failover(hop.account, to.name, hop.code)
         try:
             if planned.waiting is not None:
-                name = planned.waiting.name
-                held = held_error(self.holds.reason(name) or "", name)
-                return NotCalled(held, attempts, name, planned.hops, waiting=True)
+                return waiting(planned, self.holds, attempts)
             throttle = self.throttle_of(planned.accounts[0].name)
             # The provider's slow-down and the rate limit's wait come first: nothing is taken
             # while waiting, and a process that stops meanwhile leaves no claim behind.
@@ -124,8 +121,9 @@ class Caller:
                 self.holds.end_probe(name)
 
     def _slowed(self, account: str) -> bool:
+        """Whether `account`'s requests wait now (once its wait ends, one event probes it)."""
         throttle = self._throttles.get(account)
-        return throttle is not None and throttle.slowed
+        return throttle is not None and throttle.holding_back
 
     async def _claim_on(
         self, call: Call, planned: Route, attempts: int, turn: Turn
@@ -134,18 +132,20 @@ class Caller:
         they do not fit and there is one), then call."""
         await self.pace.wait()
         limited = call.template.options.phone_limit is not None
-        margin = self.registry.call_time if limited else 0.0
+        margin = self.registry.chain_time(call.account) if limited else 0.0
         guard = guard_of(call, self.clock().timestamp(), self.phone_window, margin)
         accounts = planned.accounts
         for index, live in enumerate(accounts):
             reservation = live.budget.ask(call.tts_chars)
-            claiming = self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            via = via_note(live, planned.hops)  # where the call goes, if the process stops
+            key, event_id = call.idempotency_key, call.event.id
+            claiming = self.store.claim(key, event_id, reservation, guard, via)
             claim = await tracing.claimed(claiming)
             if claim.state is State.BUSY and claim.event_id == call.event.id:
-                claim = await self._wait_for(call, reservation, guard)
+                claim = await self._wait_for(call, reservation, guard, via)
             if claim.state is not State.OVER_BUDGET or index == len(accounts) - 1:
                 break
-            self._hop(planned, index, over_budget(live, reservation, claim))
+            self.hops.leave(planned, index, over_budget(live, reservation, claim))
         if claim.state in (State.SUPPRESSED, State.PHONE_LIMIT):
             return Outcome.skipped(call.event.identity, claim.state.value, self.clock(), call=call)
         try:
@@ -154,84 +154,82 @@ class Caller:
             return NotCalled(exc, attempts, live.name, planned.hops)
         if claim.state is not State.NEW:
             return await self._claimed(call, claim, attempts)
-        return await self._call_from(call, planned, (index, reservation), attempts, turn)
+        if index:  # past accounts whose budget is spent: the account called answers for itself
+            planned.accounts, turn = accounts[index:], self.throttle_of(live.name).free()
+        return await self._call_from(call, planned, reservation, attempts, turn)
 
     async def _call_from(
         self,
         call: Call,
         planned: Route,
-        start: tuple[int, Reservation | None],
+        reservation: Reservation | None,
         attempts: int,
         turn: Turn,
+        *,
+        take: bool = False,
     ) -> Outcome | NotCalled:
-        """Call on each account from `index`, the next one only when this one proved that it
-        placed no call. From here the request may leave at any moment: cancelled or not, the
-        key stays taken unless every account tried says no call was made."""
-        (index, reservation), accounts = start, planned.accounts
-        last = len(accounts) - 1
-        for at in range(index, last + 1):
-            live, sent = accounts[at], False
-            # the answer slows down (or frees) the throttle of the account that gave it
-            answers = turn if at == 0 else self.throttle_of(live.name).free()
-            try:
-                if at > index:
-                    reservation = await live.budget.take(call.tts_chars)
-                sent = True
-                accepted = await live.client.execute(live.request(call.request))
-            except OutcomeUnknown as exc:
-                unknown = Outcome.failed(
-                    call.event.identity, exc, self.clock(), call=call, attempts=attempts + 1
-                )
-                return await self._complete(self._via(unknown, live, planned), call)
-            except AutocallError as exc:
-                attempts += sent
-                if sent:
-                    answers.answered(exc)
-                code = failover_code(exc)
-                if code is None or at == last:  # the key before the refund, which only counts
-                    await self.store.release(call.idempotency_key)
-                await live.budget.refund(reservation)
-                reservation = None
-                if code is not None and at < last:
-                    self._hop(planned, at, exc, code)
-                    continue
-                if isinstance(exc, DoNotCall):
-                    return await self._do_not_call(call, attempts)
-                return NotCalled(exc, attempts, live.name, planned.hops)
-            answers.answered(None)
-            self.holds.release(live.name)
-            outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
-            via = self._via(outcome, live, planned)
-            return await self._complete(via, call, accepted.autocall_uuids)
-        raise AssertionError("unreachable: the last account returns")  # pragma: no cover
+        """Call on the route's first account (taking its TTS characters first, when `take`);
+        on the next one only when this one proved that it placed no call. From here the
+        request may leave at any moment: cancelled or not, the key stays taken unless every
+        account tried says no call was made."""
+        live, sent = planned.accounts[0], False
+        self.hops.tried(planned)
+        try:
+            if take:
+                reservation = await live.budget.take(call.tts_chars)
+                await self.store.trying(call.idempotency_key, via_note(live, planned.hops))
+            sent = True
+            accepted = await live.client.execute(live.request(call.request))
+        except OutcomeUnknown as exc:
+            unknown = Outcome.failed(
+                call.event.identity, exc, self.clock(), call=call, attempts=attempts + 1
+            )
+            return await self._complete(self._via(unknown, live, planned), call)
+        except AutocallError as exc:
+            if sent:  # the answer slows down (or frees) the throttle of the account that gave it
+                turn.answered(exc)
+            return await self._refused(call, planned, (exc, reservation), attempts + sent)
+        turn.answered(None)
+        self.holds.release(live.name)
+        outcome = Outcome.accepted(call, accepted.autocall_id, attempts + 1, self.clock())
+        via = self._via(outcome, live, planned)
+        return await self._complete(via, call, accepted.autocall_uuids)
 
-    def _hop(self, planned: Route, at: int, error: AutocallError, code: str | None = None) -> None:
-        """Leave the account at `at` for the next one: counted, and held on an account code."""
-        left, to = planned.accounts[at].name, planned.accounts[at + 1].name
-        code = code or error.code
-        planned.hops.append(Hop(left, code))
-        self.metrics.failover(left, to, code)
-        self.metrics.failure(error, left)
-        if holds_account(error):
-            self.holds.hold(left, error.code)
-        log.warning("failing over from %s to %s (%s)", left, to, code)
+    async def _refused(
+        self,
+        call: Call,
+        planned: Route,
+        refusal: tuple[AutocallError, Reservation | None],
+        attempts: int,
+    ) -> Outcome | NotCalled:
+        """The route's first account placed no call: on to the next one the route allows (its
+        hold and throttle as for a new event) when the refusal says it would not refuse too."""
+        (exc, reservation), live = refusal, planned.accounts[0]
+        code = failover_code(exc)
+        rest = self._rest(call, planned, exc, code) if code is not None else None
+        if rest is None or not rest.accounts:  # the key before the refund, which only counts
+            await self.store.release(call.idempotency_key)
+        await live.budget.refund(reservation)
+        if rest is not None and rest.accounts:
+            async with self.throttle_of(rest.accounts[0].name).turn() as turn:
+                return await self._call_from(call, rest, None, attempts, turn, take=True)
+        if rest is not None and rest.waiting is not None:
+            return waiting(rest, self.holds, attempts)
+        if isinstance(exc, DoNotCall):
+            return await do_not_call(self.store, call, self.clock(), attempts)
+        return NotCalled(exc, attempts, live.name, planned.hops)
+
+    def _rest(self, call: Call, planned: Route, error: AutocallError, code: str) -> Route | None:
+        """The route on past the first account, which refused; None when it was the last."""
+        if len(planned.accounts) == 1:
+            return None
+        self.hops.leave(planned, 0, error, code)
+        rest = route(planned.accounts[1:], self.holds, call.holds, self._slowed, into=planned)
+        rest.counted = planned.counted
+        return rest
 
     def _via(self, outcome: Outcome, live: Live, planned: Route) -> Outcome:
         return outcome.via(live.name, live.provider, [hop.as_json() for hop in planned.hops])
-
-    async def _do_not_call(self, call: Call, attempts: int) -> Outcome:
-        """On the provider's do-not-call list: skipped, and on ours, so that the number's next
-        events are skipped without a request."""
-        now = self.clock()
-        if call.customer is not None:
-            entry = Suppression(call.customer, PROVIDER_DO_NOT_CALL, None, now.timestamp())
-            try:
-                await self.store.suppress(entry)
-            except StoreUnavailable as exc:
-                log.warning("cannot add %s to the suppression list: %s", call.phone, exc.message)
-        return Outcome.skipped(
-            call.event.identity, DO_NOT_CALL_CODE, now, call=call, attempts=attempts
-        )
 
     async def _claimed(self, call: Call, claim: Claim, attempts: int) -> Outcome:
         """The key was taken before: a duplicate, a replay, or a call that may have been made."""
@@ -245,6 +243,8 @@ class Caller:
             "the call may have been made, so it is not made again"
         )
         failed = Outcome.failed(call.event.identity, unknown, now, call=call, attempts=attempts + 1)
+        if claim.via is not None:  # the account it was calling on: its results are looked for
+            failed.via(**orjson.loads(claim.via))
         return await self._complete(failed, call)
 
     async def _complete(self, outcome: Outcome, call: Call, uuids: tuple[str, ...] = ()) -> Outcome:
@@ -276,25 +276,14 @@ class Caller:
         return None
 
     async def _wait_for(
-        self, call: Call, reservation: Reservation | None, guard: Guard | None
+        self, call: Call, reservation: Reservation | None, guard: Guard | None, via: bytes
     ) -> Claim:
         """The same event is being processed by another delivery (after a broker reconnect):
         wait until that one finishes rather than report it twice or call again."""
-        deadline = time.monotonic() + self.registry.call_time
+        deadline = time.monotonic() + self.registry.chain_time(call.account)
         claim = Claim(State.BUSY, call.event.id)
         while claim.state is State.BUSY and time.monotonic() < deadline:
             await asyncio.sleep(BUSY_WAIT)
-            claim = await self.store.claim(call.idempotency_key, call.event.id, reservation, guard)
+            key, event_id = call.idempotency_key, call.event.id
+            claim = await self.store.claim(key, event_id, reservation, guard, via)
         return claim
-
-
-def guard_of(call: Call, now: float, keep: float, margin: float) -> Guard | None:
-    """The protections of the call's number: the suppression list, and its template's
-    `phone_limit` (a slot counts until `window` after `margin`, when the provider may still
-    accept the call; slots are kept `keep` seconds, the longest window of any template)."""
-    if call.customer is None:
-        return None
-    limit = call.template.options.phone_limit
-    if limit is None:
-        return Guard(call.customer, now)
-    return Guard(call.customer, now, limit.calls, limit.window, keep, margin)

@@ -24,8 +24,9 @@ from ..stopping import bounded
 from ..suppression import CONTROL_TYPES
 from ..templates import Templates
 from .actions import Action, Delay, Publish, PutBack, Requeue
-from .caller import Caller, NotCalled
+from .caller import Caller
 from .control import Control
+from .failover import NotCalled
 from .hold import Hold, ProbeResult
 from .outcomes import Outcome
 from .retry import Retry
@@ -196,13 +197,14 @@ class Consumer:
     def _after(self, failure: NotCalled, call: Call, retries: int) -> Action:
         """No call was made: hold, retry or fail, as the retry policy says; with several
         accounts, a hold is the account's own and its events wait on the hold queue."""
-        account = failure.account or "default"
+        account = failure.account or self.metrics.unrouted
         if not failure.waiting:
             self.metrics.failure(failure.error, account)
         now = self.clock()
         action = self.retry.after(failure.error, call, failure.attempts, retries, now)
         holds = self.caller.holds
-        if isinstance(action, PutBack) and action.holds and self.caller.registry.many:
+        by_account = failure.account is not None and self.caller.registry.many
+        if isinstance(action, PutBack) and action.holds and by_account:
             if not failure.waiting:
                 holds.hold(account, failure.error.code)
             why = f"held {holds.reason(account) or failure.error.code}"

@@ -3,8 +3,11 @@ failure proves that no call was made, so that the next account may call under th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import orjson
 
 from ..accounts.registry import Live
 from ..errors import (
@@ -19,8 +22,11 @@ from ..errors import (
     ProviderUnavailable,
     QuotaExceeded,
 )
+from ..metrics import Metrics
 from ..store import Claim, Reservation
 from .holds import AccountHolds
+
+log = logging.getLogger("autocall")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,26 @@ class Route:
     hops: list[Hop]
     probes: list[str]
     waiting: Live | None = None  # the event's account is held: nothing to try, the event waits
+    counted: int = 0  # hops counted in autocall_failovers_total: those before an account tried
+
+
+@dataclass(slots=True)
+class NotCalled:
+    """No call was made (or none that counts): retry, hold or fail, by the retry policy."""
+
+    error: AutocallError
+    attempts: int  # provider attempts made, this one included
+    account: str | None = None  # the account that refused last, or that the event waits for
+    hops: list[Hop] = field(default_factory=list)
+    waiting: bool = False  # the account is held: nothing was tried, the event waits
+
+
+def waiting(planned: Route, holds: AccountHolds, attempts: int) -> NotCalled:
+    """Nothing to try: the route's account is held, and the event waits for it."""
+    assert planned.waiting is not None
+    name = planned.waiting.name
+    held = held_error(holds.reason(name) or "", name)
+    return NotCalled(held, attempts, name, planned.hops, waiting=True)
 
 
 def route(
@@ -49,13 +75,16 @@ def route(
     holds: AccountHolds,
     holding: bool,
     slowed: Callable[[str], bool] = lambda _: False,
+    *,
+    into: Route | None = None,
 ) -> Route:
     """The accounts of `chain` to try now: a held account is passed over for the next one, or,
     the last one, waited for (for an event whose template holds: `holding`), unless it is its
-    turn to be probed; an account its provider slows down (`slowed`) is passed over too, but
-    for the last."""
-    hops: list[Hop] = []
-    probes: list[str] = []
+    turn to be probed; an account whose provider slowed it down is passed over too while its
+    requests would wait (`slowed`: its Retry-After runs, or its probe is out), but for the last.
+    `into`: the route so far (a failover on the way), whose hops and probes this one extends."""
+    hops: list[Hop] = [] if into is None else into.hops
+    probes: list[str] = [] if into is None else into.probes
     for index, live in enumerate(chain):
         reason = holds.reason(live.name)
         if reason is None and index < len(chain) - 1 and slowed(live.name):
@@ -73,6 +102,39 @@ def route(
         else:  # a template that fails on exhaustion tries, and fails with the real answer
             return Route([live], hops, probes)
     return Route([], hops, probes)
+
+
+class Hops:
+    """Accounts left for the next one: each refusal counted and, on an account code, the account
+    held; `autocall_failovers_total` counted once the account after them is tried."""
+
+    def __init__(self, holds: AccountHolds, metrics: Metrics) -> None:
+        self._holds = holds
+        self._metrics = metrics
+
+    def leave(self, planned: Route, at: int, error: AutocallError, code: str | None = None) -> None:
+        """Leave the route's account at `at` because of `error` (failing over for `code`)."""
+        left, code = planned.accounts[at].name, code or error.code
+        planned.hops.append(Hop(left, code))
+        self._metrics.failure(error, left)
+        if holds_account(error):
+            self._holds.hold(left, error.code)
+        log.warning("failing over from %s (%s)", left, code)
+
+    def tried(self, planned: Route) -> None:
+        """The route's first account is called now: the hops that led to it count (never those
+        of an event that waits, a duplicate or a skip)."""
+        hops, to = planned.hops, planned.accounts[0].name
+        for at in range(planned.counted, len(hops)):
+            then = hops[at + 1].account if at + 1 < len(hops) else to
+            self._metrics.failover(hops[at].account, then, hops[at].code)
+        planned.counted = len(hops)
+
+
+def via_note(live: Live, hops: list[Hop]) -> bytes:
+    """Where a call goes out and the way there, kept with its claim (`Outcome.via`'s fields)."""
+    failover = [hop.as_json() for hop in hops]
+    return orjson.dumps({"account": live.name, "provider": live.provider, "failover": failover})
 
 
 def held_error(reason: str, account: str) -> AutocallError:

@@ -13,6 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from ..errors import EXHAUSTION_CODES, cancelled_by_channel
 from ..metrics import Metrics
+from ..settings import DEFAULT_ACCOUNT
 from ..stopping import cancel
 from .holds import hold_seconds
 
@@ -40,7 +41,7 @@ class Hold:
         interval: float,
         metrics: Metrics,
         clock: Callable[[], datetime],
-        account: str = "default",
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         self.account = account  # the one account whose hold this is
         self._interval = interval

@@ -84,7 +84,11 @@ class AccountHolds:
             self._metrics.held(account, None)
 
     def delay_ms(self, account: str) -> int:
-        """How long an event of a held account waits before it comes back."""
+        """How long an event of a held account waits before it comes back: until the next
+        probe; a full interval while a probe is out (else every waiting event would come back
+        every 50 ms for as long as the probe's call takes)."""
         held = self._held.get(account)
+        if held is not None and held.probing:
+            return max(1, int(self.interval * 1000))
         left = held.next_probe - self._monotonic() if held else 0.0
         return max(1, int(min(max(left, 0.05), self.interval) * 1000))

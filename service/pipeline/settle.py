@@ -86,7 +86,9 @@ class Settler:
             # First, so that whoever sees a failed outcome finds its message already kept.
             await self._publisher.dead_letter(delivery, self._names.dead, outcome)
         await self._publisher.outcome(outcome.body(), outcome.status, event_id)
-        self._metrics.outcome(outcome.status, outcome.template or "", outcome.account or "default")
+        self._metrics.outcome(
+            outcome.status, outcome.template or "", outcome.account or self._metrics.unrouted
+        )
         if outcome.error is not None:
             self._metrics.dead_letter(outcome.error["code"])
         if (replayed := replayed_code(delivery)) is not None:

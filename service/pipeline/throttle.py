@@ -64,6 +64,12 @@ class Throttle:
         """Whether requests are held back."""
         return self._backoff > 0
 
+    @property
+    def holding_back(self) -> bool:
+        """Whether a request now would wait: the answer's wait is still running, or the one
+        request let through after it has not been answered yet."""
+        return self.slowed and (self._probing or self._until > self._clock())
+
     def free(self) -> Turn:
         """The turn of a request that need not wait (while not slowed down)."""
         return Turn(self, self._generation, probe=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..provider.records import RESULTS
+from ..settings import DEFAULT_ACCOUNT
 
 WEBHOOK_OUTCOMES = (
     "accepted",
@@ -65,7 +66,7 @@ class ResultMetrics:
             self.lookups.labels(result)
         for template in templates:
             for result in RESULTS:
-                self.results.labels(result, template, "true", "default")
+                self.results.labels(result, template, "true", DEFAULT_ACCOUNT)
             self.choices.labels("none", template)  # so the dashboard's panel has its series
 
     def webhook(self, outcome: str) -> None:
@@ -75,7 +76,12 @@ class ResultMetrics:
         self.lookups.labels(result).inc(count)
 
     def result(
-        self, result: str, template: str, final: bool, choice: str | None, account: str = "default"
+        self,
+        result: str,
+        template: str,
+        final: bool,
+        choice: str | None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         """One result event published."""
         template = template if template in self._templates else "other"

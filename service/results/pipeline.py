@@ -12,6 +12,7 @@ from .. import tracing
 from ..provider.omicall.history import History
 from ..provider.omicall.records import DEFAULT_KEY_FIELDS
 from ..provider.records import CallRecord
+from ..settings import DEFAULT_ACCOUNT
 from .calls import OpenCall, ResultEvent, result_of
 from .metrics import ResultMetrics
 from .store import ResultStore
@@ -183,7 +184,7 @@ class Results:
         return await self.store.rank(call, record.transaction_id, started)
 
     def _count(self, event: ResultEvent) -> None:
-        account = event.call.account or "default"
+        account = event.call.account or DEFAULT_ACCOUNT
         self.metrics.result(event.result, event.call.template, event.final, event.choice, account)
         if event.result == "answered" and event.record is not None:
             self.metrics.answer_seconds.observe(event.record.answer_seconds)

@@ -4,6 +4,7 @@ protocol.py     Store, State, Claim, Reservation: what every store answers
 memory.py       MemoryStore: one process's keys, nothing shared
 redis_store.py  RedisStore: shared keys with owner leases
 scripts.py      the Lua scripts RedisStore runs, one step each
+records.py      the records RedisStore keeps: a key's claim, a suppression entry
 batch.py        the commands of concurrent events in one round trip a loop turn
 resp.py         that round trip in raw RESP on redis-py's connection (a speed-up)
 sentinel.py     redis+sentinel:// URLs: the master the sentinels name, followed on failover

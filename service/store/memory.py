@@ -36,6 +36,7 @@ class MemoryStore:
         event_id: str,
         reservation: Reservation | None = None,
         guard: Guard | None = None,
+        via: bytes | None = None,
     ) -> Claim:
         now = self._clock()
         self._expire(now)
@@ -56,8 +57,13 @@ class MemoryStore:
         if guard is not None and guard.calls:
             self._slots.setdefault(guard.phone, {})[key] = guard.now + guard.margin
             self._slot_of[key] = guard.phone
-        self._keys[key] = (now + self._ttl, Claim(State.BUSY, event_id))
+        self._keys[key] = (now + self._ttl, Claim(State.BUSY, event_id, via=via))
         return Claim(State.NEW, event_id, used=used)
+
+    async def trying(self, key: str, via: bytes) -> None:
+        held = self._keys.get(key)
+        if held is not None and held[1].state is State.BUSY:
+            held[1].via = via
 
     async def complete(self, key: str, event_id: str, outcome: bytes) -> None:
         self._slot_of.pop(key, None)

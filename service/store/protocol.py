@@ -26,6 +26,7 @@ class Claim:
     event_id: str | None = None  # the event that holds or completed the key
     outcome: bytes | None = None
     used: int | None = None  # the day's TTS characters, when a reservation was asked
+    via: bytes | None = None  # where the holder's call goes out, as the holder last wrote it
 
 
 @dataclass(slots=True)
@@ -73,11 +74,17 @@ class Store(Protocol):
         event_id: str,
         reservation: Reservation | None = None,
         guard: Guard | None = None,
+        via: bytes | None = None,
     ) -> Claim:
         """Take `key` for `event_id`, the reservation's characters and a slot of the number's
         limit with it, in one step; unless the number is suppressed or over its limit, something
         else holds the key (say what), or the characters do not fit. A delivery of the event
-        that holds the key finds it whatever the protections say."""
+        that holds the key finds it whatever the protections say. `via` (opaque) is kept with
+        the claim, for a delivery that finds it later."""
+
+    async def trying(self, key: str, via: bytes) -> None:
+        """Replace the `via` of our pending claim of `key` (an account failing over to the
+        next): a delivery that finds the claim orphaned knows where its call went out."""
 
     def complete(self, key: str, event_id: str, outcome: bytes) -> Awaitable[None]:
         """Mark `key` done by `event_id`, keeping its outcome for redeliveries. The write is

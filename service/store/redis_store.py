@@ -26,6 +26,7 @@ from ..stopping import bounded, cancel
 from . import scripts, sentinel
 from .batch import Batch
 from .protocol import Claim, Guard, Reservation, State, Suppression
+from .records import key_record, suppression_of
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 15  # a dead process's claims are known as such this long after it died
@@ -40,15 +41,6 @@ class Replicas:
 
     wanted: int
     timeout_ms: int
-
-
-def _record(
-    state: str, event_id: str, owner: str = "", outcome: bytes = b"", nonce: int = 0
-) -> bytes:
-    record: dict[str, str | int] = {"s": state, "e": event_id, "o": owner, "r": outcome.decode()}
-    if nonce:
-        record["n"] = nonce  # which claim of its owner wrote it
-    return orjson.dumps(record)
 
 
 class RedisStore:
@@ -135,8 +127,9 @@ class RedisStore:
         event_id: str,
         reservation: Reservation | None = None,
         guard: Guard | None = None,
+        via: bytes | None = None,
     ) -> Claim:
-        value = _record("pending", event_id, self.owner, nonce=next(self._nonces))
+        value = key_record("pending", event_id, self.owner, nonce=next(self._nonces), via=via)
         counter = self._tts_key(reservation.day) if reservation else self._tts_key("-")
         chars, limit = (reservation.chars, reservation.limit) if reservation else (0, 0)
         g = guard or Guard("", 0.0)
@@ -171,11 +164,23 @@ class RedisStore:
             # and its call was made.
             self._claims[key] = (detail, *held[1:])
             return Claim(State.NEW, event_id)
-        record: dict[str, Any] = orjson.loads(detail)
+        return await self._held(orjson.loads(detail))
+
+    async def _held(self, record: dict[str, Any]) -> Claim:
+        """A claim another delivery holds: done, or pending by a live process or a dead one."""
         if record["s"] == "done":
             return Claim(State.DONE, record["e"], record["r"].encode())
         alive = await self._call(self._batch.execute("EXISTS", self._owner_key(record["o"])))
-        return Claim(State.BUSY if alive else State.ORPHANED, record["e"])
+        via = record["v"].encode() if "v" in record else None
+        return Claim(State.BUSY if alive else State.ORPHANED, record["e"], via=via)
+
+    async def trying(self, key: str, via: bytes) -> None:
+        held = self._claims.get(key)
+        if held is not None:
+            value = orjson.dumps(orjson.loads(held[0]) | {"v": via.decode()})
+            swap = self._batch.script(scripts.SWAP, [self._key(key)], [held[0], value])
+            if await self._call(swap):  # else no longer ours as we knew it: left alone
+                self._claims[key] = (value, *held[1:])
 
     def _lose(self, key: str, value: bytes) -> None:
         """A claim whose answer never came: the next claim of the key that finds it takes it."""
@@ -201,7 +206,7 @@ class RedisStore:
         return claimed
 
     def complete(self, key: str, event_id: str, outcome: bytes) -> Awaitable[None]:
-        value = _record("done", event_id, outcome=outcome)
+        value = key_record("done", event_id, outcome=outcome)
         return self._completed(
             key, self._batch.submit("SET", self._key(key), value, "EX", self._ttl)
         )
@@ -236,7 +241,7 @@ class RedisStore:
     async def suppressions(self) -> list[Suppression]:
         await self.suppressed_count()
         entries = await self._call(self._redis.hgetall(self._suppressed))
-        return [_suppression(phone, record) for phone, record in sorted(entries.items())]
+        return [suppression_of(phone, record) for phone, record in sorted(entries.items())]
 
     async def suppressed_count(self) -> int:
         keys = [self._suppressed, self._suppressed_until]
@@ -293,8 +298,3 @@ class RedisStore:
 
     def _slots_key(self, phone: str) -> str:
         return f"{self._prefix}phone:{phone}"
-
-
-def _suppression(phone: bytes, record: bytes) -> Suppression:
-    entry = orjson.loads(record)
-    return Suppression(phone.decode(), entry["reason"], entry["until"], entry["added"])

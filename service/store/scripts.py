@@ -109,6 +109,13 @@ end
 return 0
 """
 
+# KEYS: the idempotency key. ARGV: our claim's exact record, its replacement (same TTL).
+SWAP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+
 # KEYS: the replicas' shared pace. ARGV: µs between calls. Returns µs to wait. Redis's clock, so
 # that replicas' clocks do not matter; reservations in turn (a generic cell rate algorithm).
 PACE = """

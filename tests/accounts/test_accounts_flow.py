@@ -255,7 +255,14 @@ async def test_never_fails_over_when_the_provider_refuses_the_request(two: Two) 
 
 
 async def test_an_event_whose_account_does_not_exist_fails(two: Two) -> None:
-    body, _ = await two.one("shop-zz", "U1")
+    body, service = await two.one("shop-zz", "U1")
+
+    # counted under no account's name ("none"), not under `default`, which this file lacks
+    labels = {"status": "failed", "template": "confirm", "account": "none"}
+    counted = service.metrics.registry.get_sample_value("autocall_outcomes_total", labels)
+    named = [s for s in samples(service) if s.name == "autocall_outcomes_total"]
+    outcomes = {s.labels["account"] for s in named}
+    assert counted == 1 and "default" not in outcomes
 
     assert body["status"] == "failed"
     assert body["error"] == {
@@ -266,3 +273,8 @@ async def test_an_event_whose_account_does_not_exist_fails(two: Two) -> None:
     assert two.a.state.calls == [] and two.b.state.calls == []
     dead = await two.broker.drain(f"{two.make_settings().queue}.dead")
     assert [message.headers["x-autocall-reason"] for message in dead] == ["unknown_account"]
+
+
+def samples(service: Service) -> list[Any]:
+    """Every sample the service's metrics export."""
+    return [s for family in service.metrics.registry.collect() for s in family.samples]

@@ -53,6 +53,9 @@ async def test_kill_9_in_the_middle_of_a_failover(rig: Rig) -> None:
     assert ledger.statuses["accepted"] + unknown == EVENTS
     assert unknown == claims["pending"]
     assert await rig.sandbox.calls() == []  # the empty account placed no call
+    # an outcome_unknown names the account whose call may be out: its result is looked for there
+    unknowns = [o.body for o in rig.outcomes.received if o.body["status"] == "failed"]
+    assert all(body["account"] in {"default", "backup"} for body in unknowns), unknowns
     accepted = [o.body for o in rig.outcomes.received if o.body["status"] == "accepted"]
     assert {body["account"] for body in accepted} == {"backup"}
     assert all(

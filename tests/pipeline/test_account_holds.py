@@ -8,7 +8,7 @@ import dataclasses
 
 from service.errors import BalanceTooLow, ProviderUnavailable, Throttled
 from service.pipeline.actions import PutBack
-from service.pipeline.caller import NotCalled
+from service.pipeline.failover import NotCalled
 from service.pipeline.outcomes import Outcome
 from service.pipeline.retry import Retry
 from tests.failover_rig import NOW, Client, call_to, rig
@@ -148,3 +148,49 @@ async def test_one_account_s_throttle_does_not_slow_another_account_down() -> No
 
     assert isinstance(other, Outcome) and other.status == "accepted"
     assert r.caller.throttle_of("shop-a").slowed and not r.caller.throttle_of("shop-b").slowed
+
+
+async def test_a_throttled_account_is_probed_once_its_wait_is_over() -> None:
+    r = rig(Client("shop-a", Throttled("HTTP 429", retry_after=0.01)), Client("shop-b"))
+    first = await r.call(call_to(code="A1"))
+    assert isinstance(first, Outcome) and first.account == "shop-b"
+    r.monotonic.seconds += 3600  # long after its Retry-After
+
+    probe = await r.call(call_to(code="A2"))
+    after = await r.call(call_to(code="A3"))
+
+    assert isinstance(probe, Outcome) and (probe.account, probe.failover) == ("shop-a", [])
+    assert isinstance(after, Outcome) and after.account == "shop-a"
+    assert not r.caller.throttle_of("shop-a").slowed
+    assert len(r.clients["shop-a"].requests) == 3 and len(r.clients["shop-b"].requests) == 1
+
+
+async def test_a_throttled_account_s_probe_in_flight_sends_the_others_on() -> None:
+    r = rig(Client("shop-a", Throttled("HTTP 429", retry_after=0.01)), Client("shop-b"))
+    await r.call(call_to(code="A1"))
+    r.monotonic.seconds += 3600
+    r.clients["shop-a"].delay = 0.2  # the probe's answer takes a while
+    r.clients["shop-a"].sent.clear()
+    probe = asyncio.create_task(r.call(call_to(code="A2")))
+    await r.clients["shop-a"].sent.wait()
+
+    async with asyncio.timeout(0.1):  # not behind the probe: on to shop-b at once
+        other = await r.call(call_to(code="A3"))
+
+    assert isinstance(other, Outcome) and other.account == "shop-b"
+    assert other.failover == [{"account": "shop-a", "code": "rate_limit_exceeded"}]
+    done = await probe
+    assert isinstance(done, Outcome) and done.account == "shop-a"
+
+
+def test_a_held_account_s_events_wait_a_full_interval_while_its_probe_is_out() -> None:
+    r = rig(Client("shop-a"))
+    holds = r.caller.holds
+    holds.hold("shop-a", "balance_is_not_enough")
+    assert holds.delay_ms("shop-a") == 60_000
+    r.monotonic.seconds += 61  # the probe is due: one event takes it
+    assert holds.probe_turn("shop-a")
+
+    assert holds.delay_ms("shop-a") == 60_000  # not back every 50 ms while the probe calls
+    holds.end_probe("shop-a")
+    assert holds.delay_ms("shop-a") == 50  # the probe ended without news: the next one probes

@@ -17,7 +17,8 @@ from service.errors import (
 )
 from service.metrics import Metrics
 from service.pipeline.budget import Budget
-from service.pipeline.caller import Caller, NotCalled
+from service.pipeline.caller import Caller
+from service.pipeline.failover import NotCalled
 from service.pipeline.outcomes import Outcome
 from service.provider.edge import Accepted
 from service.render import Call

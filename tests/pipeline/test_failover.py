@@ -3,6 +3,8 @@ of its key; which never do."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -20,7 +22,7 @@ from service.errors import (
     Throttled,
     Unauthorized,
 )
-from service.pipeline.caller import NotCalled
+from service.pipeline.failover import NotCalled
 from service.pipeline.outcomes import Outcome
 from tests.failover_rig import Client, call_to, rig
 
@@ -154,3 +156,97 @@ async def test_the_provider_s_do_not_call_list_is_a_skip_on_any_account() -> Non
         "do_not_call",
     )
     assert r.clients["shop-b"].requests == []
+
+
+async def test_a_redelivery_waits_for_the_whole_failover_chain() -> None:
+    # each account answers within its call time (1 s), the chain takes longer than one
+    r = rig(
+        Client("shop-a", ProviderUnavailable("HTTP 503"), delay=0.8),
+        Client("shop-b", delay=0.8),
+    )
+    first = asyncio.create_task(r.call(call_to()))
+    await r.clients["shop-a"].sent.wait()  # then a second delivery, after a broker reconnect
+
+    second = await r.call(call_to())
+
+    assert isinstance(second, Outcome) and second.status == "accepted", second
+    done = await first
+    assert isinstance(done, Outcome) and done.autocall_id == second.autocall_id == "shop-b-1"
+
+
+async def test_a_failover_cut_short_names_the_account_that_was_calling() -> None:
+    r = rig(Client("shop-a", ProviderUnavailable("HTTP 503")), Client("shop-b", delay=30))
+    for client in r.clients.values():
+        client.call_time = 0.1  # how long the redelivery waits for the first delivery
+    first = asyncio.create_task(r.call(call_to()))
+    await r.clients["shop-b"].sent.wait()
+    first.cancel()  # the process stops while shop-b's request is out
+
+    again = await r.call(call_to())
+
+    assert isinstance(again, Outcome) and again.code == "outcome_unknown", again
+    assert (again.account, again.provider) == ("shop-b", "omicall")
+    assert again.failover == [{"account": "shop-a", "code": "provider_unavailable"}]
+    assert len(r.clients["shop-b"].requests) == 1
+
+
+async def test_a_failover_passes_over_a_held_next_account() -> None:
+    r = rig(Client("shop-a", ProviderUnavailable("HTTP 503")), Client("shop-b"), Client("shop-c"))
+    r.caller.holds.hold("shop-b", "balance_is_not_enough")  # its probe is not due
+
+    outcome = await r.call(call_to())
+
+    assert isinstance(outcome, Outcome) and outcome.account == "shop-c", outcome
+    assert outcome.failover == [
+        {"account": "shop-a", "code": "provider_unavailable"},
+        {"account": "shop-b", "code": "balance_is_not_enough"},
+    ]
+    assert r.clients["shop-b"].requests == []
+    assert r.failovers("shop-a", "shop-b", "provider_unavailable") == 1
+    assert r.failovers("shop-b", "shop-c", "balance_is_not_enough") == 1
+
+
+async def test_a_failover_passes_over_a_throttled_next_account() -> None:
+    r = rig(
+        Client("shop-a", BalanceTooLow("b")),
+        Client("shop-b", Throttled("HTTP 429", retry_after=30.0)),
+        Client("shop-c"),
+        failover={"shop-a": ("shop-b", "shop-c"), "shop-b": ("shop-c",)},
+    )
+    await r.call(call_to(account="shop-b", code="B1"))  # shop-b's provider slows it down
+
+    outcome = await r.call(call_to(code="A1"))
+
+    assert isinstance(outcome, Outcome) and outcome.account == "shop-c", outcome
+    assert outcome.failover == [
+        {"account": "shop-a", "code": "balance_is_not_enough"},
+        {"account": "shop-b", "code": "rate_limit_exceeded"},
+    ]
+    assert len(r.clients["shop-b"].requests) == 1  # only the request it throttled
+
+
+async def test_a_failover_to_a_held_last_account_waits_with_the_key_free() -> None:
+    r = rig(Client("shop-a", ProviderUnavailable("HTTP 503")), Client("shop-b"))
+    r.caller.holds.hold("shop-b", "balance_is_not_enough")
+
+    outcome = await r.call(call_to(on_exhausted="hold"))
+
+    assert isinstance(outcome, NotCalled) and outcome.waiting and outcome.account == "shop-b"
+    assert r.clients["shop-b"].requests == []
+    assert r.failovers("shop-a", "shop-b", "provider_unavailable") == 0  # nothing tried there
+    assert isinstance(await r.call(call_to(event_id="e-2")), Outcome)  # the key was released
+
+
+async def test_failovers_are_counted_only_when_the_next_account_is_tried() -> None:
+    r = rig(Client("shop-a"), Client("shop-b"))
+    r.caller.holds.hold("shop-a", "balance_is_not_enough")
+    r.caller.holds.hold("shop-b", "balance_is_not_enough")
+    for code in ("A1", "A2", "A3"):  # every account held: the events wait
+        waiting = await r.call(call_to(code=code, on_exhausted="hold"))
+        assert isinstance(waiting, NotCalled) and waiting.waiting
+    r.caller.holds.release("shop-b")
+    await r.call(call_to(code="A4"))
+    duplicate = await r.call(call_to(code="A4", event_id="e-2"))  # another event, the same key
+
+    assert isinstance(duplicate, Outcome) and duplicate.reason == "duplicate"
+    assert r.failovers("shop-a", "shop-b", "balance_is_not_enough") == 1

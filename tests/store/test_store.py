@@ -132,6 +132,17 @@ async def test_held_key_is_busy_with_the_holders_event(stores: Stores) -> None:
     assert await holder.claim("order:A1", "e1") == Claim(State.BUSY, "e1")
 
 
+async def test_a_held_key_says_where_its_holder_is_calling(stores: Stores) -> None:
+    holder, other = await stores.make(), await stores.make()
+    await holder.claim("order:A1", "e1", via=b"shop-a")
+
+    await holder.trying("order:A1", b"shop-b")  # failing over to the next account
+
+    assert await other.claim("order:A1", "e2") == Claim(State.BUSY, "e1", via=b"shop-b")
+    await holder.release("order:A1")  # still ours as it now reads: given back
+    assert await other.claim("order:A1", "e2") == Claim(State.NEW, "e2")
+
+
 async def test_keys_are_independent(stores: Stores) -> None:
     store = await stores.make()
     await store.claim("order:A1", "e1")
@@ -274,6 +285,15 @@ async def test_claim_of_a_store_whose_lease_is_gone_is_orphaned(redis_env: Redis
     assert await redis_env.client.delete(redis_env.owner(dead)) == 1
 
     assert await alive.claim("order:A1", "e2") == Claim(State.ORPHANED, "e1")
+
+
+async def test_an_orphaned_claim_says_where_its_call_went(redis_env: RedisEnv) -> None:
+    dead, alive = await redis_env.make(), await redis_env.make()
+    await dead.claim("order:A1", "e1", via=b"shop-a")
+    await dead.trying("order:A1", b"shop-b")
+    await redis_env.client.delete(redis_env.owner(dead))
+
+    assert await alive.claim("order:A1", "e1") == Claim(State.ORPHANED, "e1", via=b"shop-b")
 
 
 async def test_store_that_left_without_completing_leaves_an_orphan(redis_env: RedisEnv) -> None:

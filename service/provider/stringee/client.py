@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from ...errors import (
+    STRINGEE_BALANCE_CODE,
     AutocallError,
     BalanceTooLow,
     ProviderError,
@@ -35,7 +36,6 @@ from .account import StringeeAccount
 from .auth import Tokens
 
 AUTH_HEADER = "X-STRINGEE-AUTH"
-BALANCE_R = 8  # "not enough money"
 CALLOUT = "callout"  # the metrics' endpoint labels
 CALL_LOG = "call_log"
 
@@ -175,6 +175,6 @@ def _refusal(r: Any, message: str) -> tuple[str, AutocallError]:
     if isinstance(r, bool) or not isinstance(r, int):
         return "provider_error", ProviderError(f"Stringee: {message}")
     code = f"stringee_{r}"
-    if r == BALANCE_R:
+    if code == STRINGEE_BALANCE_CODE:
         return code, BalanceTooLow(f"Stringee: {message}", code=code)
     return code, ProviderError(f"Stringee: {message}", code=code)
