@@ -198,6 +198,9 @@ class Consumer:
         """No call was made: hold, retry or fail, as the retry policy says; with several
         accounts, a hold is the account's own and its events wait on the hold queue."""
         account = failure.account or self.metrics.unrouted
+        if failure.parked_ms:  # nothing tried: no attempt, no outcome; routed again on return
+            why = f"slowed {failure.error.code}"
+            return Delay(self.names.held, failure.parked_ms, why, call.event)
         if not failure.waiting:
             self.metrics.failure(failure.error, account)
         now = self.clock()
