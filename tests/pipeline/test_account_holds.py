@@ -222,13 +222,3 @@ async def test_a_throttled_accounts_backlog_leaves_the_slots_to_the_other_accoun
     after = [await r.call(call_to(code=f"A{n}", event_id=f"A{n}")) for n in range(1, 6)]
     assert all(isinstance(a, Outcome) and a.status == "accepted" for a in after), after
     assert len(r.clients["shop-a"].requests) == 6
-
-
-async def test_a_lone_account_waits_out_its_throttle_in_the_slot() -> None:
-    r = rig(Client("shop-a", Throttled("HTTP 429", retry_after=30.0)))
-    await r.call(call_to(code="A0"))
-    r.monotonic.seconds += 30
-
-    outcome = await r.call(call_to(code="A1", event_id="A1"))
-
-    assert isinstance(outcome, Outcome) and outcome.status == "accepted"
