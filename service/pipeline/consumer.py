@@ -199,8 +199,9 @@ class Consumer:
         accounts, a hold is the account's own and its events wait on the hold queue."""
         account = failure.account or self.metrics.unrouted
         if failure.parked_ms:  # nothing tried: no attempt, no outcome; routed again on return
-            why = f"slowed {failure.error.code}"
-            return Delay(self.names.held, failure.parked_ms, why, call.event)
+            # At most a probe interval, as for a held account: the queue expires at its head.
+            wait = min(failure.parked_ms, max(1, int(self.caller.holds.interval * 1000)))
+            return Delay(self.names.held, wait, f"slowed {failure.error.code}", call.event)
         if not failure.waiting:
             self.metrics.failure(failure.error, account)
         now = self.clock()
