@@ -31,6 +31,7 @@ from .failover import (
     Route,
     failover_code,
     over_budget,
+    parked,
     route,
     via_note,
     waiting,
@@ -114,7 +115,11 @@ class Caller:
             # while waiting, and a process that stops meanwhile leaves no claim behind.
             if not throttle.slowed:  # the usual case, without a context to enter
                 return await self._claim_on(call, planned, attempts, throttle.free())
-            async with throttle.turn() as turn:
+            # With several accounts the wait is not spent in a consumer slot: the other
+            # accounts' events need them. The event comes back when the wait is over.
+            async with throttle.turn(park=self.registry.many) as turn:
+                if turn.left > 0:
+                    return parked(planned, attempts, turn.left)
                 return await self._claim_on(call, planned, attempts, turn)
         finally:
             for name in planned.probes:

@@ -198,6 +198,10 @@ class Consumer:
         """No call was made: hold, retry or fail, as the retry policy says; with several
         accounts, a hold is the account's own and its events wait on the hold queue."""
         account = failure.account or self.metrics.unrouted
+        if failure.parked_ms:  # nothing tried: no attempt, no outcome; routed again on return
+            # At most a probe interval, as for a held account: the queue expires at its head.
+            wait = min(failure.parked_ms, max(1, int(self.caller.holds.interval * 1000)))
+            return Delay(self.names.held, wait, f"slowed {failure.error.code}", call.event)
         if not failure.waiting:
             self.metrics.failure(failure.error, account)
         now = self.clock()

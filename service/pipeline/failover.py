@@ -21,6 +21,7 @@ from ..errors import (
     ProviderError,
     ProviderUnavailable,
     QuotaExceeded,
+    Throttled,
 )
 from ..metrics import Metrics
 from ..store import Claim, Reservation
@@ -60,6 +61,7 @@ class NotCalled:
     account: str | None = None  # the account that refused last, or that the event waits for
     hops: list[Hop] = field(default_factory=list)
     waiting: bool = False  # the account is held: nothing was tried, the event waits
+    parked_ms: int = 0  # its provider slowed the account down: nothing tried, the event waits
 
 
 def waiting(planned: Route, holds: AccountHolds, attempts: int) -> NotCalled:
@@ -68,6 +70,15 @@ def waiting(planned: Route, holds: AccountHolds, attempts: int) -> NotCalled:
     name = planned.waiting.name
     held = held_error(holds.reason(name) or "", name)
     return NotCalled(held, attempts, name, planned.hops, waiting=True)
+
+
+def parked(planned: Route, attempts: int, left: float) -> NotCalled:
+    """Nothing tried: the route's account is slowed down by its provider for `left` seconds
+    more, and the event waits them out on the hold queue (several accounts only)."""
+    name = planned.accounts[0].name
+    slowed = Throttled(f"account {name} is slowed down by its provider; the event waits")
+    wait = max(1, int(left * 1000))
+    return NotCalled(slowed, attempts, name, planned.hops, parked_ms=wait)
 
 
 def route(

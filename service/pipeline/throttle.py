@@ -21,12 +21,15 @@ LONGEST_BACKOFF = 60.0
 class Turn:
     """One request's passage through the throttle: tell it how the provider answered."""
 
-    __slots__ = ("_generation", "_throttle", "probe")
+    __slots__ = ("_generation", "_throttle", "left", "probe")
 
-    def __init__(self, throttle: Throttle, generation: int, *, probe: bool) -> None:
+    def __init__(
+        self, throttle: Throttle, generation: int, *, probe: bool, left: float = 0.0
+    ) -> None:
         self._throttle = throttle
         self._generation = generation
         self.probe = probe  # the one request let through after a wait
+        self.left = left  # > 0: no turn, the wait's seconds still to run (`turn(park=True)`)
 
     def answered(self, error: AutocallError | None) -> None:
         """How the request ended: accepted (None), throttled, refused. Only the provider's own
@@ -75,12 +78,13 @@ class Throttle:
         return Turn(self, self._generation, probe=False)
 
     @asynccontextmanager
-    async def turn(self) -> AsyncIterator[Turn]:
-        """Waits for this request's turn; the block makes (or skips) the request."""
+    async def turn(self, *, park: bool = False) -> AsyncIterator[Turn]:
+        """Waits for this request's turn; the block makes (or skips) the request. `park`: rather
+        than wait out the answer's wait, the turn says how long it has to run (`left`)."""
         if not self.slowed:
             yield self.free()
             return
-        turn = await self._wait()
+        turn = await self._wait(park)
         try:
             yield turn
         finally:
@@ -88,9 +92,11 @@ class Throttle:
                 self._probing = False
                 self._notify()
 
-    async def _wait(self) -> Turn:
+    async def _wait(self, park: bool) -> Turn:
         while self.slowed:
             delay = self._until - self._clock()
+            if delay > 0 and park:
+                return Turn(self, self._generation, probe=False, left=delay)
             if delay > 0:
                 await asyncio.sleep(delay)
             elif self._probing:

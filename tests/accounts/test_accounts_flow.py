@@ -166,6 +166,29 @@ async def test_a_held_account_holds_only_its_own_events(two: Two) -> None:
     assert metric(service, "autocall_balance_failures_total", account="shop-b") == 0
 
 
+async def test_a_throttled_accounts_backlog_leaves_the_consumer_to_the_others(two: Two) -> None:
+    await configure(two.a, {"throttle": 1, "throttle_style": "429", "retry_after": 3})
+    config, outcomes, service = await two.start(concurrency=2)
+    await two.broker.publish(config, order("shop-a", "A0"), "order.created")
+    assert service.consumer is not None
+    throttle = service.consumer.caller.throttle_of("shop-a")
+    await wait_for(lambda: throttle.slowed)  # shop-a's provider slows it down for 3 s
+
+    for n in range(1, 6):  # more of shop-a's events than there are slots, queued first
+        await two.broker.publish(config, order("shop-a", f"A{n}"), "order.created")
+    await two.broker.publish(config, order("shop-b", "B1"), "order.created")
+    [first] = await outcomes.wait(1)
+
+    assert (first["idempotency_key"], first["status"]) == ("order:B1", "accepted")
+    bodies = await outcomes.wait(7)  # then shop-a's, once its wait is over: each called once
+    assert sorted(body["idempotency_key"] for body in bodies[1:]) == [
+        f"order:A{n}" for n in range(6)
+    ]
+    assert {body["status"] for body in bodies} == {"accepted"}
+    assert len(two.a.state.calls) == 6 and len(two.b.state.calls) == 1
+    assert len(outcomes.received) == 7
+
+
 @pytest.mark.parametrize(
     ("change", "code"),
     [

@@ -194,3 +194,31 @@ def test_a_held_account_s_events_wait_a_full_interval_while_its_probe_is_out() -
     assert holds.delay_ms("shop-a") == 60_000  # not back every 50 ms while the probe calls
     holds.end_probe("shop-a")
     assert holds.delay_ms("shop-a") == 50  # the probe ended without news: the next one probes
+
+
+async def test_a_throttled_accounts_backlog_leaves_the_slots_to_the_other_accounts() -> None:
+    r = rig(
+        Client("shop-a", Throttled("HTTP 429", retry_after=30.0)), Client("shop-b"), failover={}
+    )
+    await r.call(call_to(code="A0"))  # shop-a's provider slows it down for 30 s
+    slots = asyncio.Semaphore(2)  # the consumer's concurrency
+
+    async def in_slot(account: str, code: str) -> Outcome | NotCalled:
+        async with slots:
+            return await r.call(call_to(account=account, code=code, event_id=code))
+
+    backlog = [asyncio.create_task(in_slot("shop-a", f"A{n}")) for n in range(1, 6)]
+    other = await in_slot("shop-b", "B1")
+
+    assert isinstance(other, Outcome) and other.status == "accepted" and other.account == "shop-b"
+    parked = await asyncio.gather(*backlog)
+    assert all(isinstance(p, NotCalled) and p.parked_ms == 30_000 for p in parked), parked
+    assert all(p.attempts == 0 and p.account == "shop-a" for p in parked)
+    assert len(r.clients["shop-a"].requests) == 1  # only the request it throttled
+    r.monotonic.seconds += 10
+    later = await r.call(call_to(code="A1", event_id="A1"))  # back before the wait's end
+    assert isinstance(later, NotCalled) and later.parked_ms == 20_000
+    r.monotonic.seconds += 20  # the wait is over: each parked event is called once
+    after = [await r.call(call_to(code=f"A{n}", event_id=f"A{n}")) for n in range(1, 6)]
+    assert all(isinstance(a, Outcome) and a.status == "accepted" for a in after), after
+    assert len(r.clients["shop-a"].requests) == 6
