@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+
+from .finished import Attributes, Fields, Finished
 
 # Span.SpanKind is SpanKind + 1 (0 is SPAN_KIND_UNSPECIFIED).
 _KIND = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
@@ -30,6 +33,7 @@ _TRACE_ID_TAG = 0x0A10 << 208
 _LOCAL_FLAGS = b"\x85\x01" + struct.pack("<I", 0x100)
 _REMOTE_FLAGS = b"\x85\x01" + struct.pack("<I", 0x300)
 _CACHED = 4096  # attributes (key and value) kept encoded: the repeated ones are a few dozen
+_SMALL = 4096  # spans below this size get their field's tag and length from a table
 _SCOPES = 64  # (resource, scope) pairs kept encoded: a service has one or two
 
 
@@ -47,6 +51,9 @@ def _varint(number: int) -> bytes:
         number >>= 7
     out.append(number)
     return bytes(out)
+
+
+_SPAN_TAGS = [b"\x12" + _varint(size) for size in range(_SMALL)]  # ScopeSpans.spans (2)
 
 
 def _field(tag: int, payload: bytes) -> bytes:
@@ -72,26 +79,34 @@ class Encoder:
     recur) encoded between batches. One exporter's: not shared between threads."""
 
     def __init__(self) -> None:
-        self._attributes: dict[tuple[str, str], bytes] = {}
-        self._names: dict[str, bytes] = {}  # span names (they carry routing keys)
+        self._attributes: dict[tuple[str, object], bytes] = {}
+        self._numbers: dict[tuple[str, object], bytes] = {}  # ints: status codes, attempts
+        self._heads: dict[tuple[str, SpanKind], bytes] = {}  # names (with routing keys), kinds
         self._scopes: dict[tuple[Resource, InstrumentationScope | None], tuple[bytes, bytes]] = {}
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The serialized ExportTraceServiceRequest of `spans`."""
-        grouped: dict[Resource, dict[InstrumentationScope | None, list[bytes]]] = {}
+        grouped: dict[tuple[Resource, InstrumentationScope | None], list[bytes]] = {}
+        last: tuple[Resource, InstrumentationScope | None] | None = None
+        encoded: list[bytes] = []
         for span in spans:
-            scope = span.instrumentation_scope or None
-            grouped.setdefault(span.resource, {}).setdefault(scope, []).append(self._span(span))
-        request = []
-        for resource, scopes in grouped.items():
-            resource_field = b""
-            scope_spans = []
-            for scope, encoded in scopes.items():
-                resource_field, scope_fields = self._framing(resource, scope)
-                body = scope_fields + b"".join(_field(0x12, span) for span in encoded)
-                scope_spans.append(_field(0x12, body))  # ResourceSpans.scope_spans (2)
-            request.append(_field(0x0A, resource_field + b"".join(scope_spans)))
-        return b"".join(request)
+            if type(span) is Finished:  # the service's own: its fields in one tuple
+                framing: tuple[Resource, InstrumentationScope | None] = span.framing
+                written = self._finished(span)
+            else:
+                framing = (span.resource, span.instrumentation_scope or None)
+                written = self._span(span)
+            if framing is not last:
+                encoded = grouped.setdefault(framing, [])
+                last = framing
+            encoded.append(written)
+        by_resource: dict[Resource, list[bytes]] = {}
+        for (resource, scope), written_spans in grouped.items():
+            resource_field, scope_fields = self._framing(resource, scope)
+            body = scope_fields + b"".join(written_spans)
+            # ResourceSpans.scope_spans (2)
+            by_resource.setdefault(resource, [resource_field]).append(_field(0x12, body))
+        return b"".join(_field(0x0A, b"".join(fields)) for fields in by_resource.values())
 
     def _framing(
         self, resource: Resource, scope: InstrumentationScope | None
@@ -112,24 +127,46 @@ class Encoder:
         except (_Unwritten, UnicodeEncodeError):
             return _sdk_span(span)
 
+    def _finished(self, span: Finished) -> bytes:
+        try:
+            return self._write(span.fields)
+        except (_Unwritten, UnicodeEncodeError):
+            return _sdk_span(span)
+
     def _written(self, span: ReadableSpan) -> bytes:
         if span.events or span.links:
             raise _Unwritten
-        context = span.context
-        parent = span.parent
-        assert context is not None and span.start_time is not None and span.end_time is not None
-        named = self._names.get(span.name)
-        if named is None:
-            if len(self._names) >= _CACHED:
-                self._names.clear()
-            named = self._names[span.name] = _field(0x2A, span.name.encode())
+        assert span.context is not None and span.start_time is not None
+        assert span.end_time is not None
+        attributes = cast("Attributes", span.attributes)
+        return self._write(
+            (
+                span.context,
+                span.parent,
+                span.name,
+                span.kind,
+                span.start_time,
+                span.end_time,
+                attributes,
+                span.status,
+            ),
+            span.dropped_attributes,
+        )
+
+    def _write(self, fields: Fields, dropped: int = 0) -> bytes:
+        """A Span's bytes, as a field of ScopeSpans.spans (2)."""
+        context, parent, name, kind, started, ended, attributes, status = fields
+        head = self._heads.get((name, kind))
+        if head is None:
+            if len(self._heads) >= _CACHED:
+                self._heads.clear()
+            head = self._heads[(name, kind)] = _field(0x2A, name.encode()) + _KIND[kind]
         parts = [
             (
                 _TRACE_ID_TAG | context.trace_id << 80 | _SPAN_ID_TAG << 64 | context.span_id
             ).to_bytes(28, "big"),
-            named,
-            _KIND[span.kind],
-            _TIMES.pack(0x39, span.start_time, 0x41, span.end_time),
+            head,
+            _TIMES.pack(0x39, started, 0x41, ended),
         ]
         if context.trace_state:
             parts.append(_field(0x1A, context.trace_state.to_header().encode()))
@@ -138,30 +175,33 @@ class Encoder:
         else:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
             parts.append(_REMOTE_FLAGS if parent.is_remote else _LOCAL_FLAGS)
-        attributes = span.attributes
         if attributes:
             parts.append(self._attributes_of(attributes))
-            if span.dropped_attributes:
-                parts.append(b"\x50" + _varint(span.dropped_attributes))
-        status = span.status
+        if dropped:
+            parts.append(b"\x50" + _varint(dropped))
         if status.status_code is StatusCode.UNSET and not status.description:
             parts.append(b"\x7a\x00")  # the SDK's encoder always writes one, empty while unset
         else:
             parts.append(_status(status))
-        return b"".join(parts)
+        body = b"".join(parts)
+        size = len(body)
+        return (_SPAN_TAGS[size] if size < _SMALL else b"\x12" + _varint(size)) + body
 
     def _attributes_of(self, attributes: Mapping[str, object]) -> bytes:
-        cache = self._attributes
+        cache, numbers = self._attributes, self._numbers
         out = []
-        for key, value in attributes.items():
-            if type(value) is not str:  # 1, 1.0 and True are one key of a dict: not cached
-                out.append(_attribute(key, value))
+        for item in attributes.items():
+            kind = type(item[1])
+            # 1, 1.0 and True are one key of a dict: strings and ints are kept apart
+            kept = cache if kind is str else numbers if kind is int else None
+            if kept is None:
+                out.append(_attribute(*item))
                 continue
-            encoded = cache.get((key, value))
+            encoded = kept.get(item)
             if encoded is None:
-                if len(cache) >= _CACHED:
-                    cache.clear()
-                encoded = cache[(key, value)] = _attribute(key, value)
+                if len(kept) >= _CACHED:
+                    kept.clear()
+                encoded = kept[item] = _attribute(*item)
             out.append(encoded)
         return b"".join(out)
 
@@ -183,7 +223,8 @@ def _status(status: Status) -> bytes:
 
 def _sdk_span(span: ReadableSpan) -> bytes:
     request = encode_spans([span])
-    return request.resource_spans[0].scope_spans[0].spans[0].SerializeToString()  # type: ignore[no-any-return]
+    written = request.resource_spans[0].scope_spans[0].spans[0].SerializeToString()
+    return _field(0x12, written)  # as a ScopeSpans.spans field
 
 
 def _sdk_framing(resource: Resource, scope: InstrumentationScope | None) -> tuple[bytes, bytes]:

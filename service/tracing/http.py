@@ -8,10 +8,11 @@ from collections.abc import Awaitable
 from time import time_ns
 from typing import Protocol, TypeVar
 
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 from yarl import URL
 
+from .finished import UNSET, Recorder
 from .spans import leaf
 
 
@@ -26,22 +27,27 @@ Answered = TypeVar("Answered", bound=Answer)
 
 
 async def request_span(
-    tracer: Tracer, sending: Awaitable[Answered], method: str, url: URL | str
+    recorder: Recorder,
+    parent: SpanContext,
+    sending: Awaitable[Answered],
+    method: str,
+    url: URL | str,
 ) -> Answered:
-    """`sending` in its CLIENT span `<method> <path>`, a child of the current span."""
+    """`sending` in its CLIENT span `<method> <path>`, a child of `parent`."""
     started = time_ns()
-    name, attributes = _described(method, str(url))
+    name, described = _described(method, str(url))
+    attributes = dict(described)  # the cached one stays as it is
     try:
         answer = await sending
     except BaseException as exc:
-        leaf(tracer, name, started, attributes, kind=SpanKind.CLIENT, failure=exc)
+        leaf(recorder, parent, name, started, attributes, kind=SpanKind.CLIENT, failure=exc)
         raise
-    attributes = {**attributes, "http.response.status_code": answer.status}
-    if answer.status < 400:
-        leaf(tracer, name, started, attributes, kind=SpanKind.CLIENT)
-        return answer
-    attributes["error.type"] = str(answer.status)
-    leaf(tracer, name, started, attributes, kind=SpanKind.CLIENT, status=Status(StatusCode.ERROR))
+    attributes["http.response.status_code"] = answer.status
+    status = UNSET
+    if answer.status >= 400:
+        attributes["error.type"] = str(answer.status)
+        status = Status(StatusCode.ERROR)
+    leaf(recorder, parent, name, started, attributes, kind=SpanKind.CLIENT, status=status)
     return answer
 
 

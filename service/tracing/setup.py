@@ -53,9 +53,10 @@ def enabled(environ: Mapping[str, str]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    """The tracer provider and the exporter its batches go to."""
+    """The tracer provider, its batch processor, and the exporter its batches go to."""
 
     provider: TracerProvider
+    batches: BatchSpanProcessor
     exporter: SpanExporter
 
 
@@ -71,7 +72,7 @@ def pipeline(environ: Mapping[str, str] = os.environ) -> Pipeline | None:
     except ValueError as exc:  # the SDK's own check of the batch sizes it read
         raise ConfigError([f"OTEL_BSP_*: {exc}"]) from None
     traces.add_span_processor(batches)
-    return Pipeline(traces, exporting)
+    return Pipeline(traces, batches, exporting)
 
 
 class _Resource(Resource):

@@ -1,11 +1,11 @@
-"""The spans of CONTRACT.md §14, each a pass-through while tracing is off (`TRACER` None): the
-event path then pays one global read a hook, no context manager and no dict.
+"""The spans of CONTRACT.md §14, each a pass-through while tracing is off (`RECORDER` None):
+the event path then pays one global read a hook, no context manager and no dict.
 
-On, each span is the SDK's dearest part of an event (11-13 µs to make and end, and ~7 µs to
-encode for export with encoder.py, measured on the bench machine, against ~550 µs for the
-whole event): the event path's spans carry only the attributes the contract names and a few
-that a search needs, and are started and ended directly rather than through the SDK's context
-managers."""
+On, each span is written once its work is done (finished.py: ~3 µs against the SDK's live
+span's ~25), with the attributes the contract names and a few that a search needs. A span
+whose work has children (the process span, a result's) is current while it runs, as a
+`NonRecordingSpan` of its context: the children, the log lines and the call's record read
+only that."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import context
 from opentelemetry.trace import (
-    Span,
+    NonRecordingSpan,
+    SpanContext,
     SpanKind,
     Status,
     StatusCode,
-    Tracer,
     get_current_span,
     set_span_in_context,
 )
@@ -30,16 +30,82 @@ from opentelemetry.util.types import AttributeValue
 
 from ..store import Claim
 from .carriers import parent_of, resumed, traceparent_of
+from .finished import UNSET, Recorder
 from .shapes import Outcome, Outgoing, ResultEvent
 
-TRACER: Tracer | None = None  # set while tracing is on
+RECORDER: Recorder | None = None  # set while tracing is on
 Owner = TypeVar("Owner")
 Taken = TypeVar("Taken")
 Sent = TypeVar("Sent")
-
-
 Action = TypeVar("Action")
 Event = TypeVar("Event", bound=ResultEvent)
+
+
+def kept() -> SpanContext | None:
+    """The current span's context if its trace is kept (sampled), else None: the children of
+    a span that is not kept would not be either, and are not made at all."""
+    current = get_current_span().get_span_context()
+    return current if current.trace_flags.sampled else None
+
+
+class Making:
+    """A span being made around a block: started when the block starts, finished when it ends
+    with the attributes and status it has then. A block that raises sets the status to error,
+    named by the service's code for the exception or its type, never its text (which may
+    quote what a span must not carry). `current`: the span is the current one within."""
+
+    __slots__ = (
+        "_token",
+        "attributes",
+        "context",
+        "current",
+        "kind",
+        "name",
+        "parent",
+        "recorder",
+        "started",
+        "status",
+    )
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        name: str,
+        kind: SpanKind,
+        opened: tuple[SpanContext, SpanContext | None],
+        attributes: dict[str, AttributeValue],
+        *,
+        current: bool = False,
+    ) -> None:
+        self.recorder, self.name, self.kind = recorder, name, kind
+        self.context, self.parent = opened
+        self.attributes = attributes
+        self.status = UNSET
+        self.current = current
+        self.started = 0
+        self._token: object = None
+
+    def __enter__(self) -> Making:
+        self.started = time_ns()
+        if self.current:
+            self._token = context.attach(set_span_in_context(NonRecordingSpan(self.context)))
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            context.detach(self._token)  # type: ignore[arg-type]
+        if exc is not None:
+            self.status = failed(self.attributes, exc)
+        self.recorder.finish(
+            self.name,
+            self.kind,
+            (self.context, self.parent),
+            self.attributes,
+            started=self.started,
+            status=self.status,
+        )
 
 
 def consumed(
@@ -51,30 +117,27 @@ def consumed(
     """`step(delivery, started)`, processing and settling a delivery, in its CONSUMER span
     `autocall.process <routing key>` (`origin` reads the routing key and exchange it was first
     published with), the parent of the spans below."""
-    if TRACER is None:
+    if RECORDER is None:
         return step(delivery, started)
-    return _consumed(TRACER, step, delivery, started, origin(delivery))
+    return _consumed(RECORDER, step, delivery, started, origin(delivery))
 
 
 async def _consumed(
-    tracer: Tracer,
+    recorder: Recorder,
     step: Callable[[AbstractIncomingMessage, float], Awaitable[Action]],
     delivery: AbstractIncomingMessage,
     started: float,
     origin: tuple[str, str],
 ) -> Action:
-    span = tracer.start_span(
-        f"autocall.process {origin[0]}",
-        parent_of(delivery),
-        SpanKind.CONSUMER,
-        _messaging("process", *origin, delivery.message_id),
-    )
+    name = f"autocall.process {origin[0]}"
+    attributes = _messaging("process", *origin, delivery.message_id)
+    opened = recorder.opened(name, parent_of(delivery), SpanKind.CONSUMER, attributes)
     # Current for what happens within: the claim, the provider's request, the publish, the
     # call's record (which keeps its context for the results) and the log lines.
-    with Ending(span, current=True):
+    with Making(recorder, name, SpanKind.CONSUMER, opened, attributes, current=True) as span:
         action = await step(delivery, started)
-        if span.is_recording():
-            _describe(span, action, delivery.message_id)
+        if span.context.trace_flags.sampled:
+            span.status = _describe(span.attributes, action, delivery.message_id)
         return action
 
 
@@ -93,117 +156,97 @@ def _messaging(
     return attributes
 
 
-def _describe(span: Span, action: object, message_id: str | None) -> None:
-    """What became of the event: its outcome (a failure sets the span's status), or why not yet.
-    Read by shape (the pipeline's actions live above this package): a publish has an `outcome`,
-    a delay a `delay_ms` (and `retry`, `why`), a put-back `holds` (and `reason`)."""
+def _describe(
+    attributes: dict[str, AttributeValue], action: object, message_id: str | None
+) -> Status:
+    """What became of the event, in `attributes`: its outcome (a failure is the span's status,
+    returned), or why not yet. Read by shape (the pipeline's actions live above this package):
+    a publish has an `outcome`, a delay a `delay_ms` (and `retry`, `why`), a put-back `holds`
+    (and `reason`)."""
     outcome: Outcome | None = getattr(action, "outcome", None)
     if outcome is not None:
-        _outcome(span, outcome, message_id)
-    elif hasattr(action, "delay_ms"):
-        status = "retried" if getattr(action, "retry", False) else "deferred"
-        span.set_attributes({"autocall.status": status, "autocall.reason": _text(action, "why")})
+        return _outcome(attributes, outcome, message_id)
+    if hasattr(action, "delay_ms"):
+        attributes["autocall.status"] = "retried" if getattr(action, "retry", False) else "deferred"
+        attributes["autocall.reason"] = _text(action, "why")
     elif hasattr(action, "holds"):
-        span.set_attributes({"autocall.status": "held", "autocall.reason": _text(action, "reason")})
+        attributes["autocall.status"] = "held"
+        attributes["autocall.reason"] = _text(action, "reason")
     else:
-        span.set_attribute("autocall.status", "requeued")
+        attributes["autocall.status"] = "requeued"
+    return UNSET
 
 
 def _text(action: object, name: str) -> str:
     return str(getattr(action, name, ""))
 
 
-def _outcome(span: Span, outcome: Outcome, message_id: str | None) -> None:
-    attributes = {"autocall.status": outcome.status, "autocall.template": outcome.template}
+def _outcome(
+    attributes: dict[str, AttributeValue], outcome: Outcome, message_id: str | None
+) -> Status:
+    attributes["autocall.status"] = outcome.status
+    if outcome.template is not None:
+        attributes["autocall.template"] = outcome.template
     if outcome.autocall_id:
         attributes["autocall.autocall_id"] = outcome.autocall_id
     if outcome.reason:
         attributes["autocall.reason"] = outcome.reason
     if outcome.account is not None:  # the account that took the call (CONTRACT.md §13)
         attributes["autocall.account"] = outcome.account
-        attributes["autocall.provider"] = outcome.provider
-    if outcome.code is not None:
-        attributes["error.type"] = outcome.code
-        span.set_status(Status(StatusCode.ERROR, outcome.code))
-    if outcome.event.get("id") != message_id:  # the event's id is its body's (CONTRACT §3)
-        attributes["messaging.message.id"] = outcome.event.get("id")
-    span.set_attributes(_present(attributes))
+        if outcome.provider is not None:
+            attributes["autocall.provider"] = outcome.provider
+    event_id = outcome.event.get("id")
+    if event_id is not None and event_id != message_id:  # its id is its body's (CONTRACT §3)
+        attributes["messaging.message.id"] = str(event_id)
+    if outcome.code is None:
+        return UNSET
+    attributes["error.type"] = outcome.code
+    return Status(StatusCode.ERROR, outcome.code)
 
 
-class Ending:
-    """Ends `span` with its block; a block that raises sets the span's status to error, named
-    by the service's code for the exception or its type, never its text (which may quote what
-    a span must not carry). `current`: the span is the current one within the block."""
-
-    __slots__ = ("_span", "_token")
-
-    def __init__(self, span: Span, *, current: bool = False) -> None:
-        self._span = span
-        self._token = context.attach(set_span_in_context(span)) if current else None
-
-    def __enter__(self) -> Span:
-        return self._span
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc is not None:
-            failed(self._span, exc)
-        if self._token is not None:
-            context.detach(self._token)
-        self._span.end()
+def failed(attributes: dict[str, AttributeValue], exc: BaseException) -> Status:
+    """The status of a span whose work raised `exc`: an error, named (in `attributes` too) by
+    the service's code for `exc` or its type."""
+    named = getattr(exc, "code", None) or type(exc).__qualname__
+    attributes["error.type"] = named
+    return Status(StatusCode.ERROR, named)
 
 
 def claimed(claiming: Awaitable[Claim]) -> Awaitable[Claim]:
     """The store's claim of an idempotency key, in its span `autocall.claim`."""
-    if TRACER is None or not recording():
+    if RECORDER is None or (parent := kept()) is None:
         return claiming
-    return _claimed(TRACER, claiming)
+    return _claimed(RECORDER, parent, claiming)
 
 
-def recording() -> bool:
-    """Whether the current span is kept: the children of one that is not (not sampled) would
-    not be either, and are not made at all."""
-    return get_current_span().is_recording()
-
-
-async def _claimed(tracer: Tracer, claiming: Awaitable[Claim]) -> Claim:
+async def _claimed(recorder: Recorder, parent: SpanContext, claiming: Awaitable[Claim]) -> Claim:
     started = time_ns()
     try:
         claim = await claiming
     except BaseException as exc:
-        leaf(tracer, "autocall.claim", started, failure=exc)
+        leaf(recorder, parent, "autocall.claim", started, {}, failure=exc)
         raise
-    leaf(tracer, "autocall.claim", started, {"autocall.claim": claim.state.value})
+    leaf(recorder, parent, "autocall.claim", started, {"autocall.claim": claim.state.value})
     return claim
 
 
 def leaf(
-    tracer: Tracer,
+    recorder: Recorder,
+    parent: SpanContext,
     name: str,
     started: int,
-    attributes: Mapping[str, AttributeValue] | None = None,
+    attributes: dict[str, AttributeValue],
     *,
     kind: SpanKind = SpanKind.INTERNAL,
     failure: BaseException | None = None,
-    status: Status | None = None,
+    status: Status = UNSET,
 ) -> None:
-    """A span with no children, made once its work is done (started at `started`, ns) with
-    all its attributes at once: each `set_attribute` takes the span's lock and cleans its
-    value again (~3 µs a span in all, measured)."""
-    span = tracer.start_span(name, kind=kind, attributes=attributes, start_time=started)
+    """A span with no children under `parent`, made once its work is done (started at
+    `started`, ns), with all its attributes at once."""
     if failure is not None:
-        failed(span, failure)
-    elif status is not None:
-        span.set_status(status)
-    span.end()
-
-
-def failed(span: Span, exc: BaseException) -> None:
-    """The span's status: an error, named by the service's code for `exc` or its type."""
-    named = getattr(exc, "code", None) or type(exc).__qualname__
-    span.set_attribute("error.type", named)
-    span.set_status(Status(StatusCode.ERROR, named))
+        status = failed(attributes, failure)
+    opened = (recorder.child(parent), parent)
+    recorder.finish(name, kind, opened, attributes, started=started, status=status)
 
 
 def producing(
@@ -211,23 +254,29 @@ def producing(
 ) -> Awaitable[Sent]:
     """`publish` (not started yet: it reads `message` once awaited) in its PRODUCER span, whose
     context the message carries in its `traceparent` header."""
-    if TRACER is None:
+    if RECORDER is None:
         return publish
-    if not recording():  # not sampled: the trace still goes on, in the message's headers
+    if (parent := kept()) is None:  # not kept: the trace still goes on, in the headers
         current = get_current_span().get_span_context()
         if current.is_valid:
             message.headers = {**(message.headers or {}), **traceparent_of(current)}
         return publish
-    return _producing(TRACER, publish, exchange, routing_key, message)
+    return _producing(RECORDER, parent, publish, message, exchange=exchange, key=routing_key)
 
 
 async def _producing(
-    tracer: Tracer, publish: Awaitable[Sent], exchange: str, key: str, message: Outgoing
+    recorder: Recorder,
+    parent: SpanContext,
+    publish: Awaitable[Sent],
+    message: Outgoing,
+    *,
+    exchange: str,
+    key: str,
 ) -> Sent:
     attributes = _messaging("send", key, exchange, message.message_id)
-    span = tracer.start_span(f"publish {key}", kind=SpanKind.PRODUCER, attributes=attributes)
-    message.headers = {**(message.headers or {}), **traceparent_of(span.get_span_context())}
-    with Ending(span):
+    opened = (recorder.child(parent), parent)
+    message.headers = {**(message.headers or {}), **traceparent_of(opened[0])}
+    with Making(recorder, f"publish {key}", SpanKind.PRODUCER, opened, attributes):
         return await publish
 
 
@@ -239,20 +288,25 @@ def result_span(
 
     @functools.wraps(publish)
     async def traced(owner: Owner, event: Event) -> Taken:
-        if TRACER is None:
+        recorder = RECORDER
+        if recorder is None:
             return await publish(owner, event)
-        parent = resumed(event.call.traceparent)
+        name = f"autocall.result {event.result}"
         attributes = _present(_of_result(event))
-        span = TRACER.start_span(f"autocall.result {event.result}", parent, attributes=attributes)
-        with Ending(span, current=True):  # current: its publish is its child
+        opened = recorder.opened(
+            name, resumed(event.call.traceparent), SpanKind.INTERNAL, attributes
+        )
+        # current: its publish is its child
+        with Making(recorder, name, SpanKind.INTERNAL, opened, attributes, current=True) as span:
             taken = await publish(owner, event)
-            span.set_attribute("autocall.published", str(taken))
+            span.attributes["autocall.published"] = str(taken)
             return taken
 
     return traced
 
 
 def _of_result(event: ResultEvent) -> dict[str, Any]:
+    event_id = event.call.event.get("id")
     return {
         "autocall.result": event.result,
         "autocall.choice": event.choice,
@@ -260,7 +314,7 @@ def _of_result(event: ResultEvent) -> dict[str, Any]:
         "autocall.attempt": event.attempt,
         "autocall.source": event.source,
         "autocall.template": event.call.template,
-        "cloudevents.event_id": event.call.event.get("id"),
+        "cloudevents.event_id": None if event_id is None else str(event_id),
     }
 
 

@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer, use_span
 from service.errors import ProviderUnavailable
 from service.store import Claim, State
 from service.tracing import spans
+from service.tracing.finished import Recorder
 from service.tracing.http import request_span
 
 URL = "http://provider.test:8080/api/auto_call/execute_by_phone?apikey=secret-key"
@@ -30,12 +31,13 @@ class Answer:
 def kept() -> Iterator[tuple[Tracer, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    spans.TRACER = provider.get_tracer("test")
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    spans.RECORDER = Recorder(provider, processor, "test")
     try:
-        yield spans.TRACER, exporter
+        yield provider.get_tracer("test"), exporter
     finally:
-        spans.TRACER = None
+        spans.RECORDER = None
 
 
 async def slow(value: object, fails: BaseException | None = None) -> object:
@@ -87,8 +89,11 @@ async def test_the_request_s_span(
     tracer, exporter = kept
     with use_span(tracer.start_span("process"), end_on_exit=True):
         sending = slow(answer) if isinstance(answer, Answer) else slow(None, answer)
+        parent = spans.kept()
+        assert spans.RECORDER is not None and parent is not None
         try:
-            assert await request_span(tracer, sending, "POST", URL) is answer  # type: ignore[type-var]
+            answered = await request_span(spans.RECORDER, parent, sending, "POST", URL)  # type: ignore[type-var]
+            assert answered is answer
         except ConnectionResetError:
             assert isinstance(answer, ConnectionResetError)
     span = only(exporter, "POST /api/auto_call/execute_by_phone")
