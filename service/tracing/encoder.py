@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-from .finished import Attributes, Fields, Finished
+from .finished import Attributes, Child, Fields, Finished
 
 # Span.SpanKind is SpanKind + 1 (0 is SPAN_KIND_UNSPECIFIED).
 _KIND = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
@@ -32,7 +32,8 @@ _TRACE_ID_TAG = 0x0A10 << 208
 # Span.flags (16, fixed32): SpanFlags' "has is_remote", and "is remote" for a remote parent.
 _LOCAL_FLAGS = b"\x85\x01" + struct.pack("<I", 0x100)
 _REMOTE_FLAGS = b"\x85\x01" + struct.pack("<I", 0x300)
-_CACHED = 4096  # attributes (key and value) kept encoded: the repeated ones are a few dozen
+_CACHED = 4096  # span names and attribute keys kept encoded: a service has a few dozen
+_VALUES = 64  # values of one key kept encoded, past which they are taken as each its own
 _SMALL = 4096  # spans below this size get their field's tag and length from a table
 _SCOPES = 64  # (resource, scope) pairs kept encoded: a service has one or two
 
@@ -79,8 +80,7 @@ class Encoder:
     recur) encoded between batches. One exporter's: not shared between threads."""
 
     def __init__(self) -> None:
-        self._attributes: dict[tuple[str, object], bytes] = {}
-        self._numbers: dict[tuple[str, object], bytes] = {}  # ints: status codes, attempts
+        self._keys: dict[str, _Key] = {}
         self._heads: dict[tuple[str, SpanKind], bytes] = {}  # names (with routing keys), kinds
         self._scopes: dict[tuple[Resource, InstrumentationScope | None], tuple[bytes, bytes]] = {}
 
@@ -128,10 +128,14 @@ class Encoder:
             return _sdk_span(span)
 
     def _finished(self, span: Finished) -> bytes:
+        """The service's own span, and the children gathered on it."""
         try:
-            return self._write(span.fields)
+            written = self._write(span.fields)
+            if span.children:
+                written += b"".join(self._children(span.fields[0], span.children))
         except (_Unwritten, UnicodeEncodeError):
-            return _sdk_span(span)
+            return b"".join(_sdk_span(each) for each in span.spans())
+        return written
 
     def _written(self, span: ReadableSpan) -> bytes:
         if span.events or span.links:
@@ -156,16 +160,9 @@ class Encoder:
     def _write(self, fields: Fields, dropped: int = 0) -> bytes:
         """A Span's bytes, as a field of ScopeSpans.spans (2)."""
         context, parent, name, kind, started, ended, attributes, status = fields
-        head = self._heads.get((name, kind))
-        if head is None:
-            if len(self._heads) >= _CACHED:
-                self._heads.clear()
-            head = self._heads[(name, kind)] = _field(0x2A, name.encode()) + _KIND[kind]
         parts = [
-            (
-                _TRACE_ID_TAG | context.trace_id << 80 | _SPAN_ID_TAG << 64 | context.span_id
-            ).to_bytes(28, "big"),
-            head,
+            _ids(context.trace_id, context.span_id),
+            self._head(name, kind),
             _TIMES.pack(0x39, started, 0x41, ended),
         ]
         if context.trace_state:
@@ -175,6 +172,41 @@ class Encoder:
         else:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
             parts.append(_REMOTE_FLAGS if parent.is_remote else _LOCAL_FLAGS)
+        return self._tail(parts, attributes, status, dropped)
+
+    def _children(self, parent: SpanContext, children: list[Child]) -> list[bytes]:
+        """The spans gathered on `parent`, each a Span of its own under it."""
+        state = parent.trace_state
+        lineage = (
+            (_field(0x1A, state.to_header().encode()) if state else b"")
+            + b"\x22\x08"
+            + parent.span_id.to_bytes(8, "big")
+            + _LOCAL_FLAGS
+        )
+        written = []
+        for span_id, name, kind, started, ended, attributes, status in children:
+            parts = [
+                _ids(parent.trace_id, span_id),
+                self._head(name, kind),
+                _TIMES.pack(0x39, started, 0x41, ended),
+                lineage,
+            ]
+            written.append(self._tail(parts, attributes, status))
+        return written
+
+    def _head(self, name: str, kind: SpanKind) -> bytes:
+        """Span.name (5) and kind (6), kept encoded: names carry routing keys, a few dozen."""
+        head = self._heads.get((name, kind))
+        if head is None:
+            if len(self._heads) >= _CACHED:
+                self._heads.clear()
+            head = self._heads[(name, kind)] = _field(0x2A, name.encode()) + _KIND[kind]
+        return head
+
+    def _tail(
+        self, parts: list[bytes], attributes: Attributes, status: Status, dropped: int = 0
+    ) -> bytes:
+        """`parts` with the attributes and status after them, as a field of ScopeSpans.spans."""
         if attributes:
             parts.append(self._attributes_of(attributes))
         if dropped:
@@ -188,27 +220,71 @@ class Encoder:
         return (_SPAN_TAGS[size] if size < _SMALL else b"\x12" + _varint(size)) + body
 
     def _attributes_of(self, attributes: Mapping[str, object]) -> bytes:
-        cache, numbers = self._attributes, self._numbers
+        keys = self._keys
         out = []
-        for item in attributes.items():
-            kind = type(item[1])
-            # 1, 1.0 and True are one key of a dict: strings and ints are kept apart
-            kept = cache if kind is str else numbers if kind is int else None
-            if kept is None:
-                out.append(_attribute(*item))
-                continue
-            encoded = kept.get(item)
-            if encoded is None:
-                if len(kept) >= _CACHED:
-                    kept.clear()
-                encoded = kept[item] = _attribute(*item)
-            out.append(encoded)
+        for key, value in attributes.items():
+            known = keys.get(key)
+            if known is None:
+                if len(keys) >= _CACHED:
+                    keys.clear()
+                known = keys[key] = _Key(key)
+            out.append(known.attribute(value))
         return b"".join(out)
 
 
-def _attribute(key: str, value: object) -> bytes:
-    """Span.attributes (9): one KeyValue."""
-    return _field(0x4A, _field(0x0A, key.encode()) + _field(0x12, _value(value)))
+class _Key:
+    """An attribute's key, encoded once, and the values it had encoded with it while they are
+    few (a status, a template, a URL); past `_VALUES` its values are taken as each its own (an
+    event's id) and written as they come, around the key's bytes."""
+
+    __slots__ = ("named", "numbers", "texts")
+
+    def __init__(self, key: str) -> None:
+        self.named = _field(0x0A, key.encode())  # KeyValue.key (1)
+        self.texts: dict[str, bytes] | None = {}
+        self.numbers: dict[int, bytes] = {}  # ints apart: 1 and True are one key of a dict
+
+    def attribute(self, value: object) -> bytes:
+        """Span.attributes (9): one KeyValue."""
+        if isinstance(value, str):
+            return self._of_text(value)
+        if isinstance(value, int) and type(value) is int and len(self.numbers) < _VALUES:
+            encoded = self.numbers.get(value)
+            if encoded is None:
+                encoded = self.numbers[value] = self._value(value)
+            return encoded
+        return self._value(value)
+
+    def _of_text(self, value: str) -> bytes:
+        texts = self.texts
+        if texts is None:
+            return self._text(value)
+        encoded = texts.get(value)
+        if encoded is None:
+            encoded = self._text(value)
+            if len(texts) < _VALUES:
+                texts[value] = encoded
+            else:
+                self.texts = None
+        return encoded
+
+    def _text(self, value: str) -> bytes:
+        encoded = value.encode()
+        size = len(encoded)
+        whole = len(self.named) + size + 4
+        if whole < 0x80:  # every length a byte: one join
+            return b"".join(
+                (bytes((0x4A, whole, *self.named)), bytes((0x12, size + 2, 0x0A, size)), encoded)
+            )
+        return _field(0x4A, self.named + _field(0x12, _field(0x0A, encoded)))
+
+    def _value(self, value: object) -> bytes:
+        return _field(0x4A, self.named + _field(0x12, _value(value)))
+
+
+def _ids(trace_id: int, span_id: int) -> bytes:
+    """Span.trace_id (1) and span_id (2), tags and lengths included, from one int."""
+    return (_TRACE_ID_TAG | trace_id << 80 | _SPAN_ID_TAG << 64 | span_id).to_bytes(28, "big")
 
 
 def _status(status: Status) -> bytes:

@@ -8,11 +8,11 @@ from collections.abc import Awaitable
 from time import time_ns
 from typing import Protocol, TypeVar
 
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 from yarl import URL
 
-from .finished import UNSET, Recorder
+from .finished import UNSET, Parent, Recorder
 from .spans import leaf
 
 
@@ -28,15 +28,15 @@ Answered = TypeVar("Answered", bound=Answer)
 
 async def request_span(
     recorder: Recorder,
-    parent: SpanContext,
+    parent: Parent,
     sending: Awaitable[Answered],
     method: str,
     url: URL | str,
 ) -> Answered:
     """`sending` in its CLIENT span `<method> <path>`, a child of `parent`."""
     started = time_ns()
-    name, described = _described(method, str(url))
-    attributes = dict(described)  # the cached one stays as it is
+    name, full = _described(method, url)
+    attributes: dict[str, AttributeValue] = {"http.request.method": method, "url.full": full}
     try:
         answer = await sending
     except BaseException as exc:
@@ -52,11 +52,11 @@ async def request_span(
 
 
 @functools.lru_cache(maxsize=256)
-def _described(method: str, url: str) -> tuple[str, dict[str, AttributeValue]]:
-    """The span's name and first attributes, once for each of the few URLs the service calls
-    (yarl's parse and three copies of the URL: ~3 µs a request, measured)."""
+def _described(method: str, url: URL | str) -> tuple[str, str]:
+    """The span's name and its URL without the query, once for each of the few URLs the
+    service calls (yarl's parse and three copies of the URL: ~3 µs a request, measured)."""
     address = public(URL(url))
-    return f"{method} {address.path}", {"http.request.method": method, "url.full": str(address)}
+    return f"{method} {address.path}", str(address)
 
 
 def public(url: URL) -> URL:

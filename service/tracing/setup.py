@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ..errors import ConfigError
+from .finished import Unbundled
 
 log = logging.getLogger("autocall")
 DEFAULT_SERVICE_NAME = "autocall-bridge"
@@ -109,7 +110,8 @@ def exporter(environ: Mapping[str, str]) -> SpanExporter:
             [f"{name}: {protocol} needs opentelemetry-exporter-otlp-{extra} installed"]
         ) from None
     made: SpanExporter = getattr(exporting, exporter_class)()
-    return made
+    # Only the encoder of OTLP/HTTP's exporter knows the spans an event's span gathers.
+    return made if protocol == "http/protobuf" else Unbundled(made)
 
 
 async def shut_down(traces: Pipeline, within: float | None = None) -> None:

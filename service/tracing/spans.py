@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import Token
 from time import time_ns
 from types import TracebackType
 from typing import Any, TypeVar
@@ -18,7 +19,6 @@ from typing import Any, TypeVar
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import context
 from opentelemetry.trace import (
-    NonRecordingSpan,
     SpanContext,
     SpanKind,
     Status,
@@ -30,7 +30,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ..store import Claim
 from .carriers import parent_of, resumed, traceparent_of
-from .finished import UNSET, Recorder
+from .finished import GATHERING, UNSET, Gathering, Parent, Recorder, current_span
 from .shapes import Outcome, Outgoing, ResultEvent
 
 RECORDER: Recorder | None = None  # set while tracing is on
@@ -41,24 +41,28 @@ Action = TypeVar("Action")
 Event = TypeVar("Event", bound=ResultEvent)
 
 
-def kept() -> SpanContext | None:
-    """The current span's context if its trace is kept (sampled), else None: the children of
-    a span that is not kept would not be either, and are not made at all."""
-    current = get_current_span().get_span_context()
-    return current if current.trace_flags.sampled else None
+def kept() -> Parent | None:
+    """The current span if its trace is kept (sampled), else None: the children of a span that
+    is not kept would not be either, and are not made at all."""
+    gathering = GATHERING.get()
+    if gathering is not None:
+        return gathering
+    current = get_current_span()  # a span of another's making, as in the tests
+    return current if current.get_span_context().trace_flags.sampled else None
 
 
 class Making:
     """A span being made around a block: started when the block starts, finished when it ends
-    with the attributes and status it has then. A block that raises sets the status to error,
-    named by the service's code for the exception or its type, never its text (which may
-    quote what a span must not carry). `current`: the span is the current one within."""
+    with the attributes and status it has then, and the children made within. A block that
+    raises sets the status to error, named by the service's code for the exception or its type,
+    never its text (which may quote what a span must not carry)."""
 
     __slots__ = (
+        "_gathering",
+        "_kept",
         "_token",
         "attributes",
         "context",
-        "current",
         "kind",
         "name",
         "parent",
@@ -74,28 +78,29 @@ class Making:
         kind: SpanKind,
         opened: tuple[SpanContext, SpanContext | None],
         attributes: dict[str, AttributeValue],
-        *,
-        current: bool = False,
     ) -> None:
         self.recorder, self.name, self.kind = recorder, name, kind
         self.context, self.parent = opened
         self.attributes = attributes
         self.status = UNSET
-        self.current = current
         self.started = 0
+        self._gathering = Gathering(self.context)
         self._token: object = None
+        self._kept: Token[Gathering | None] | None = None
 
     def __enter__(self) -> Making:
         self.started = time_ns()
-        if self.current:
-            self._token = context.attach(set_span_in_context(NonRecordingSpan(self.context)))
+        self._token = context.attach(set_span_in_context(self._gathering))
+        if self.context.trace_flags.sampled:
+            self._kept = GATHERING.set(self._gathering)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._token is not None:
-            context.detach(self._token)  # type: ignore[arg-type]
+        if self._kept is not None:
+            GATHERING.reset(self._kept)
+        context.detach(self._token)  # type: ignore[arg-type]
         if exc is not None:
             self.status = failed(self.attributes, exc)
         self.recorder.finish(
@@ -105,6 +110,7 @@ class Making:
             self.attributes,
             started=self.started,
             status=self.status,
+            children=self._gathering.children,
         )
 
 
@@ -134,7 +140,7 @@ async def _consumed(
     opened = recorder.opened(name, parent_of(delivery), SpanKind.CONSUMER, attributes)
     # Current for what happens within: the claim, the provider's request, the publish, the
     # call's record (which keeps its context for the results) and the log lines.
-    with Making(recorder, name, SpanKind.CONSUMER, opened, attributes, current=True) as span:
+    with Making(recorder, name, SpanKind.CONSUMER, opened, attributes) as span:
         action = await step(delivery, started)
         if span.context.trace_flags.sampled:
             span.status = _describe(span.attributes, action, delivery.message_id)
@@ -219,7 +225,7 @@ def claimed(claiming: Awaitable[Claim]) -> Awaitable[Claim]:
     return _claimed(RECORDER, parent, claiming)
 
 
-async def _claimed(recorder: Recorder, parent: SpanContext, claiming: Awaitable[Claim]) -> Claim:
+async def _claimed(recorder: Recorder, parent: Parent, claiming: Awaitable[Claim]) -> Claim:
     started = time_ns()
     try:
         claim = await claiming
@@ -232,7 +238,7 @@ async def _claimed(recorder: Recorder, parent: SpanContext, claiming: Awaitable[
 
 def leaf(
     recorder: Recorder,
-    parent: SpanContext,
+    parent: Parent,
     name: str,
     started: int,
     attributes: dict[str, AttributeValue],
@@ -240,13 +246,15 @@ def leaf(
     kind: SpanKind = SpanKind.INTERNAL,
     failure: BaseException | None = None,
     status: Status = UNSET,
+    span_id: int = 0,
 ) -> None:
     """A span with no children under `parent`, made once its work is done (started at
     `started`, ns), with all its attributes at once."""
     if failure is not None:
         status = failed(attributes, failure)
-    opened = (recorder.child(parent), parent)
-    recorder.finish(name, kind, opened, attributes, started=started, status=status)
+    recorder.leaf(
+        parent, name, kind, started, attributes=attributes, status=status, span_id=span_id
+    )
 
 
 def producing(
@@ -257,7 +265,7 @@ def producing(
     if RECORDER is None:
         return publish
     if (parent := kept()) is None:  # not kept: the trace still goes on, in the headers
-        current = get_current_span().get_span_context()
+        current = current_span().get_span_context()
         if current.is_valid:
             message.headers = {**(message.headers or {}), **traceparent_of(current)}
         return publish
@@ -266,18 +274,29 @@ def producing(
 
 async def _producing(
     recorder: Recorder,
-    parent: SpanContext,
+    parent: Parent,
     publish: Awaitable[Sent],
     message: Outgoing,
     *,
     exchange: str,
     key: str,
 ) -> Sent:
+    span_id = recorder.span_id()  # the context the message carries: its span's, made after
+    message.headers = {
+        **(message.headers or {}),
+        **traceparent_of(parent.get_span_context(), span_id),
+    }
+    started = time_ns()
     attributes = _messaging("send", key, exchange, message.message_id)
-    opened = (recorder.child(parent), parent)
-    message.headers = {**(message.headers or {}), **traceparent_of(opened[0])}
-    with Making(recorder, f"publish {key}", SpanKind.PRODUCER, opened, attributes):
-        return await publish
+    name = f"publish {key}"
+    kind = SpanKind.PRODUCER
+    try:
+        sent = await publish
+    except BaseException as exc:
+        leaf(recorder, parent, name, started, attributes, kind=kind, failure=exc, span_id=span_id)
+        raise
+    leaf(recorder, parent, name, started, attributes, kind=kind, span_id=span_id)
+    return sent
 
 
 def result_span(
@@ -297,7 +316,7 @@ def result_span(
             name, resumed(event.call.traceparent), SpanKind.INTERNAL, attributes
         )
         # current: its publish is its child
-        with Making(recorder, name, SpanKind.INTERNAL, opened, attributes, current=True) as span:
+        with Making(recorder, name, SpanKind.INTERNAL, opened, attributes) as span:
             taken = await publish(owner, event)
             span.attributes["autocall.published"] = str(taken)
             return taken
