@@ -24,9 +24,11 @@ count limit (128 by default) is above what any span here carries."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from time import time_ns
+from types import TracebackType
 
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
@@ -39,8 +41,10 @@ from opentelemetry.trace import (
     SpanContext,
     SpanKind,
     Status,
+    StatusCode,
     TraceFlags,
     get_current_span,
+    set_span_in_context,
 )
 from opentelemetry.util.types import AttributeValue
 
@@ -154,14 +158,69 @@ Parent = Span  # a kept span of this process, current while its children are mad
 
 
 class Gathering(NonRecordingSpan):
-    """The current span while its work runs (its context only), gathering its children. It is
-    current in OpenTelemetry's context and, while kept, in `GATHERING` too: the event path
-    asks for the current span three to five times an event, and the one variable is read for
-    a fraction of what the API's look-up through the context costs."""
+    """A span being made around a block: started when the block starts, finished when it ends
+    with the attributes and status it has then, and the children made within gathered on it.
+    Within the block it is the current span, to OpenTelemetry a `NonRecordingSpan` of its
+    context, and while kept also `GATHERING`'s: the event path asks for the current span three
+    to five times an event, and the one variable is read for a fraction of what the API's
+    look-up through the context costs. A block that raises sets the status to error, named by
+    the service's code for the exception or its type, never its text (which may quote what a
+    span must not carry)."""
 
-    def __init__(self, context: SpanContext) -> None:
-        super().__init__(context)
+    def __init__(
+        self,
+        recorder: Recorder,
+        name: str,
+        kind: SpanKind,
+        opened: Opened,
+        attributes: dict[str, AttributeValue],
+    ) -> None:
+        super().__init__(opened[0])
+        self.recorder, self.name, self.kind, self.opened = recorder, name, kind, opened
+        self.attributes = attributes
+        self.status = UNSET
         self.children: list[Child] = []
+        self.started = 0
+        self._tokens: tuple[object, Token[Gathering | None] | None] | None = None
+
+    @property
+    def kept(self) -> bool:
+        """Whether its trace is kept (sampled): a span not kept makes nothing."""
+        return self.opened[0].trace_flags.sampled
+
+    def __enter__(self) -> Gathering:
+        self.started = time_ns()
+        token = otel_context.attach(set_span_in_context(self))
+        self._tokens = (token, GATHERING.set(self) if self.kept else None)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._tokens is not None
+        token, kept = self._tokens
+        if kept is not None:
+            GATHERING.reset(kept)
+        otel_context.detach(token)  # type: ignore[arg-type]
+        if exc is not None:
+            self.status = failed(self.attributes, exc)
+        self.recorder.finish(
+            self.name,
+            self.kind,
+            self.opened,
+            self.attributes,
+            started=self.started,
+            status=self.status,
+            children=self.children,
+        )
+
+
+def failed(attributes: dict[str, AttributeValue], exc: BaseException) -> Status:
+    """The status of a span whose work raised `exc`: an error, named (in `attributes` too) by
+    the service's code for `exc` or its type."""
+    named = getattr(exc, "code", None) or type(exc).__qualname__
+    attributes["error.type"] = named
+    return Status(StatusCode.ERROR, named)
 
 
 class Finished(ReadableSpan):

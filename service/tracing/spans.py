@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import Token
 from time import time_ns
-from types import TracebackType
 from typing import Any, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
-from opentelemetry import context
 from opentelemetry.trace import (
-    SpanContext,
     SpanKind,
     Status,
     StatusCode,
     get_current_span,
-    set_span_in_context,
 )
 from opentelemetry.util.types import AttributeValue
 
 from ..store import Claim
 from .carriers import parent_of, resumed, traceparent_of
-from .finished import GATHERING, UNSET, Gathering, Parent, Recorder, current_span
+from .finished import GATHERING, UNSET, Gathering, Parent, Recorder, current_span, failed
 from .shapes import Outcome, Outgoing, ResultEvent
 
 RECORDER: Recorder | None = None  # set while tracing is on
@@ -49,69 +44,6 @@ def kept() -> Parent | None:
         return gathering
     current = get_current_span()  # a span of another's making, as in the tests
     return current if current.get_span_context().trace_flags.sampled else None
-
-
-class Making:
-    """A span being made around a block: started when the block starts, finished when it ends
-    with the attributes and status it has then, and the children made within. A block that
-    raises sets the status to error, named by the service's code for the exception or its type,
-    never its text (which may quote what a span must not carry)."""
-
-    __slots__ = (
-        "_gathering",
-        "_kept",
-        "_token",
-        "attributes",
-        "context",
-        "kind",
-        "name",
-        "parent",
-        "recorder",
-        "started",
-        "status",
-    )
-
-    def __init__(
-        self,
-        recorder: Recorder,
-        name: str,
-        kind: SpanKind,
-        opened: tuple[SpanContext, SpanContext | None],
-        attributes: dict[str, AttributeValue],
-    ) -> None:
-        self.recorder, self.name, self.kind = recorder, name, kind
-        self.context, self.parent = opened
-        self.attributes = attributes
-        self.status = UNSET
-        self.started = 0
-        self._gathering = Gathering(self.context)
-        self._token: object = None
-        self._kept: Token[Gathering | None] | None = None
-
-    def __enter__(self) -> Making:
-        self.started = time_ns()
-        self._token = context.attach(set_span_in_context(self._gathering))
-        if self.context.trace_flags.sampled:
-            self._kept = GATHERING.set(self._gathering)
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._kept is not None:
-            GATHERING.reset(self._kept)
-        context.detach(self._token)  # type: ignore[arg-type]
-        if exc is not None:
-            self.status = failed(self.attributes, exc)
-        self.recorder.finish(
-            self.name,
-            self.kind,
-            (self.context, self.parent),
-            self.attributes,
-            started=self.started,
-            status=self.status,
-            children=self._gathering.children,
-        )
 
 
 def consumed(
@@ -140,9 +72,9 @@ async def _consumed(
     opened = recorder.opened(name, parent_of(delivery), SpanKind.CONSUMER, attributes)
     # Current for what happens within: the claim, the provider's request, the publish, the
     # call's record (which keeps its context for the results) and the log lines.
-    with Making(recorder, name, SpanKind.CONSUMER, opened, attributes) as span:
+    with Gathering(recorder, name, SpanKind.CONSUMER, opened, attributes) as span:
         action = await step(delivery, started)
-        if span.context.trace_flags.sampled:
+        if span.kept:
             span.status = _describe(span.attributes, action, delivery.message_id)
         return action
 
@@ -208,14 +140,6 @@ def _outcome(
         return UNSET
     attributes["error.type"] = outcome.code
     return Status(StatusCode.ERROR, outcome.code)
-
-
-def failed(attributes: dict[str, AttributeValue], exc: BaseException) -> Status:
-    """The status of a span whose work raised `exc`: an error, named (in `attributes` too) by
-    the service's code for `exc` or its type."""
-    named = getattr(exc, "code", None) or type(exc).__qualname__
-    attributes["error.type"] = named
-    return Status(StatusCode.ERROR, named)
 
 
 def claimed(claiming: Awaitable[Claim]) -> Awaitable[Claim]:
@@ -316,7 +240,7 @@ def result_span(
             name, resumed(event.call.traceparent), SpanKind.INTERNAL, attributes
         )
         # current: its publish is its child
-        with Making(recorder, name, SpanKind.INTERNAL, opened, attributes) as span:
+        with Gathering(recorder, name, SpanKind.INTERNAL, opened, attributes) as span:
             taken = await publish(owner, event)
             span.attributes["autocall.published"] = str(taken)
             return taken

@@ -22,7 +22,7 @@ from service.store import Claim, State
 from service.tracing import setup, spans
 from service.tracing.carriers import W3C
 from service.tracing.encoder import Encoder
-from service.tracing.finished import Finished, Recorder, Unbundled
+from service.tracing.finished import Finished, Gathering, Recorder, Unbundled
 
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -56,7 +56,7 @@ def an_event(recorder: Recorder, *, parent: str = PARENT) -> None:
     opened = recorder.opened(name, context, SpanKind.CONSUMER, attributes)
 
     async def work() -> None:
-        with spans.Making(recorder, name, SpanKind.CONSUMER, opened, dict(attributes)) as span:
+        with Gathering(recorder, name, SpanKind.CONSUMER, opened, dict(attributes)) as span:
             await spans.claimed(claim())
             parent_span = spans.kept()
             if parent_span is not None:  # else not kept: nothing is made under it
