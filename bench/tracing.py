@@ -8,7 +8,8 @@ service as it was at git REF (exported with `git archive`, run from that tree), 
 what the hooks cost while tracing is off. Medians of the rounds; CPU µs per event is the
 service's user + system CPU over the measured window (the exporter's thread included).
 
-  .venv/bin/python -m bench.tracing --n 2000 --rounds 3 [--base REF] [--ratio 0.1] [--parent]
+  .venv/bin/python -m bench.tracing --n 4000 --rounds 8 [--base REF] [--ratio 0.1] [--parent]
+      [--store redis]
   .venv/bin/python -m bench.tracing --profile --rounds 1
   .venv/bin/python -m bench.profile bench/results/profile-tracing/tracing-on-service.txt 2000
 """
@@ -34,7 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench import load
 from bench.profile import recorder
 from bench.scenarios import Result, Run, throughput
-from bench.systems import ROOT, Names, System
+from bench.systems import REDIS_URL, ROOT, Names, System
 from service.http import serve_app
 
 LOGS = Path(__file__).resolve().parent / "results" / "logs"
@@ -88,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ratio", type=float, help="also on, sampling this share of traces")
     parser.add_argument("--only", help="the variants to run, comma-separated (default: all)")
     parser.add_argument("--profile", action="store_true", help="py-spy on each run (--gil)")
+    parser.add_argument(
+        "--store", choices=("memory", "redis"), default="memory", help="the idempotency store"
+    )
     return parser.parse_args(argv)
 
 
@@ -117,16 +121,20 @@ def with_parent(event: Any) -> Any:
     return made
 
 
-def systems(sink: Sink, tree: str | None, ratio: float | None) -> dict[str, System]:
+def systems(sink: Sink, tree: str | None, ratio: float | None, store: str) -> dict[str, System]:
     endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url)
     on = (endpoint, ("OTEL_TRACES_SAMPLER", "always_on"))
-    variants: dict[str, System] = {"off": System("service"), "on": System("service", env_extra=on)}
+    kept = REDIS_URL if store == "redis" else "memory://"
+    variants: dict[str, System] = {
+        "off": System("service", store=kept),
+        "on": System("service", store=kept, env_extra=on),
+    }
     if ratio is not None:
         sampler = ("OTEL_TRACES_SAMPLER", "traceidratio")
         sampled = (endpoint, sampler, ("OTEL_TRACES_SAMPLER_ARG", str(ratio)))
-        variants[f"on {ratio:g}"] = System("service", env_extra=sampled)
+        variants[f"on {ratio:g}"] = System("service", store=kept, env_extra=sampled)
     if tree is not None:
-        variants["base"] = AtRef("service", tree=tree)
+        variants["base"] = AtRef("service", store=kept, tree=tree)
     return variants
 
 
@@ -137,7 +145,7 @@ async def amain(args: argparse.Namespace) -> str:
     spans: list[float] = []
     async with Sink().serving() as sink:
         with exported(args.base) as tree:
-            variants = systems(sink, tree, args.ratio)
+            variants = systems(sink, tree, args.ratio, args.store)
             if args.only:
                 variants = {k: v for k, v in variants.items() if k in args.only.split(",")}
             names = list(variants)
@@ -157,12 +165,22 @@ async def amain(args: argparse.Namespace) -> str:
 
 
 def report(runs: dict[str, list[Result]], spans: list[float]) -> str:
+    """Medians of the rounds; and the median of each round's own ratio to `off` (the rounds
+    alternate, so a disturbance of the machine that lasts a round moves both of its runs)."""
     cpu = {name: statistics.median(r.cpu_us for r in results) for name, results in runs.items()}
     rate = {name: statistics.median(r.rate for r in results) for name, results in runs.items()}
-    lines = ["| tracing | CPU µs/event | events/s | vs off |", "|---|---|---|---|"]
-    for name in runs:
+    lines = [
+        "| tracing | CPU µs/event | events/s | vs off | vs off, round by round |",
+        "|---|---|---|---|---|",
+    ]
+    for name, results in runs.items():
         change = cpu[name] / cpu["off"] - 1 if "off" in cpu else 0.0
-        lines.append(f"| {name} | {cpu[name]:.0f} | {rate[name]:.0f} | {change:+.1%} |")
+        offs = runs.get("off", [])[: len(results)]  # a round cut short has fewer of one
+        paired = [r.cpu_us / o.cpu_us - 1 for r, o in zip(results[: len(offs)], offs, strict=True)]
+        by_round = f"{statistics.median(paired):+.1%}" if paired else ""
+        lines.append(
+            f"| {name} | {cpu[name]:.0f} | {rate[name]:.0f} | {change:+.1%} | {by_round} |"
+        )
     if spans:
         lines.append(f"\nspans received per event (on): {', '.join(f'{s:.2f}' for s in spans)}")
     return "\n".join(lines)

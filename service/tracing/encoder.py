@@ -183,12 +183,14 @@ class Encoder:
             + parent.span_id.to_bytes(8, "big")
             + _LOCAL_FLAGS
         )
+        trace = _TRACE_ID_TAG | parent.trace_id << 80 | _SPAN_ID_TAG << 64
+        pack = _TIMES.pack
         written = []
         for span_id, name, kind, started, ended, attributes, status in children:
             parts = [
-                _ids(parent.trace_id, span_id),
+                (trace | span_id).to_bytes(28, "big"),
                 self._head(name, kind),
-                _TIMES.pack(0x39, started, 0x41, ended),
+                pack(0x39, started, 0x41, ended),
                 lineage,
             ]
             written.append(self._tail(parts, attributes, status))
@@ -228,7 +230,10 @@ class Encoder:
                 if len(keys) >= _CACHED:
                     keys.clear()
                 known = keys[key] = _Key(key)
-            out.append(known.attribute(value))
+            texts = known.texts
+            # a text seen before, the most of them, without a call
+            encoded = texts.get(value) if texts is not None and type(value) is str else None
+            out.append(encoded or known.attribute(value))
         return b"".join(out)
 
 
