@@ -9,6 +9,9 @@ Scenarios (one system at a time, never two at once):
   replica-<ms>    the same on a Redis of the bench's own with a replica and
                   AUTOCALL_STORE_MIN_REPLICAS=1
   latency-0-info  the service logging one INFO line per event (compared with latency-0)
+  latency-0-traced  the service with tracing on at full sampling (`always_on`), its spans
+                  exported to an OTLP/HTTP sink in the harness (compared with latency-0); the
+                  careful measure of what tracing costs is `python -m bench.tracing`
   p99-half-rate   N events paced at half the service's max rate at --p99-latency
   backlog         --backlog events queued first, then the service started cold
   accounts-<ms>   (optional) the service with 1 account and with 50 in an accounts file, the
@@ -35,14 +38,14 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench import replicas, report
+from bench import replicas, report, tracing
 from bench.profile import recorder, summary
 from bench.scenarios import Result, Run, backlog, throughput
 from bench.systems import REDIS_URL, Names, System, wait_for_broker
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("latency", "peer", "redis", "replica", "info", "p99", "backlog", "accounts")
-DEFAULT = ("latency", "peer", "redis", "replica", "p99", "backlog")
+ALL = ("latency", "peer", "redis", "replica", "info", "traced", "p99", "backlog", "accounts")
+DEFAULT = ("latency", "peer", "redis", "replica", "traced", "p99", "backlog")
 UNSWEPT = 256  # the reference's prefetch when no sweep ran
 ACCOUNTS = (1, 50)  # the accounts scenario: one account, and fifty
 MIN_REPLICAS = (("AUTOCALL_STORE_MIN_REPLICAS", "1"),)
@@ -106,6 +109,7 @@ class Bench:
         self.runs: list[Result] = []  # every run
         self.best: dict[int, int] = {}  # the reference's best prefetch, by latency
         self.replica_url: str | None = None
+        self.traced: tuple[tuple[str, str], ...] = ()  # the settings of latency-<ms>-traced
         self.phases: dict[str, float] = {}  # wall seconds of each part of the run
 
     @contextlib.contextmanager
@@ -195,6 +199,9 @@ class Bench:
             plan.append([(scenario, first, "service", {"accounts": n}) for n in ACCOUNTS])
         if "info" in selected:
             plan.append([(f"latency-{first}-info", first, "service", {"log_level": "INFO"})])
+        if self.traced:
+            traced = {"env_extra": self.traced}
+            plan.append([(f"latency-{first}-traced", first, "service", traced)])
         return plan
 
     async def rounds(self) -> None:
@@ -234,7 +241,7 @@ class Bench:
         with self.phase("sweep"):
             await self.sweep()
         with self.phase("rounds"):
-            async with self.replica():
+            async with self.replica(), self.sink():
                 await self.rounds()
         if "p99" in args.selected:
             with self.phase("p99"):
@@ -259,6 +266,20 @@ class Bench:
                 yield
             finally:
                 self.replica_url = None
+
+    @contextlib.asynccontextmanager
+    async def sink(self) -> AsyncIterator[None]:
+        """An OTLP/HTTP receiver for `latency-<ms>-traced`'s spans, while the rounds run."""
+        if "traced" not in self.args.selected:
+            yield
+            return
+        async with tracing.Sink().serving() as sink:
+            endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url)
+            self.traced = (endpoint, ("OTEL_TRACES_SAMPLER", "always_on"))
+            try:
+                yield
+            finally:
+                self.traced = ()
 
     async def explore(self, prefetches: list[int]) -> None:
         """Prefetch = concurrency for the service, the same prefetch for the reference."""

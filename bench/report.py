@@ -67,6 +67,7 @@ def ratio(numerator: Result | None, denominator: Result | None, field: str) -> f
 THROUGHPUT = 0.95
 CPU = 1.25  # CPU per event at the first latency
 REDIS = 0.85  # throughput with the Redis store at the first latency
+TRACED = 1.15  # CPU per event with tracing on at full sampling, against the service without
 
 
 def targets(results: list[Result], latencies_ms: list[int]) -> list[Target]:
@@ -87,6 +88,10 @@ def targets(results: list[Result], latencies_ms: list[int]) -> list[Target]:
         reference = find(results, f"latency-{first}", "reference")
         what = f"throughput at {first} ms, Redis store"
         checks.append(Target(what, ratio(redis, reference, "rate"), REDIS, at_least=True))
+    if traced := find(results, f"latency-{first}-traced", "service"):
+        plain = find(results, f"latency-{first}", "service")
+        what = f"CPU per event at {first} ms, tracing on at full sampling"
+        checks.append(Target(what, ratio(traced, plain, "cpu_us"), TRACED, at_least=False))
     if backlog := find(results, "backlog", "service"):
         peak = backlog.peak_rss_mb if backlog.complete else None
         checks.append(Target("backlog peak RSS", peak, RSS_LIMIT_MB, at_least=False, unit=" MB"))
@@ -144,6 +149,9 @@ def _baseline(
     if scenario.endswith("-info"):
         plain = scenario.removesuffix("-info")
         return find(results, plain, "service"), f"÷ service at {plain} (WARNING)"
+    if scenario.endswith("-traced"):
+        plain = scenario.removesuffix("-traced")
+        return find(results, plain, "service"), f"÷ service at {plain} (untraced)"
     return find(results, scenario, "reference"), "÷ reference"
 
 
@@ -172,6 +180,7 @@ def _row(r: Result) -> str:
     if r.config.get("rounds"):
         system += f", median of {r.config['rounds']}"
     system += " INFO logs" if r.config["log_level"] == "INFO" else ""
+    system += " traced" if r.scenario.endswith("-traced") else ""
     system += " ⚠" if r.disturbed else ""
     cells = [
         r.scenario,

@@ -89,6 +89,19 @@ def test_table_has_a_ratio_row_and_targets_pass_or_fail() -> None:
     }
 
 
+def test_traced_is_compared_with_the_service_untraced() -> None:
+    results = [
+        result("latency-0", "service", 1000, 600),
+        result("latency-0", "reference", 1100, 500),
+        result("latency-0-traced", "service", 900, 702),
+    ]
+    table = report.table(results, [0])
+    assert "| latency-0-traced | service traced |" in table
+    assert "| latency-0-traced | *÷ service at latency-0 (untraced)* |  | 0.90× |" in table
+    [traced] = [t for t in report.targets(results, [0]) if "tracing" in t.what]
+    assert (traced.measured, traced.verdict) == (pytest.approx(1.17), "FAIL")  # > 1.15×
+
+
 def test_the_peer_gets_a_ratio_row_and_p99_is_compared_with_the_reference() -> None:
     results = [
         result("latency-50", "service", 900, 1200),
