@@ -46,12 +46,12 @@ async def failing() -> None:
     raise ConnectionResetError
 
 
-def an_event(recorder: Recorder, *, parent: str = PARENT) -> None:
+def an_event(recorder: Recorder, *, parent: str = PARENT, event_id: str = "evt-1") -> None:
     """What the event path makes of one event: its span, and under it the claim's span, a
     request's and a publish that failed."""
     spans.RECORDER = recorder
     context = W3C.extract({"traceparent": parent}) if parent else None
-    attributes = {"messaging.system": "rabbitmq", "messaging.message.id": "evt-1"}
+    attributes = {"messaging.system": "rabbitmq", "messaging.message.id": event_id}
     name = "autocall.process order.created"
     opened = recorder.opened(name, context, SpanKind.CONSUMER, attributes)
 
@@ -102,6 +102,17 @@ def test_an_event_s_spans_leave_as_one_item_and_are_written_as_four() -> None:
     publish = children[2]
     assert publish.status.code == StatusCode.ERROR.value
     assert len({process.span_id, *(c.span_id for c in children)}) == 4
+
+
+def test_values_past_what_a_key_keeps_are_written_the_same() -> None:
+    recorder, kept = recorded()
+    for index in range(150):  # past the 64 values a key keeps encoded
+        an_event(recorder, event_id=f"evt-{index}")
+    encoder = Encoder()
+    for start in (0, 50, 100):
+        batch = kept.items[start : start + 50]
+        ours = ExportTraceServiceRequest.FromString(encoder.encode(batch))
+        assert ours == encode_spans([span for item in batch for span in item.spans()])  # type: ignore[attr-defined]
 
 
 def test_another_exporter_gets_each_span_on_its_own() -> None:
