@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -56,21 +57,36 @@ class Metrics:
         return view
 
     def accounts(self, names: list[str]) -> None:
-        """Start every account's series at 0 (the file bounds the label's values)."""
+        """Start every account's series at 0 (the file bounds the label's values); `default`'s,
+        started before the file was read, go when the file has no such account."""
         # an outcome that reached no account (unknown account, store down): `default`'s label
         # while there is such an account, as before accounts existed; else "none"
         self.unrouted = DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in names else NO_ACCOUNT
+        if DEFAULT_ACCOUNT not in names:
+            for metric, labels in self._account_series(DEFAULT_ACCOUNT):
+                with contextlib.suppress(KeyError):  # never started, or gone already
+                    metric.remove(*labels)
+            self._children = {
+                k: c for k, c in self._children.items() if k[1][-1:] != (DEFAULT_ACCOUNT,)
+            }
         for account in names:
-            for code in (*sorted(PROVIDER_CODES), "other"):
-                self.provider_errors.labels(code, account)
-            for code in sorted(QUOTA_CODES):
-                self.quota_failures.labels(code, account)
-            self.balance_failures.labels(account)
-            for endpoint in ENDPOINTS:
-                for result in RESULTS:
-                    self.api_requests.labels(endpoint, result, account)
-            for reason in PAUSE_REASONS:
-                self.account_held.labels(account, reason).set(0)
+            for metric, labels in self._account_series(account):
+                child = metric.labels(*labels)
+                if metric is self.account_held:
+                    child.set(0)
+
+    def _account_series(self, account: str) -> Iterator[tuple[Any, tuple[str, ...]]]:
+        """The series an account has from the start, as (metric, label values)."""
+        for code in (*sorted(PROVIDER_CODES), "other"):
+            yield self.provider_errors, (code, account)
+        for code in sorted(QUOTA_CODES):
+            yield self.quota_failures, (code, account)
+        yield self.balance_failures, (account,)
+        for endpoint in ENDPOINTS:
+            for result in RESULTS:
+                yield self.api_requests, (endpoint, result, account)
+        for reason in PAUSE_REASONS:
+            yield self.account_held, (account, reason)
 
     def routes(self, pairs: set[tuple[str, str]]) -> None:
         """Start each failover route's series at 0: (the account left, the next one)."""

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from service.accounts import check, load
 from service.cli.main import main
 from service.errors import ConfigError
+from service.metrics import Metrics
 from service.settings import Settings
 from tests.conftest import EXAMPLES, templates_of
 
@@ -258,3 +260,21 @@ def test_render_shows_the_account_a_template_chooses(
 
     decision = json.loads(capsys.readouterr().out)
     assert (decision["decision"], decision["account"]) == ("call", "shop-b")
+
+
+def test_an_accounts_file_without_default_leaves_no_default_series() -> None:
+    """Dashboards list the accounts a file names: `default`'s series, started before the file
+    is read, go when it has no such account; each named account's start at 0."""
+    metrics = Metrics()
+    metrics.accounts(["shop-a", "backup"])
+    exposed = generate_latest(metrics.registry).decode()
+    assert 'account="default"' not in exposed
+    assert 'autocall_balance_failures_total{account="shop-a"} 0.0' in exposed
+    assert 'autocall_account_held{account="backup",reason="balance_is_not_enough"} 0.0' in exposed
+    assert metrics.unrouted == "none"
+    metrics = Metrics()
+    metrics.accounts(["default"])
+    assert (
+        'autocall_balance_failures_total{account="default"} 0.0'
+        in generate_latest(metrics.registry).decode()
+    )
