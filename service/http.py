@@ -58,10 +58,10 @@ async def serve_app(
 ) -> AsyncIterator[int]:
     """Serve `app` on host:port (0: any free port) and yield the port bound, until the block
     ends. No access log (a path may carry a token); signals are the caller's; a request still
-    in its handler at shutdown gets 5 s, not aiohttp's 60. `options` go to aiohttp's runner."""
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=5.0, **options
-    )
+    in its handler at shutdown gets 5 s, not aiohttp's 60. `options` go to aiohttp's runner,
+    over these."""
+    options = {"access_log": None, "handle_signals": False, "shutdown_timeout": 5.0} | options
+    runner = web.AppRunner(app, **options)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -144,7 +144,7 @@ class Recorder:
         if self._length is not None:
             attributes = _limited(attributes, self._length)
         fields = (context, parent, name, kind, started, time_ns(), attributes, status)
-        self._processor.on_end(Finished(fields, self._framing, children or []))
+        self._processor.on_end(Finished(fields, self._framing, children))
 
 
 # What encoder.py writes of a span: context, parent, name, kind, start and end (ns), attributes,

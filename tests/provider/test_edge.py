@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from service.errors import OutcomeUnknown, ProviderUnavailable, Throttled
+from service.http import serve_app
 from service.metrics import Metrics
 from service.provider.edge import Answer, Edge, Failure
 
@@ -27,11 +28,8 @@ async def server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with serve_app(app, "127.0.0.1", 0, handler_cancellation=True) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def edge_of(session: aiohttp.ClientSession, url: str, metrics: Metrics) -> Edge:

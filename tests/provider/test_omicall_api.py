@@ -4,12 +4,14 @@ and error tree as execute, against the sandbox over HTTP."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from service.errors import ProviderError, ProviderUnavailable, Unauthorized
+from service.http import serve_app
 from service.metrics import Metrics
 from service.provider.omicall.client import Provider
 from service.render import Request
@@ -83,12 +85,9 @@ async def test_the_v3_history_is_asked_with_the_api_key_too(metrics: Metrics) ->
         seen.append(dict(request.headers))
         return web.json_response({"status_code": 9999, "payload": []})
 
-    runner, provider = await with_server(history, metrics, api_key="k-1")
-    try:
+    async with with_server(history, metrics, api_key="k-1") as provider:
         assert await provider.api("POST", SEARCH, json={"filter": {}}) == []
         await provider.api("GET", "/api/webhooks/list")
-    finally:
-        await runner.cleanup()
     assert [(h.get("x-api-key"), h["Authorization"]) for h in seen] == [
         ("k-1", "Bearer t"),
         (None, "Bearer t"),  # only the history is asked with it
@@ -141,26 +140,20 @@ async def test_a_refused_registration_names_its_code(provider: Provider) -> None
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+@asynccontextmanager
 async def with_server(
     handler: Handler, metrics: Metrics, api_key: str | None = None
-) -> tuple[web.AppRunner, Provider]:
-    """`handler` as the provider; the client with `api_key`, else a fixed token (its session
-    closed with the runner)."""
-    session = aiohttp.ClientSession()
-
-    async def close(_: web.Application) -> None:
-        await session.close()
-
+) -> AsyncIterator[Provider]:
+    """`handler` as the provider, while the block runs; the client with `api_key`, else a fixed
+    token."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
-    app.on_cleanup.append(close)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    if api_key is not None:
-        return runner, Provider(session, url, metrics, api_key=api_key, timeout=2)
-    return runner, Provider(session, url, metrics, token="fixed", timeout=2)
+    async with serve_app(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}"
+        if api_key is not None:
+            yield Provider(session, url, metrics, api_key=api_key, timeout=2)
+        else:
+            yield Provider(session, url, metrics, token="fixed", timeout=2)
 
 
 async def unavailable(request: web.Request) -> web.Response:
@@ -177,12 +170,9 @@ async def hang_up(request: web.Request) -> web.Response:
 async def test_a_failure_after_sending_is_unavailable_not_unknown(
     metrics: Metrics, handler: Handler
 ) -> None:
-    runner, provider = await with_server(handler, metrics)
-    try:
+    async with with_server(handler, metrics) as provider:
         with pytest.raises(ProviderUnavailable):
             await provider.api("POST", SEARCH, json={})
-    finally:
-        await runner.cleanup()
 
 
 async def test_no_connection_is_unavailable(metrics: Metrics) -> None:

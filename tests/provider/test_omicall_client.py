@@ -27,6 +27,7 @@ from service.errors import (
     Throttled,
     Unauthorized,
 )
+from service.http import serve_app
 from service.metrics import Metrics
 from service.provider.omicall.answers import error_code
 from service.provider.omicall.client import (
@@ -169,13 +170,10 @@ async def serve() -> AsyncIterator[Serve]:
         async def start(handler: Handler) -> str:
             app = web.Application()
             app.router.add_route("*", "/{tail:.*}", handler)
-            runner = web.AppRunner(
-                app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+            serving = serve_app(
+                app, "127.0.0.1", 0, handler_cancellation=True, shutdown_timeout=1.0
             )
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            return f"http://127.0.0.1:{runner.addresses[0][1]}"
+            return f"http://127.0.0.1:{await stack.enter_async_context(serving)}"
 
         yield start
 

@@ -22,6 +22,7 @@ from service.errors import (
     Throttled,
     Unauthorized,
 )
+from service.http import serve_app
 from service.metrics import Metrics
 from service.provider.stringee.calllog import CallLog
 from service.provider.stringee.client import StringeeClient
@@ -169,18 +170,13 @@ async def test_what_stringee_says_back_keeps_no_webhook_token_and_no_phone(
 
     app = web.Application()
     app.router.add_post("/v1/call2/callout", refuse)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with serve_app(app, "127.0.0.1", 0) as port:
+        url = f"http://127.0.0.1:{port}"
         client = StringeeClient(
             session, account(StringeeState(), url), Metrics(), event_url=EVENT_URL
         )
         with pytest.raises(ProviderError) as raised:
             await client.execute(rendered().request)
-    finally:
-        await runner.cleanup()
     assert raised.value.code == "stringee_5"
     assert TOKEN not in raised.value.message
     assert "84912345671" not in raised.value.message

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from service.http import serve_app
 from service.sandbox import Sandbox, SandboxState, script_for, serve
 from service.sandbox.script import Dial, format_number, plan
 from tests.helpers import sandbox_command
@@ -93,14 +94,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     hook = Receiver()
     app = web.Application()
     app.router.add_post("/webhooks/omicall/{token}", hook.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    hook.url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/omicall/dev-token"
-    try:
+    async with serve_app(app, "127.0.0.1", 0) as port:
+        hook.url = f"http://127.0.0.1:{port}/webhooks/omicall/dev-token"
         yield hook
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -110,14 +106,6 @@ async def sandbox() -> AsyncIterator[Sandbox]:
     state = SandboxState(call_seconds=0.02, webhook_backoff=0.01, cdr_posts=1, history_api="both")
     async with serve(state) as running:
         yield running
-
-
-@pytest.fixture
-async def api(sandbox: Sandbox) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        client = Api(session, sandbox.url)
-        await client.login()
-        yield client
 
 
 async def call(api: Api, number: str, **fields: Any) -> str:
@@ -528,15 +516,10 @@ async def test_a_receiver_that_hangs_up_is_retried_like_a_refused_connection(
 
     app = web.Application()
     app.router.add_post("/hook", hang_up)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    async with serve_app(app, "127.0.0.1", 0) as port:
+        url = f"http://127.0.0.1:{port}/hook"
         await api.config(webhook_url=url, webhook_retries=1)
         await call(api, "0901234566", num_retry=0)  # failed: create, early, hangup, a CDR
         await sandbox.idle()
-    finally:
-        await runner.cleanup()
     assert len(hung_up) == 8
     assert (await api.state())["webhook_posts"] == {"connection_error": 4, "retry": 4}

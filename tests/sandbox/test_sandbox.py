@@ -119,14 +119,6 @@ async def sandbox(state: SandboxState) -> AsyncIterator[Sandbox]:
         yield running
 
 
-@pytest.fixture
-async def api(sandbox: Sandbox) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        client = Api(session, sandbox.url)
-        await client.login()
-        yield client
-
-
 # --- auth ---------------------------------------------------------------------------------
 
 
